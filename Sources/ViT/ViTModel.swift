@@ -1,0 +1,148 @@
+import Kernels
+import SafeTensors
+import Foundation
+
+/// A ViT replica: flat parameter and gradient buffers described by one
+/// `ParameterLayout`, and the forward/backward passes over `ViTActivations`.
+public final class ViTModel {
+  public let config: ViTConfig
+  public let layout: ParameterLayout
+  /// All parameters, `layout.total` floats.
+  public let params: UnsafeMutablePointer<Float>
+  /// Gradients, same layout; `backward` accumulates into them.
+  public let grads: UnsafeMutablePointer<Float>
+
+  struct Block {
+    let n1w, n1b, qkvw, qkvb, projw, projb, n2w, n2b, fc1w, fc1b, fc2w, fc2b: Int
+  }
+  let blocks: [Block]
+  let oCls, oPos, oPew, oPeb, oNw, oNb: Int
+  var resamplers: [Int: PosEmbedResampler] = [:]
+  let resamplerLock = NSLock()
+
+  public init(config: ViTConfig) throws {
+    try config.validate()
+    self.config = config
+    layout = ParameterLayout(config: config)
+    params = .allocate(capacity: layout.total)
+    params.initialize(repeating: 0, count: layout.total)
+    grads = .allocate(capacity: layout.total)
+    grads.initialize(repeating: 0, count: layout.total)
+    let l = layout
+    oCls = l.offset("cls_token"); oPos = l.offset("pos_embed")
+    oPew = l.offset("patch_embed.proj.weight"); oPeb = l.offset("patch_embed.proj.bias")
+    oNw = l.offset("norm.weight"); oNb = l.offset("norm.bias")
+    blocks = (0..<config.depth).map { i in
+      let p = "blocks.\(i)."
+      return Block(
+        n1w: l.offset(p + "norm1.weight"), n1b: l.offset(p + "norm1.bias"),
+        qkvw: l.offset(p + "attn.qkv.weight"), qkvb: l.offset(p + "attn.qkv.bias"),
+        projw: l.offset(p + "attn.proj.weight"), projb: l.offset(p + "attn.proj.bias"),
+        n2w: l.offset(p + "norm2.weight"), n2b: l.offset(p + "norm2.bias"),
+        fc1w: l.offset(p + "mlp.fc1.weight"), fc1b: l.offset(p + "mlp.fc1.bias"),
+        fc2w: l.offset(p + "mlp.fc2.weight"), fc2b: l.offset(p + "mlp.fc2.bias"))
+    }
+  }
+
+  deinit {
+    params.deallocate()
+    grads.deallocate()
+  }
+
+  public var parameterCount: Int { layout.total }
+
+  public func zeroGradients() { grads.update(repeating: 0, count: layout.total) }
+
+  /// Resampler from the stored position grid to a `gh x gw` grid (cached).
+  func resampler(_ gh: Int, _ gw: Int) -> PosEmbedResampler {
+    resamplerLock.lock()
+    defer { resamplerLock.unlock() }
+    let key = gh * 100_000 + gw
+    if let r = resamplers[key] { return r }
+    let r = PosEmbedResampler(oldH: config.grid, oldW: config.grid, newH: gh, newW: gw)
+    resamplers[key] = r
+    return r
+  }
+
+  /// Activations for a batch of `n` images of `height x width` (multiples of the patch).
+  public func makeActivations(batch n: Int, height: Int, width: Int) throws -> ViTActivations {
+    guard height % config.patch == 0, width % config.patch == 0, height > 0, width > 0 else {
+      throw ViTError("image size \(height)x\(width) is not a positive multiple of the patch size \(config.patch)")
+    }
+    return ViTActivations(config: config, batch: n, height: height, width: width)
+  }
+
+  // MARK: forward
+
+  /// Forward pass of `a.batch` images `[N, C, H, W]` (normalised pixels).
+  /// Writes the embeddings (class token after the final LayerNorm) to
+  /// `a.embeddings [N, D]` and keeps what the backward pass needs.
+  public func forward(_ images: UnsafePointer<Float>, _ a: ViTActivations) {
+    let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t
+    let p = UnsafePointer(params)
+    PatchEmbed.forward(out: a.patches, cols: a.cols, images: images, w: p + oPew, b: p + oPeb, n: n,
+                       channels: c.channels, height: a.height, width: a.width, patch: c.patch, dim: d)
+    let posGrid: UnsafePointer<Float>
+    if a.gridH == c.grid && a.gridW == c.grid {
+      posGrid = p + oPos + d
+    } else {
+      resampler(a.gridH, a.gridW).forward(dst: a.posGrid, src: p + oPos + d, dim: d)
+      posGrid = UnsafePointer(a.posGrid)
+    }
+    Tokens.assemble(x: a.x(0), patches: a.patches, cls: p + oCls, pos0: p + oPos, posGrid: posGrid, n: n, grid: g, dim: d)
+    for (l, b) in blocks.enumerated() {
+      let x = a.x(l), ly = a.layer(l)
+      LayerNorm.forward(y: ly.ln1, mean: ly.mean1, rstd: ly.rstd1, x: x, w: p + b.n1w, b: p + b.n1b, n: nt, c: d, eps: c.lnEps)
+      Linear.forward(y: ly.qkv, x: ly.ln1, w: p + b.qkvw, b: p + b.qkvb, n: nt, inF: d, outF: 3 * d)
+      Attention.forward(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads, headDim: c.headDim)
+      // xmid = x + proj(atto): proj output written to xmid, then x added.
+      Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: nt, inF: d, outF: d)
+      addVectors(ly.xmid, ly.xmid, x, count: nt * d)
+      LayerNorm.forward(y: ly.ln2, mean: ly.mean2, rstd: ly.rstd2, x: ly.xmid, w: p + b.n2w, b: p + b.n2b, n: nt, c: d, eps: c.lnEps)
+      Linear.forward(y: ly.h, x: ly.ln2, w: p + b.fc1w, b: p + b.fc1b, n: nt, inF: d, outF: c.mlpDim)
+      GELU.forward(y: ly.g, x: ly.h, count: nt * c.mlpDim)
+      let xn = a.x(l + 1)
+      Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: nt, inF: c.mlpDim, outF: d)
+      addVectors(xn, xn, ly.xmid, count: nt * d)
+    }
+    // Final LayerNorm on the class-token rows only (the embedding).
+    LayerNorm.forward(y: a.embeddings, mean: a.meanF, rstd: a.rstdF, x: a.x(c.depth), w: p + oNw, b: p + oNb,
+                      n: n, c: d, eps: c.lnEps, xStride: t * d)
+  }
+
+  // MARK: backward
+
+  /// Backward pass for the batch last run through `forward` with `a`:
+  /// given `dEmbedding [N, D]`, accumulates every parameter gradient into `grads`.
+  public func backward(_ a: ViTActivations, dEmbedding: UnsafePointer<Float>) {
+    let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
+    let p = UnsafePointer(params), gr = grads
+    precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
+    let dres = a.dres, dsmall = a.dsmall, dbig = a.dbig
+    dres.update(repeating: 0, count: nt * d)
+    LayerNorm.backward(dx: dres, dw: gr + oNw, db: gr + oNb, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
+                       rstd: a.rstdF, w: p + oNw, n: n, c: d, accumulate: true, xStride: t * d, dxStride: t * d)
+    for l in stride(from: c.depth - 1, through: 0, by: -1) {
+      let b = blocks[l], ly = a.layer(l)
+      // x_{l+1} = xmid + fc2(gelu(fc1(ln2(xmid))))
+      Linear.backward(dx: dbig, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dres, x: ly.g, w: p + b.fc2w, n: nt, inF: m, outF: d)
+      GELU.backward(dx: dbig, dy: dbig, x: ly.h, count: nt * m)
+      Linear.backward(dx: dsmall, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dbig, x: ly.ln2, w: p + b.fc1w, n: nt, inF: d, outF: m)
+      LayerNorm.backward(dx: dres, dw: gr + b.n2w, db: gr + b.n2b, dy: dsmall, x: ly.xmid, mean: ly.mean2,
+                         rstd: ly.rstd2, w: p + b.n2w, n: nt, c: d)
+      // xmid = x_l + proj(attn(qkv(ln1(x_l))))
+      Linear.backward(dx: dsmall, dw: gr + b.projw, db: gr + b.projb, dy: dres, x: ly.atto, w: p + b.projw, n: nt, inF: d, outF: d)
+      Attention.backward(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch, n: n, t: t,
+                         heads: c.heads, headDim: c.headDim)
+      Linear.backward(dx: dsmall, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dbig, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d, outF: 3 * d)
+      LayerNorm.backward(dx: dres, dw: gr + b.n1w, db: gr + b.n1b, dy: dsmall, x: a.x(l), mean: ly.mean1,
+                         rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d)
+    }
+    let identity = a.gridH == c.grid && a.gridW == c.grid
+    let dPosGrid = identity ? gr + oPos + d : a.posGrid
+    if !identity { a.posGrid.update(repeating: 0, count: g * d) }
+    Tokens.backward(dPatches: a.patches, dCls: gr + oCls, dPos0: gr + oPos, dPosGrid: dPosGrid, dx: dres, n: n, grid: g, dim: d)
+    if !identity { resampler(a.gridH, a.gridW).backward(dSrc: gr + oPos + d, dDst: a.posGrid, dim: d) }
+    PatchEmbed.backward(dw: gr + oPew, db: gr + oPeb, dOut: a.patches, cols: a.cols, rows: n * g, k: c.patchDim, dim: d)
+  }
+}

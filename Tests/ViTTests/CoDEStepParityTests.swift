@@ -1,0 +1,96 @@
+import Kernels
+import SafeTensors
+import Training
+import ViT
+import XCTest
+
+/// A whole CoDE step of a small ViT (width 32, depth 2, heads 2, 48 px global
+/// views, 32 px local views so the 3x3 position grid is resampled to 2x2)
+/// against PyTorch + timm (scripts/fixtures/engine_fixtures.py).
+final class CoDEStepParityTests: XCTestCase {
+  static let smallConfig = ViTConfig(width: 32, depth: 2, heads: 2, mlpRatio: 4, patch: 16, imageSize: 48)
+
+  func runStep(threads: Int) throws -> (CoDEStep, CoDEStep.Result) {
+    Threads.configure(threads)
+    let model = try ViTModel(config: Self.smallConfig)
+    try model.load(path: fixturePath("Engine", "model_small.safetensors"))
+    let views = try SafeTensorsFile(path: fixturePath("Engine", "views_small.safetensors"))
+    let b = 3
+    var global: [Float] = []
+    for n in CoDEStep.globalViewNames { global += try views.floats(n) }
+    var local: [Float] = []
+    for n in CoDEStep.localViewNames { local += try views.floats(n) }
+    let perm = try views.ints("perm").map { Int($0) }
+    let step = CoDEStep(model: model)
+    let r = try step.run(global: global, local: local, records: b, imageSize: 48, localSize: 32, perm: perm,
+                         lr: 1e-3, weightDecay: 0.05)
+    return (step, r)
+  }
+
+  func testStepMatchesPyTorch() throws {
+    let (step, r) = try runStep(threads: 2)
+    let ref = try SafeTensorsFile(path: fixturePath("Engine", "step_small.safetensors"))
+    let d = 32, b = 3
+    XCTAssertEqual(r.loss, Double(try ref.floats("loss")[0]), accuracy: 1e-5, "loss")
+    XCTAssertEqual(r.lossReal, Double(try ref.floats("loss_real")[0]), accuracy: 1e-5, "loss_real")
+    XCTAssertEqual(r.lossFake, Double(try ref.floats("loss_fake")[0]), accuracy: 1e-5, "loss_fake")
+    for (i, n) in CoDEStep.globalViewNames.enumerated() {
+      let e = Array(UnsafeBufferPointer(start: step.globalEmbeddings! + i * b * d, count: b * d))
+      assertClose(e, try ref.floats("embedding.\(n)"), atol: 1e-5, "embedding.\(n)")
+    }
+    for (i, n) in CoDEStep.localViewNames.enumerated() {
+      let e = Array(UnsafeBufferPointer(start: step.localEmbeddings! + i * b * d, count: b * d))
+      assertClose(e, try ref.floats("embedding.\(n)"), atol: 1e-5, "embedding.\(n)")
+    }
+    let model = step.model
+    for e in model.layout.entries {
+      let g = Array(UnsafeBufferPointer(start: model.grads + e.offset, count: e.count))
+      let rg = try ref.floats("grad.\(e.name)")
+      XCTAssertLessThan(relFrobenius(g, rg), 1e-4, "grad.\(e.name)")
+      let p = Array(UnsafeBufferPointer(start: model.params + e.offset, count: e.count))
+      // 2% of lr: elements whose gradient is pure rounding noise (the key bias
+      // of attention has zero true gradient) move by up to lr * |g| / (|g| + eps).
+      assertClose(p, try ref.floats("param.\(e.name)"), atol: 2e-5, "param.\(e.name)")
+    }
+  }
+
+  /// The same step with 1 and 2 worker threads gives bit-identical results.
+  func testThreadCountDoesNotChangeResults() throws {
+    let (s1, r1) = try runStep(threads: 1)
+    let (s2, r2) = try runStep(threads: 2)
+    Threads.configure(1)
+    XCTAssertEqual(r1.loss, r2.loss)
+    let n = s1.model.parameterCount
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: s1.model.params, count: n)),
+                   Array(UnsafeBufferPointer(start: s2.model.params, count: n)))
+  }
+
+  /// timm's state dict (names, shapes) round-trips through our safetensors writer.
+  func testWeightsRoundTrip() throws {
+    let model = try ViTModel(config: Self.smallConfig)
+    try model.load(path: fixturePath("Engine", "model_small.safetensors"))
+    let path = NSTemporaryDirectory() + "/cde-roundtrip-\(getpid()).safetensors"
+    defer { unlink(path) }
+    try model.save(path: path)
+    let m2 = try ViTModel(config: Self.smallConfig)
+    try m2.load(path: path)
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)),
+                   Array(UnsafeBufferPointer(start: m2.params, count: m2.parameterCount)))
+    let ref = try SafeTensorsFile(path: fixturePath("Engine", "model_small.safetensors"))
+    let ours = try SafeTensorsFile(path: path)
+    XCTAssertEqual(Set(ref.tensors.keys), Set(ours.tensors.keys))
+    for (k, v) in ref.tensors { XCTAssertEqual(ours.tensors[k]?.shape, v.shape, k) }
+  }
+
+  func testParameterCountOfViTTiny() throws {
+    XCTAssertEqual(ParameterLayout(config: .tiny).total, 5_524_416)
+  }
+
+  func testWrongShapeIsAClearError() throws {
+    let model = try ViTModel(config: ViTConfig(width: 64, depth: 2, heads: 2, imageSize: 48))
+    XCTAssertThrowsError(try model.load(path: fixturePath("Engine", "model_small.safetensors"))) { e in
+      XCTAssertTrue("\(e)".contains("cls_token") && "\(e)".contains("model_small.safetensors"), "\(e)")
+    }
+  }
+}
+import Foundation
