@@ -4,7 +4,7 @@ import PackageDescription
 // Optimisation flags shared by the numeric targets. `-Ounchecked` is not used:
 // bounds checks stay on in debug builds and are removed by hand (unsafe
 // pointers) only in the hot loops.
-let numeric: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=native"], .when(configuration: .release))]
+let numeric: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native"])]
 
 let package = Package(
   name: "cde",
@@ -23,6 +23,10 @@ let package = Package(
     .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
     .systemLibrary(name: "CLinear", providers: [.apt(["liblinear-dev"])]),
     .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
+    // OpenSSL's libcrypto: SHA-256 of checkpoint files.
+    .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    // Small C helpers that Swift cannot express safely (async-signal-safe handlers).
+    .target(name: "CSupport"),
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
@@ -38,7 +42,7 @@ let package = Package(
     .target(name: "Collectives", dependencies: ["CMPI"]),
     // Loss, optimiser, schedule, trainer, coordinator, checkpoints, metrics.
     .target(name: "Training",
-            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors",
+            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "COpenSSL", "CSupport",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.

@@ -12,8 +12,12 @@ public typealias V16 = SIMD16<Float>
 /// below 2e-9 relative), then scaled by `2^n` through the exponent bits.
 @inline(__always)
 public func vexp(_ x0: V16) -> V16 {
-  let x = x0.clamped(lowerBound: V16(repeating: -87.3), upperBound: V16(repeating: 88.7))
-  let n = (x * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+  var x = x0
+  x.replace(with: -87.3, where: x0 .< -87.3)
+  x.replace(with: 88.7, where: x0 .> 88.7)
+  // Round x/ln2 to the nearest integer by adding 1.5 * 2^23 (|x/ln2| <= 128).
+  let shifted = x * 1.442_695_040_888_963_4 + 12_582_912.0
+  let n = shifted - 12_582_912.0
   var r = x - n * 0.693_145_751_953_125  // ln2 high part (exact in float)
   r = r - n * 1.428_606_820_309_417_2e-06  // ln2 low part
   var p = V16(repeating: 1.0 / 5040)
@@ -24,7 +28,9 @@ public func vexp(_ x0: V16) -> V16 {
   p = p * r + 0.5
   p = p * r + 1
   p = p * r + 1
-  let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+  // The integer n sits in the low mantissa bits of `shifted`.
+  let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+  let bits = (ni &+ 127) &<< 23
   return p * unsafeBitCast(bits, to: V16.self)
 }
 

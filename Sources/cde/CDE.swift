@@ -1,9 +1,20 @@
 import ArgumentParser
+import Kernels
 
 @main
 struct CDE: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "cde",
     abstract: "Train and use CoDE (Contrastive Deepfake Embeddings) ViT models on CPU clusters.",
-    subcommands: [])
+    subcommands: [Step.self, Bench.self, SelfTest.self])
+
+  static func main() {
+    BLASRuntime.ensureBestKernel()
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      exit(withError: error)
+    }
+  }
 }

@@ -1,0 +1,150 @@
+import Foundation
+
+/// A section of the training configuration: every field has a default, so a
+/// YAML file names only what it changes.
+public protocol ConfigSection: Codable, Equatable {
+  init()
+}
+
+/// A string-valued option with a fixed set of spellings.
+public protocol ConfigChoice: Codable, CaseIterable, RawRepresentable where RawValue == String {}
+
+/// The full configuration of a training run. YAML keys are the snake_case forms
+/// of the field names (`model.mlp_ratio`, `optim.warmup_epochs`, ...).
+/// Load with `TrainConfig.load(path:overrides:)` (Config+Loading.swift).
+public struct TrainConfig: Codable, Equatable {
+  public var model = ModelConfig()
+  public var data = DataConfig()
+  public var train = TrainLoopConfig()
+  public var optim = OptimConfig()
+  public var checkpoint = CheckpointConfig()
+  public var loss = LossConfig()
+
+  public init() {}
+}
+
+/// ViT backbone. Defaults: timm `vit_tiny_patch16_224` (5,524,416 parameters).
+/// Tokens per view = 1 + (side / patch)^2; MLP hidden = width * mlp_ratio.
+public struct ModelConfig: ConfigSection {
+  /// Embedding width D (192).
+  public var width = 192
+  /// Number of transformer blocks (12).
+  public var depth = 12
+  /// Attention heads; width must be a multiple (3).
+  public var heads = 3
+  /// MLP hidden width / width (4).
+  public var mlpRatio = 4.0
+  /// Patch side in pixels (16).
+  public var patch = 16
+  /// Side of the base (global) views and of the position-embedding grid, image_size / patch (224).
+  public var imageSize = 224
+  /// LayerNorm epsilon (1e-6).
+  public var lnEps = 1e-6
+
+  public init() {}
+}
+
+/// How records are drawn from the training shards.
+public enum SamplingMode: String, ConfigChoice {
+  /// One permutation of all records per epoch (function of seed and epoch only).
+  case global
+  /// Shards are dealt to ranks, records permuted within them (less I/O, order depends on N).
+  case shardLocal = "shard-local"
+}
+
+public struct DataConfig: ConfigSection {
+  /// Training shards: WebDataset tar files or glob patterns (`data/d3-*.tar`).
+  public var train: [String] = []
+  /// Side of the local views r_l, f_l (96; 224 in the authors' code). Multiple of model.patch.
+  public var localSize = 96
+  /// Decoding / augmentation threads per rank (0: as many as the rank's cores).
+  public var loaderThreads = 0
+  /// Batches prepared ahead of the step that needs them.
+  public var prefetch = 2
+  /// Record order: `global` or `shard-local`.
+  public var sampling = SamplingMode.global
+  /// Upper bound n of the number of operations T applies (n drawn from 0...num_transform).
+  public var numTransform = 2
+  /// Test folder (real/, gen_0/ ... gen_3/) for evaluation after training, if any.
+  public var test: String? = nil
+
+  public init() {}
+}
+
+public struct TrainLoopConfig: ConfigSection {
+  /// Records per step over all ranks, G (must be a multiple of the number of ranks).
+  public var globalBatch = 1024
+  /// Length of the run in optimiser steps (set this or `epochs`).
+  public var steps: Int? = nil
+  /// Length of the run in epochs (set this or `steps`); steps = round(epochs * steps_per_epoch).
+  public var epochs: Double? = nil
+  /// Steps per epoch; when unset, floor(records in data.train / global_batch).
+  public var stepsPerEpoch: Int? = nil
+  /// Seed of initialisation, sample order and augmentation.
+  public var seed = 42
+  /// Steps between log lines / metrics records.
+  public var logEvery = 10
+  /// Steps between checks that all replicas hold identical parameters (0: never).
+  public var consistencyCheckEvery = 100
+
+  public init() {}
+}
+
+public struct OptimConfig: ConfigSection {
+  /// Peak learning rate (after warmup), AdamW.
+  public var lr = 0.002
+  /// AdamW (beta1, beta2).
+  public var betas = [0.9, 0.999]
+  /// AdamW epsilon.
+  public var eps = 1e-8
+  /// Decoupled weight decay, applied to weight matrices only.
+  public var weightDecay = 2e-5
+  /// Linear warmup length in steps (set this or `warmup_epochs`; neither: no warmup).
+  public var warmupSteps: Int? = nil
+  /// Linear warmup length in epochs.
+  public var warmupEpochs: Double? = nil
+  /// Learning rate at step 0 of the warmup.
+  public var warmupLrInit = 1e-6
+  /// Learning rate at the end of the cosine decay.
+  public var minLr = 0.0
+  /// Records per forward/backward chunk for gradient caching (0: the whole local batch at once).
+  public var gradCacheChunk = 0
+
+  public init() {}
+}
+
+public struct CheckpointConfig: ConfigSection {
+  /// Steps between checkpoints (0: only at the end and on a stop signal).
+  public var everySteps = 1000
+  /// Checkpoints kept (the newest `keep`).
+  public var keep = 3
+
+  public init() {}
+}
+
+public struct LossConfig: ConfigSection {
+  /// InfoNCE temperature t.
+  public var temperature = 0.1
+
+  public init() {}
+}
+
+/// The run length and warmup in steps, once steps per epoch is known.
+public struct ResolvedSchedule: Equatable, Sendable {
+  public var stepsPerEpoch: Int
+  public var totalSteps: Int
+  public var warmupSteps: Int
+}
+
+extension TrainConfig {
+  /// Steps per epoch, total steps and warmup steps.
+  /// stepsPerEpoch = train.steps_per_epoch ?? max(1, floor(records / global_batch));
+  /// totalSteps = train.steps ?? round(epochs * stepsPerEpoch);
+  /// warmupSteps = optim.warmup_steps ?? round(warmup_epochs * stepsPerEpoch) ?? 0.
+  public func schedule(records: Int) -> ResolvedSchedule {
+    let spe = train.stepsPerEpoch ?? max(1, records / train.globalBatch)
+    let total = train.steps ?? Int(((train.epochs ?? 0) * Double(spe)).rounded())
+    let warm = optim.warmupSteps ?? Int(((optim.warmupEpochs ?? 0) * Double(spe)).rounded())
+    return ResolvedSchedule(stepsPerEpoch: spe, totalSteps: total, warmupSteps: warm)
+  }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ViT
+import Yams
+
+/// Options shared by the commands that run the model.
+struct ComputeOptions: ParsableArguments {
+  @Option(help: "Worker threads per process (default: CDE_THREADS, or cores / local ranks).")
+  var threads: Int?
+
+  func validate() throws {
+    if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+  }
+
+  /// Applies the thread count: explicit, else CDE_THREADS, else cores divided by the ranks on this node.
+  func apply() {
+    if let t = threads { Threads.configure(t); return }
+    if let s = ProcessInfo.processInfo.environment["CDE_THREADS"], let t = Int(s), t > 0 { Threads.configure(t); return }
+    let env = ProcessInfo.processInfo.environment
+    let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
+    Threads.configure(max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1)))
+  }
+}
+
+/// A user-facing error: printed as one line, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+  let description: String
+  init(_ d: String) { description = d }
+}
+
+/// Reads the `model:` section of a YAML config (or a bare mapping of model keys)
+/// into a ViT shape. Unknown keys and wrong types are errors naming the key.
+func loadModelConfig(_ path: String?) throws -> ViTConfig {
+  guard let path else { return .tiny }
+  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read config file") }
+  let node: Any?
+  do { node = try Yams.load(yaml: text) } catch { throw CLIError("\(path): invalid YAML: \(error)") }
+  guard let top = node as? [String: Any] else { throw CLIError("\(path): expected a mapping at the top level") }
+  let m = (top["model"] as? [String: Any]) ?? top
+  var c = ViTConfig.tiny
+  for (k, v) in m {
+    func int() throws -> Int {
+      guard let i = v as? Int else { throw CLIError("\(path): model.\(k): expected an integer, got \(v)") }
+      return i
+    }
+    func dbl() throws -> Double {
+      if let d = v as? Double { return d }
+      if let i = v as? Int { return Double(i) }
+      throw CLIError("\(path): model.\(k): expected a number, got \(v)")
+    }
+    switch k {
+    case "width": c.width = try int()
+    case "depth": c.depth = try int()
+    case "heads": c.heads = try int()
+    case "mlp_ratio": c.mlpRatio = try dbl()
+    case "patch": c.patch = try int()
+    case "image_size": c.imageSize = try int()
+    case "ln_eps": c.lnEps = Float(try dbl())
+    default:
+      if top["model"] != nil { throw CLIError("\(path): unknown key model.\(k)") }
+    }
+  }
+  do { try c.validate() } catch { throw CLIError("\(path): \(error)") }
+  return c
+}
+
+/// Peak resident set size of this process in MiB (getrusage).
+func peakRSSMiB() -> Double {
+  var u = rusage()
+  getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+  return Double(u.ru_maxrss) / 1024
+}
+
+func printErr(_ s: String) {
+  FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import SafeTensors
+import Training
+import ViT
+
+/// `cde step`: one CoDE training step on given views, written out tensor by
+/// tensor (the parity and debugging interface).
+struct Step: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run one CoDE training step on a batch of views and write loss, embeddings, gradients and updated parameters.",
+    discussion: """
+      VIEWS holds F32 tensors real, fake, aug_real, aug_fake, global_real, global_fake [B,3,S,S], \
+      local_real, local_fake [B,3,L,L] (normalised pixels) and I64 perm [B]. The output holds loss [1], \
+      loss_real, loss_fake, embedding.<view> [B,D] for the eight views, grad.<name> for every parameter and \
+      param.<name> after one AdamW step.
+      """)
+
+  @Option(help: "Model weights (safetensors, timm names).") var model: String?
+  @Option(name: .customLong("init-seed"), help: "Initialise the model timm-style from this seed instead of --model.") var initSeed: UInt64?
+  @Option(help: "YAML config whose model: section gives a non-default ViT shape.") var config: String?
+  @Option(help: "Views file (safetensors).") var views: String
+  @Option(help: "Learning rate of the AdamW step.") var lr: Float = 1e-3
+  @Option(name: .customLong("weight-decay"), help: "Weight decay (weight matrices only).") var weightDecay: Float = 0.05
+  @Option(help: "InfoNCE temperature.") var temperature: Float = 0.1
+  @Option(help: "Output file (safetensors).") var out: String
+  @OptionGroup var compute: ComputeOptions
+
+  func validate() throws {
+    if (model == nil) == (initSeed == nil) { throw ValidationError("give exactly one of --model and --init-seed") }
+    if lr < 0 { throw ValidationError("--lr must not be negative") }
+  }
+
+  func run() throws {
+    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+  }
+
+  func execute() throws {
+    compute.apply()
+    let cfg = try loadModelConfig(config)
+    let vit = try ViTModel(config: cfg)
+    if let model { try vit.load(path: model) } else { vit.initialize(seed: initSeed!) }
+    let v = try SafeTensorsFile(path: views)
+    let real = try v.info("real")
+    guard real.shape.count == 4, real.shape[1] == cfg.channels, real.shape[2] == real.shape[3] else {
+      throw CLIError("\(views): tensor real: shape \(real.shape), expected [B,\(cfg.channels),S,S]")
+    }
+    let b = real.shape[0], s = real.shape[2]
+    let lInfo = try v.info("local_real")
+    guard lInfo.shape.count == 4, lInfo.shape[0] == b, lInfo.shape[1] == cfg.channels, lInfo.shape[2] == lInfo.shape[3] else {
+      throw CLIError("\(views): tensor local_real: shape \(lInfo.shape), expected [\(b),\(cfg.channels),L,L]")
+    }
+    let l = lInfo.shape[2]
+    for (size, what) in [(s, "global views"), (l, "local views")] where size % cfg.patch != 0 {
+      throw CLIError("\(views): \(what) are \(size) px, not a multiple of the patch size \(cfg.patch)")
+    }
+    var global = [Float](), local = [Float]()
+    for n in CoDEStep.globalViewNames {
+      let t = try v.info(n)
+      guard t.shape == [b, cfg.channels, s, s] else { throw CLIError("\(views): tensor \(n): shape \(t.shape), expected \([b, cfg.channels, s, s])") }
+      global += try v.floats(n)
+    }
+    for n in CoDEStep.localViewNames {
+      let t = try v.info(n)
+      guard t.shape == [b, cfg.channels, l, l] else { throw CLIError("\(views): tensor \(n): shape \(t.shape), expected \([b, cfg.channels, l, l])") }
+      local += try v.floats(n)
+    }
+    let perm = try v.ints("perm").map { Int($0) }
+    guard perm.count == b, Set(perm) == Set(0..<b) else {
+      throw CLIError("\(views): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
+    }
+    let step = CoDEStep(model: vit, temperature: temperature)
+    let r = try step.forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    step.backward()
+    var w = SafeTensorsWriter(metadata: ["producer": "cde step"])
+    w.add("loss", floats: [Float(r.loss)], shape: [1])
+    w.add("loss_real", floats: [Float(r.lossReal)], shape: [1])
+    w.add("loss_fake", floats: [Float(r.lossFake)], shape: [1])
+    let d = cfg.width
+    for (i, n) in CoDEStep.globalViewNames.enumerated() {
+      w.add("embedding.\(n)", floats: step.globalEmbeddings! + i * b * d, shape: [b, d])
+    }
+    for (i, n) in CoDEStep.localViewNames.enumerated() {
+      w.add("embedding.\(n)", floats: step.localEmbeddings! + i * b * d, shape: [b, d])
+    }
+    vit.addTensors(to: &w, from: vit.grads, prefix: "grad.")
+    step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
+    vit.addTensors(to: &w, prefix: "param.")
+    try w.write(to: out)
+    print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d, %dpx global, %dpx local -> %@", r.loss, r.lossReal,
+                 r.lossFake, b, s, l, out))
+  }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Launch cde under Open MPI with one rank per group of cores:
+# ranks x threads = cores, each rank bound to its own cores.
+#
+#   cluster/cde-mpirun.sh -n 4 -- train --config configs/d3-vit-tiny.yaml --out runs/d3 --resume auto
+#   cluster/cde-mpirun.sh -n 8 --hostfile cluster/hostfile.example -- train ...
+#
+# Options (before --):
+#   -n, --ranks N          total ranks (default 1)
+#   --ranks-per-node R     ranks per node (default: N on one node, else slots of the hostfile)
+#   --threads T            compute threads per rank (default: cores per node / R)
+#   --cores-per-node C     cores of each node (default: this machine's, nproc --all)
+#   --hostfile FILE        Open MPI hostfile ("node slots=R" lines); not needed under Slurm
+#   --dry-run              print the mpirun command instead of running it
+# Environment: CDE (path of the cde binary; default .build/release/cde or cde on PATH),
+# MPIRUN_ARGS (extra mpirun arguments).
+# The wrapper execs mpirun, so signals sent to it reach mpirun, which forwards
+# SIGUSR1 to every rank (the trainer then checkpoints and stops).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+ranks=1; rpn=""; threads=""; cores=""; hostfile=""; dry=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n|--ranks) ranks=$2; shift 2 ;;
+    --ranks-per-node) rpn=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --cores-per-node) cores=$2; shift 2 ;;
+    --hostfile) hostfile=$2; shift 2 ;;
+    --dry-run) dry=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "cde-mpirun.sh: unknown option $1 (put cde's arguments after --)" >&2; exit 2 ;;
+  esac
+done
+[ $# -gt 0 ] || { echo "cde-mpirun.sh: no cde command given (e.g. -- train --config ...)" >&2; exit 2; }
+for v in ranks rpn threads cores; do
+  val=${!v}
+  if [ -n "$val" ] && ! [[ "$val" =~ ^[1-9][0-9]*$ ]]; then echo "cde-mpirun.sh: --$v must be a positive integer, got '$val'" >&2; exit 2; fi
+done
+
+cde=${CDE:-}
+if [ -z "$cde" ]; then
+  if [ -x "$here/../.build/release/cde" ]; then cde="$here/../.build/release/cde"; else cde=$(command -v cde || true); fi
+fi
+[ -n "$cde" ] && [ -x "$cde" ] || { echo "cde-mpirun.sh: cde binary not found (build with 'make build' or set CDE=...)" >&2; exit 2; }
+
+cores=${cores:-$(nproc --all)}
+if [ -z "$rpn" ]; then
+  if [ -n "$hostfile" ]; then
+    [ -r "$hostfile" ] || { echo "cde-mpirun.sh: $hostfile: cannot read the hostfile" >&2; exit 2; }
+    rpn=$(awk '!/^[[:space:]]*(#|$)/ { for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); print a[2]; exit } }' "$hostfile")
+    rpn=${rpn:-$ranks}
+  else
+    rpn=$ranks
+  fi
+fi
+[ "$rpn" -le "$ranks" ] || rpn=$ranks
+threads=${threads:-$(( cores / rpn ))}
+[ "$threads" -ge 1 ] || threads=1
+
+args=(-np "$ranks")
+[ -n "$hostfile" ] && args+=(--hostfile "$hostfile")
+if [ $(( rpn * threads )) -le "$cores" ]; then
+  # Each rank gets `threads` cores of its own (PE = processing elements per rank).
+  args+=(--map-by "ppr:$rpn:node:PE=$threads" --bind-to core)
+else
+  echo "cde-mpirun.sh: $rpn ranks x $threads threads exceed $cores cores per node: not binding" >&2
+  args+=(--oversubscribe --bind-to none)
+fi
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads CDE_THREADS=$threads
+args+=(-x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x CDE_THREADS)
+# shellcheck disable=SC2206
+[ -n "${MPIRUN_ARGS:-}" ] && args+=($MPIRUN_ARGS)
+
+echo "cde-mpirun.sh: $ranks ranks, $rpn per node, $threads threads each ($cores cores per node)" >&2
+if [ "$dry" = 1 ]; then echo mpirun "${args[@]}" "$cde" "$@"; exit 0; fi
+exec mpirun "${args[@]}" "$cde" "$@"

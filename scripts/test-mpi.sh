@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Multi-process tests: every collective against closed-form values under
+# mpirun with 1, 2 and 4 ranks, then the failure paths (a wrong value must be
+# reported, abort must end the whole job with the code given).
+# Usage: scripts/test-mpi.sh [path/to/cde]
+set -uo pipefail
+BIN=${1:-.build/release/cde}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+# One compute thread per rank: the checks are about communication only.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 CDE_THREADS=1
+passed=0; failed=0
+ok()   { echo "ok   $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+if "$BIN" selftest collectives >"$log" 2>&1; then ok "single process"; else fail "single process"; cat "$log"; fi
+
+for np in 1 2 4; do
+  if timeout 300 mpirun -np "$np" --oversubscribe "$BIN" selftest collectives >"$log" 2>&1; then
+    ok "mpirun -np $np: $(grep 'collectives selftest' "$log" | tail -1)"
+  else
+    fail "mpirun -np $np"; cat "$log"
+  fi
+done
+
+# A corrupted input must be caught (non-zero exit, FAIL lines).
+if timeout 300 mpirun -np 2 "$BIN" selftest collectives --corrupt >"$log" 2>&1; then
+  fail "mpirun -np 2 --corrupt exited 0"; cat "$log"
+elif grep -q "FAIL allReduceSum" "$log"; then ok "mpirun -np 2: corrupted all-reduce detected"
+else fail "mpirun -np 2 --corrupt: no FAIL line"; cat "$log"; fi
+
+# abort(3) on rank 1 ends every rank with status 3.
+timeout 120 mpirun -np 2 "$BIN" selftest collectives --abort-rank 1 >"$log" 2>&1
+rc=$?
+if [ "$rc" = 3 ]; then ok "mpirun -np 2: abort(3) on rank 1 ends the job with status 3"
+else fail "abort: exit status $rc, expected 3"; cat "$log"; fi
+
+echo "mpi: $passed passed, $failed failed"
+[ "$failed" = 0 ]
