@@ -1,38 +1,56 @@
+import Collectives
 import Foundation
 import Kernels
 import ViT
 
-/// One CoDE training step on one rank: the six 224-px views and the two
-/// local views of B records through the ViT, the multi-scale InfoNCE loss,
-/// backward, and an AdamW update.
+/// One CoDE training step on one rank of N: the six full-size views and the
+/// two local views of this rank's B records through the ViT, the multi-scale
+/// InfoNCE loss against keys gathered from all ranks, backward, gradient
+/// all-reduce, and an AdamW update.
 ///
 /// View buffers are view-major: `global [6, B, C, S, S]` in the order
 /// real, fake, aug_real, aug_fake, global_real, global_fake, and
 /// `local [2, B, C, L, L]` in the order local_real, local_fake. All six
 /// global views go through the network as one batch of 6B images, the local
 /// views as one batch of 2B.
+///
+/// Distributed contract (DESIGN.md section 3): rank r holds global rows
+/// `r*B ..< (r+1)*B` of the global batch G = N*B. The key embeddings
+/// (r', f', r_g, f_g) are all-gathered, the loss is computed for the local
+/// queries normalised by G, the gradient for the gathered keys is returned to
+/// the owners by reduce-scatter, and the parameter gradients are all-reduced
+/// bucket by bucket while the backward pass of the global views runs.
 public final class CoDEStep {
   public let model: ViTModel
   public let loss: CoDELoss
   public let optimizer: AdamW
+  public let comm: Communicator
   var globalActs: ViTActivations?
   var localActs: ViTActivations?
   var dGlobal: [Float] = []
   var dLocal: [Float] = []
+  var keySend: [Float] = [], keyAll: [Float] = [], dKeyAll: [Float] = [], dKeyOwn: [Float] = []
 
   public static let globalViewNames = ["real", "fake", "aug_real", "aug_fake", "global_real", "global_fake"]
   public static let localViewNames = ["local_real", "local_fake"]
 
-  public init(model: ViTModel, temperature: Float = 0.1, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) {
+  public init(model: ViTModel, temperature: Float = 0.1, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
+              communicator: Communicator = SingleProcessCommunicator()) {
     self.model = model
     loss = CoDELoss(temperature: temperature)
     optimizer = AdamW(layout: model.layout, beta1: betas.0, beta2: betas.1, eps: eps)
+    comm = communicator
   }
 
   public struct Result {
+    /// The loss of the whole global batch (summed over ranks).
     public var loss: Double
     public var lossReal: Double
     public var lossFake: Double
+    /// Seconds this step spent in the forward+loss, backward (incl. overlapped all-reduce) and optimiser.
+    public var forwardSeconds = 0.0, backwardSeconds = 0.0, optimizerSeconds = 0.0
+    /// Seconds blocked in MPI calls during this step.
+    public var commSeconds = 0.0
   }
 
   func activations(_ cached: inout ViTActivations?, n: Int, size: Int) throws -> ViTActivations {
@@ -43,47 +61,108 @@ public final class CoDEStep {
     return a
   }
 
-  /// Forward both view groups and compute the loss and the gradient with
-  /// respect to every embedding (no parameter gradients yet).
+  /// Forward both view groups, gather keys, compute the loss and the gradient
+  /// with respect to every local embedding (no parameter gradients yet).
+  /// `perm` is the permutation of the global batch (length N*B).
   public func forwardLoss(global: UnsafePointer<Float>, local: UnsafePointer<Float>, records b: Int, imageSize s: Int,
                           localSize l: Int, perm: [Int]) throws -> Result {
-    let d = model.config.width
+    let d = model.config.width, n = comm.size, g = n * b, bd = b * d, gd = g * d
     let ga = try activations(&globalActs, n: 6 * b, size: s)
     let la = try activations(&localActs, n: 2 * b, size: l)
     model.forward(global, ga)
     model.forward(local, la)
-    if dGlobal.count != 6 * b * d { dGlobal = [Float](repeating: 0, count: 6 * b * d) }
-    if dLocal.count != 2 * b * d { dLocal = [Float](repeating: 0, count: 2 * b * d) }
+    if dGlobal.count != 6 * bd { dGlobal = [Float](repeating: 0, count: 6 * bd) }
+    if dLocal.count != 2 * bd { dLocal = [Float](repeating: 0, count: 2 * bd) }
+    if keyAll.count != 4 * gd {
+      keySend = [Float](repeating: 0, count: 4 * bd)
+      keyAll = [Float](repeating: 0, count: 4 * gd)
+      dKeyAll = [Float](repeating: 0, count: 4 * gd)
+      dKeyOwn = [Float](repeating: 0, count: 4 * bd)
+    }
     let e = UnsafePointer(ga.embeddings), el = UnsafePointer(la.embeddings)
-    let bd = b * d
-    let v = dGlobal.withUnsafeMutableBufferPointer { dg in
-      dLocal.withUnsafeMutableBufferPointer { dl in
-        let g = dg.baseAddress!, gl = dl.baseAddress!
-        return loss.compute(
-          queries: .init(real: e, fake: e + bd, localReal: el, localFake: el + bd),
-          keys: .init(augReal: e + 2 * bd, augFake: e + 3 * bd, globalReal: e + 4 * bd, globalFake: e + 5 * bd),
-          local: b, global: b, offset: 0, dim: d, perm: perm,
-          dQueries: .init(real: g, fake: g + bd, localReal: gl, localFake: gl + bd),
-          dKeys: .init(augReal: g + 2 * bd, augFake: g + 3 * bd, globalReal: g + 4 * bd, globalFake: g + 5 * bd))
+    // Keys (views 2..5 of the global batch) gathered rank-major: recv [N, 4, B, D].
+    keySend.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: e + 2 * bd, count: 4 * bd) }
+    let gathered = [Float](unsafeUninitializedCapacity: 4 * gd) { buf, count in
+      keySend.withUnsafeBufferPointer { comm.allGather($0.baseAddress!, count: 4 * bd, into: buf.baseAddress!) }
+      count = 4 * gd
+    }
+    // Rearrange into four [G, D] matrices whose row index is the global record index.
+    for r in 0..<n {
+      for k in 0..<4 {
+        for i in 0..<bd { keyAll[k * gd + r * bd + i] = gathered[(r * 4 + k) * bd + i] }
       }
     }
-    return Result(loss: v.total, lossReal: v.real, lossFake: v.fake)
+    let v = keyAll.withUnsafeBufferPointer { ka in
+      dKeyAll.withUnsafeMutableBufferPointer { dka in
+        dGlobal.withUnsafeMutableBufferPointer { dg in
+          dLocal.withUnsafeMutableBufferPointer { dl in
+            let k = ka.baseAddress!, dk = dka.baseAddress!, g0 = dg.baseAddress!, gl = dl.baseAddress!
+            return loss.compute(
+              queries: .init(real: e, fake: e + bd, localReal: el, localFake: el + bd),
+              keys: .init(augReal: k, augFake: k + gd, globalReal: k + 2 * gd, globalFake: k + 3 * gd),
+              local: b, global: g, offset: comm.rank * b, dim: d, perm: perm,
+              dQueries: .init(real: g0, fake: g0 + bd, localReal: gl, localFake: gl + bd),
+              dKeys: .init(augReal: dk, augFake: dk + gd, globalReal: dk + 2 * gd, globalFake: dk + 3 * gd))
+          }
+        }
+      }
+    }
+    // Key gradients back to their owners: pack rank-major [N, 4, B, D], reduce-scatter.
+    let packed = [Float](unsafeUninitializedCapacity: 4 * gd) { buf, count in
+      for r in 0..<n {
+        for k in 0..<4 {
+          for i in 0..<bd { buf[(r * 4 + k) * bd + i] = dKeyAll[k * gd + r * bd + i] }
+        }
+      }
+      count = 4 * gd
+    }
+    packed.withUnsafeBufferPointer { p in
+      dGlobal.withUnsafeMutableBufferPointer { dg in
+        comm.reduceScatterSum(p.baseAddress!, into: dg.baseAddress! + 2 * bd, countPerRank: 4 * bd)
+      }
+    }
+    var parts = [v.real, v.fake]
+    comm.allReduce(&parts, op: .sum)
+    return Result(loss: parts[0] + parts[1], lossReal: parts[0], lossFake: parts[1])
   }
 
-  /// Parameter gradients (overwritten) for the batch of the last `forwardLoss`.
+  /// Parameter gradients (overwritten, summed over ranks) for the batch of the
+  /// last `forwardLoss`. The local views go first so that the bucketed
+  /// all-reduce overlaps the larger backward pass of the global views.
   public func backward() {
     model.zeroGradients()
-    dGlobal.withUnsafeBufferPointer { model.backward(globalActs!, dEmbedding: $0.baseAddress!) }
     dLocal.withUnsafeBufferPointer { model.backward(localActs!, dEmbedding: $0.baseAddress!) }
+    if comm.size == 1 {
+      dGlobal.withUnsafeBufferPointer { model.backward(globalActs!, dEmbedding: $0.baseAddress!) }
+      return
+    }
+    let buckets = model.backwardBuckets
+    var pending: [CommRequest] = []
+    dGlobal.withUnsafeBufferPointer {
+      model.backward(globalActs!, dEmbedding: $0.baseAddress!) { i in
+        pending.append(self.comm.allReduceSumStart(self.model.grads + buckets[i].offset, count: buckets[i].count))
+        for r in pending { _ = r.test() }  // let MPI make progress
+      }
+    }
+    for r in pending { r.wait() }
   }
 
-  /// The whole step: forward, loss, backward, AdamW.
+  /// The whole step: forward, loss, backward, all-reduce, AdamW.
   @discardableResult
   public func run(global: UnsafePointer<Float>, local: UnsafePointer<Float>, records b: Int, imageSize s: Int,
                   localSize l: Int, perm: [Int], lr: Float, weightDecay: Float) throws -> Result {
-    let r = try forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    let c0 = comm.blockedSeconds
+    let t0 = monotonic()
+    var r = try forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    let t1 = monotonic()
     backward()
+    let t2 = monotonic()
     optimizer.step(params: model.params, grads: model.grads, lr: lr, weightDecay: weightDecay)
+    let t3 = monotonic()
+    r.forwardSeconds = t1 - t0
+    r.backwardSeconds = t2 - t1
+    r.optimizerSeconds = t3 - t2
+    r.commSeconds = comm.blockedSeconds - c0
     return r
   }
 
@@ -93,4 +172,10 @@ public final class CoDEStep {
 
   /// Bytes of activations currently held.
   public var activationBytes: Int { (globalActs?.bytes ?? 0) + (localActs?.bytes ?? 0) }
+}
+
+@inline(__always) func monotonic() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

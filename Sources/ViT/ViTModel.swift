@@ -112,9 +112,25 @@ public final class ViTModel {
 
   // MARK: backward
 
+  /// Gradient ranges that become final in this order during `backward`
+  /// (final norm, blocks from last to first, then class token, position
+  /// embedding and patch embedding), as (offset, count) into `grads`.
+  public var backwardBuckets: [(offset: Int, count: Int)] {
+    var r: [(Int, Int)] = [(oNw, layout["norm.weight"].count + layout["norm.bias"].count)]
+    for l in stride(from: config.depth - 1, through: 0, by: -1) {
+      let start = blocks[l].n1w
+      let end = l + 1 < config.depth ? blocks[l + 1].n1w : oNw
+      r.append((start, end - start))
+    }
+    r.append((0, blocks.first?.n1w ?? oNw))
+    return r.map { (offset: $0.0, count: $0.1) }
+  }
+
   /// Backward pass for the batch last run through `forward` with `a`:
   /// given `dEmbedding [N, D]`, accumulates every parameter gradient into `grads`.
-  public func backward(_ a: ViTActivations, dEmbedding: UnsafePointer<Float>) {
+  /// `onBucketDone(i)` is called when the gradients of `backwardBuckets[i]`
+  /// have received this pass's contribution (to start their all-reduce early).
+  public func backward(_ a: ViTActivations, dEmbedding: UnsafePointer<Float>, onBucketDone: ((Int) -> Void)? = nil) {
     let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
     let p = UnsafePointer(params), gr = grads
     precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
@@ -122,6 +138,7 @@ public final class ViTModel {
     dres.update(repeating: 0, count: nt * d)
     LayerNorm.backward(dx: dres, dw: gr + oNw, db: gr + oNb, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
                        rstd: a.rstdF, w: p + oNw, n: n, c: d, accumulate: true, xStride: t * d, dxStride: t * d)
+    onBucketDone?(0)
     for l in stride(from: c.depth - 1, through: 0, by: -1) {
       let b = blocks[l], ly = a.layer(l)
       // x_{l+1} = xmid + fc2(gelu(fc1(ln2(xmid))))
@@ -137,6 +154,7 @@ public final class ViTModel {
       Linear.backward(dx: dsmall, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dbig, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d, outF: 3 * d)
       LayerNorm.backward(dx: dres, dw: gr + b.n1w, db: gr + b.n1b, dy: dsmall, x: a.x(l), mean: ly.mean1,
                          rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d)
+      onBucketDone?(c.depth - l)
     }
     let identity = a.gridH == c.grid && a.gridW == c.grid
     let dPosGrid = identity ? gr + oPos + d : a.posGrid
@@ -144,5 +162,6 @@ public final class ViTModel {
     Tokens.backward(dPatches: a.patches, dCls: gr + oCls, dPos0: gr + oPos, dPosGrid: dPosGrid, dx: dres, n: n, grid: g, dim: d)
     if !identity { resampler(a.gridH, a.gridW).backward(dSrc: gr + oPos + d, dDst: a.posGrid, dim: d) }
     PatchEmbed.backward(dw: gr + oPew, db: gr + oPeb, dOut: a.patches, cols: a.cols, rows: n * g, k: c.patchDim, dim: d)
+    onBucketDone?(c.depth + 1)
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Foundation
 import Kernels
 import SafeTensors
@@ -70,25 +71,46 @@ struct Step: ParsableCommand {
     guard perm.count == b, Set(perm) == Set(0..<b) else {
       throw CLIError("\(views): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
     }
-    let step = CoDEStep(model: vit, temperature: temperature)
-    let r = try step.forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    // Under mpirun, rank r takes rows r*B/N ..< (r+1)*B/N of every view.
+    let comm = makeCommunicator()
+    defer { comm.finalize() }
+    guard b % comm.size == 0 else {
+      throw CLIError("\(views): batch of \(b) records does not split evenly over \(comm.size) ranks")
+    }
+    let lb = b / comm.size, r0 = comm.rank * lb
+    func rows(_ all: [Float], views: Int, size: Int) -> [Float] {
+      let per = cfg.channels * size * size
+      var out: [Float] = []
+      out.reserveCapacity(views * lb * per)
+      for vi in 0..<views { out += all[((vi * b + r0) * per)..<((vi * b + r0 + lb) * per)] }
+      return out
+    }
+    let myGlobal = rows(global, views: 6, size: s), myLocal = rows(local, views: 2, size: l)
+    let step = CoDEStep(model: vit, temperature: temperature, communicator: comm)
+    let r = try step.forwardLoss(global: myGlobal, local: myLocal, records: lb, imageSize: s, localSize: l, perm: perm)
     step.backward()
-    var w = SafeTensorsWriter(metadata: ["producer": "cde step"])
+    let d = cfg.width
+    // Embeddings of all ranks, in global row order.
+    func gatherRows(_ p: UnsafePointer<Float>) -> [Float] {
+      [Float](unsafeUninitializedCapacity: b * d) { buf, n in
+        comm.allGather(p, count: lb * d, into: buf.baseAddress!)
+        n = b * d
+      }
+    }
+    var embeddings: [(String, [Float])] = []
+    for (i, n) in CoDEStep.globalViewNames.enumerated() { embeddings.append((n, gatherRows(step.globalEmbeddings! + i * lb * d))) }
+    for (i, n) in CoDEStep.localViewNames.enumerated() { embeddings.append((n, gatherRows(step.localEmbeddings! + i * lb * d))) }
+    step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
+    guard comm.rank == 0 else { return }
+    var w = SafeTensorsWriter(metadata: ["producer": "cde step", "ranks": "\(comm.size)"])
     w.add("loss", floats: [Float(r.loss)], shape: [1])
     w.add("loss_real", floats: [Float(r.lossReal)], shape: [1])
     w.add("loss_fake", floats: [Float(r.lossFake)], shape: [1])
-    let d = cfg.width
-    for (i, n) in CoDEStep.globalViewNames.enumerated() {
-      w.add("embedding.\(n)", floats: step.globalEmbeddings! + i * b * d, shape: [b, d])
-    }
-    for (i, n) in CoDEStep.localViewNames.enumerated() {
-      w.add("embedding.\(n)", floats: step.localEmbeddings! + i * b * d, shape: [b, d])
-    }
+    for (n, e) in embeddings { w.add("embedding.\(n)", floats: e, shape: [b, d]) }
     vit.addTensors(to: &w, from: vit.grads, prefix: "grad.")
-    step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
     vit.addTensors(to: &w, prefix: "param.")
     try w.write(to: out)
-    print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d, %dpx global, %dpx local -> %@", r.loss, r.lossReal,
-                 r.lossFake, b, s, l, out))
+    print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d on %d rank(s), %dpx global, %dpx local -> %@", r.loss,
+                 r.lossReal, r.lossFake, b, comm.size, s, l, out))
   }
 }
