@@ -47,7 +47,7 @@ let package = Package(
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "CLinear", "CSVM"],
+            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",

@@ -1,0 +1,232 @@
+import Foundation
+
+/// One regular-file member of a tar archive: its full name (after GNU long-name and pax
+/// `path` records are applied), where its data starts and how many bytes it has.
+public struct TarMember: Equatable, Sendable {
+  public var name: String
+  public var dataOffset: Int64
+  public var size: Int64
+}
+
+/// A problem met while scanning an archive. Scanning never throws on bad content: it
+/// reports issues and keeps every member read before the problem.
+public struct TarIssue: Equatable, Sendable, CustomStringConvertible {
+  public enum Kind: String, Sendable { case truncated, badHeader, badExtendedHeader }
+  public var kind: Kind
+  /// Byte offset of the header where the problem was found.
+  public var offset: Int64
+  public var detail: String
+  /// The regular-file member cut short, for `.truncated` issues inside member data.
+  public var member: String? = nil
+  public var description: String { "\(kind.rawValue) at byte \(offset): \(detail)" }
+}
+
+/// Streaming reader of tar archives: POSIX ustar (name + prefix), GNU (`L` long names,
+/// `K` long link names, base-256 sizes) and pax (`x` per-member and `g` global records,
+/// keys `path` and `size`). Only headers are read; member data is skipped by offset, so
+/// scanning a shard costs one 512-byte read per member and nothing is extracted.
+///
+/// Layout: a member is a 512-byte header followed by `size` data bytes padded to a
+/// multiple of 512; the archive ends with a zero block (or at end of file).
+public struct TarScanner {
+  public static let blockSize: Int64 = 512
+  /// Largest GNU long name or pax header accepted (bytes); larger ones are bad data.
+  public static let maxExtendedSize: Int64 = 1 << 20
+
+  public let source: ByteSource
+  public init(source: ByteSource) { self.source = source }
+
+  /// Scans the whole archive, calling `member` for each regular file in archive order.
+  /// Returns the issues met (empty for a well-formed archive). Throws only on I/O errors.
+  @discardableResult
+  public func scan(_ member: (TarMember) throws -> Void) throws -> [TarIssue] {
+    var issues: [TarIssue] = []
+    let total = source.size
+    var offset: Int64 = 0
+    var header = [UInt8](repeating: 0, count: 512)
+    var longName: String? = nil
+    var paxPath: String? = nil
+    var paxSize: Int64? = nil
+    var globalPath: String? = nil
+    var globalSize: Int64? = nil
+
+    while offset < total {
+      let got = try header.withUnsafeMutableBytes { try source.read(at: offset, count: 512, into: $0.baseAddress!) }
+      if got < 512 {
+        if !header[0..<got].allSatisfy({ $0 == 0 }) {
+          issues.append(TarIssue(kind: .truncated, offset: offset, detail: "archive ends inside a header"))
+        }
+        break
+      }
+      if header.allSatisfy({ $0 == 0 }) { break }  // end-of-archive marker
+      guard TarHeaderField.checksumMatches(header) else {
+        issues.append(TarIssue(kind: .badHeader, offset: offset, detail: "header checksum mismatch; rest of archive skipped"))
+        break
+      }
+      guard var size = TarHeaderField.number(header, 124, 12), size >= 0 else {
+        issues.append(TarIssue(kind: .badHeader, offset: offset, detail: "bad size field; rest of archive skipped"))
+        break
+      }
+      let type = header[156]
+      let headerOffset = offset
+      let dataOffset = offset + 512
+      // Types whose data must not be skipped (Python's tarfile and GNU tar agree).
+      let hasNoData = type >= UInt8(ascii: "1") && type <= UInt8(ascii: "6")
+      if let s = paxSize ?? globalSize, type != UInt8(ascii: "x"), type != UInt8(ascii: "g"),
+         type != UInt8(ascii: "L"), type != UInt8(ascii: "K") {
+        size = s
+      }
+      let stored = hasNoData ? 0 : size
+      // `stored <= total - dataOffset` also rules out overflow in the sums below.
+      let truncated = stored > total - dataOffset
+      let next = truncated ? total : dataOffset + (stored + 511) / 512 * 512
+
+      switch type {
+      case UInt8(ascii: "L"), UInt8(ascii: "K"), UInt8(ascii: "x"), UInt8(ascii: "g"):
+        if truncated {
+          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "archive ends inside an extended header"))
+          return issues
+        }
+        if size > TarScanner.maxExtendedSize {
+          issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "extended header of \(size) bytes is too large; rest of archive skipped"))
+          return issues
+        }
+        let data = try source.bytes(at: dataOffset, count: Int(size))
+        if type == UInt8(ascii: "L") {
+          longName = TarHeaderField.string(data[...])
+        } else if type == UInt8(ascii: "x") || type == UInt8(ascii: "g") {
+          guard let records = TarHeaderField.paxRecords(data) else {
+            issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "malformed pax header ignored"))
+            offset = next
+            continue
+          }
+          for (k, v) in records {
+            if k == "path" {
+              if type == UInt8(ascii: "x") { paxPath = v } else { globalPath = v }
+            } else if k == "size" {
+              guard let s = Int64(v), s >= 0 else {
+                issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "bad pax size '\(v.prefix(40))'; rest of archive skipped"))
+                return issues
+              }
+              if type == UInt8(ascii: "x") { paxSize = s } else { globalSize = s }
+            }
+          }
+        }
+        offset = next
+        continue
+      default:
+        break
+      }
+
+      let isFile = type == 0 || type == UInt8(ascii: "0") || type == UInt8(ascii: "7")
+      var name = paxPath ?? longName ?? globalPath ?? TarHeaderField.ustarName(header)
+      longName = nil; paxPath = nil; paxSize = nil
+      if truncated {
+        if isFile {
+          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "member \(name) is cut short (\(max(0, total - dataOffset)) of \(size) bytes)", member: name))
+        } else {
+          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "archive ends inside member \(name)"))
+        }
+        break
+      }
+      if isFile {
+        while name.hasPrefix("./") { name.removeFirst(2) }
+        try member(TarMember(name: name, dataOffset: dataOffset, size: size))
+      }
+      offset = next
+    }
+    return issues
+  }
+}
+
+/// Decoding of the fields of a 512-byte tar header.
+enum TarHeaderField {
+  /// Bytes up to the first NUL, as UTF-8 (invalid sequences replaced).
+  static func string(_ bytes: ArraySlice<UInt8>) -> String {
+    let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+    return String(decoding: bytes[bytes.startIndex..<end], as: UTF8.self)
+  }
+
+  /// The member name of a header: ustar joins `prefix/name`; GNU and v7 use `name` only.
+  static func ustarName(_ h: [UInt8]) -> String {
+    let name = string(h[0..<100])
+    let isPosixUstar = h[257..<263].elementsEqual([0x75, 0x73, 0x74, 0x61, 0x72, 0x00])  // "ustar\0"
+    if isPosixUstar {
+      let prefix = string(h[345..<500])
+      if !prefix.isEmpty { return prefix + "/" + name }
+    }
+    return name
+  }
+
+  /// A numeric field: octal ASCII (leading spaces, ended by NUL or space) or GNU base-256
+  /// (first byte 0x80, big-endian value in the remaining bytes). Nil when malformed.
+  static func number(_ h: [UInt8], _ start: Int, _ length: Int) -> Int64? {
+    let f = h[start..<(start + length)]
+    if f.first! & 0x80 != 0 {
+      if f.first! != 0x80 { return nil }  // negative base-256 values are not sizes
+      var v: Int64 = 0
+      for b in f.dropFirst() {
+        if v > (Int64.max >> 9) { return nil }
+        v = (v << 8) | Int64(b)
+      }
+      return v
+    }
+    var v: Int64 = 0
+    var seenDigit = false
+    var i = f.startIndex
+    while i < f.endIndex && f[i] == 0x20 { i += 1 }
+    while i < f.endIndex {
+      let c = f[i]
+      if c >= 0x30 && c <= 0x37 {
+        if v > (Int64.max >> 4) { return nil }
+        v = v * 8 + Int64(c - 0x30)
+        seenDigit = true
+      } else if c == 0 || c == 0x20 {
+        break
+      } else {
+        return nil
+      }
+      i += 1
+    }
+    return seenDigit || i < f.endIndex ? v : nil
+  }
+
+  /// Checksum rule: the sum of all header bytes with the checksum field read as eight
+  /// spaces equals the octal checksum field (unsigned sum; signed accepted as historic).
+  static func checksumMatches(_ h: [UInt8]) -> Bool {
+    guard let stored = number(h, 148, 8) else { return false }
+    var unsigned: Int64 = 0
+    var signed: Int64 = 0
+    for i in 0..<512 {
+      let b = (i >= 148 && i < 156) ? UInt8(0x20) : h[i]
+      unsigned += Int64(b)
+      signed += Int64(Int8(bitPattern: b))
+    }
+    return stored == unsigned || stored == signed
+  }
+
+  /// pax records "LEN KEY=VALUE\n", LEN counting the whole record. Nil when malformed.
+  static func paxRecords(_ data: [UInt8]) -> [(String, String)]? {
+    var out: [(String, String)] = []
+    var i = 0
+    while i < data.count {
+      if data[i] == 0 { break }  // padding
+      var len = 0
+      var j = i
+      while j < data.count, data[j] >= 0x30, data[j] <= 0x39 {
+        len = len * 10 + Int(data[j] - 0x30)
+        if len > data.count { return nil }
+        j += 1
+      }
+      guard j < data.count, data[j] == 0x20, len > j - i + 1, i + len <= data.count,
+            data[i + len - 1] == 0x0A else { return nil }
+      let body = data[(j + 1)..<(i + len - 1)]
+      guard let eq = body.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+      let key = String(decoding: body[body.startIndex..<eq], as: UTF8.self)
+      let value = String(decoding: body[(eq + 1)...], as: UTF8.self)
+      out.append((key, value))
+      i += len
+    }
+    return out
+  }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// One training step's views for this rank: B = G/N records, eight views each.
+///
+/// Layout (planar fp32, normalised):
+/// - `global`: [6, B, 3, S, S], view-major: real, fake, aug_real, aug_fake, global_real, global_fake
+///   (view v of record b starts at `global + (v * B + b) * 3 * S * S`);
+/// - `local`:  [2, B, 3, L, L]: local_real, local_fake.
+/// Buffers belong to the loader's pool: a batch returned by `D3Loader.next()` stays valid
+/// until the following call to `next()` (or `close()`), then it is refilled.
+public final class ViewBatch {
+  public static let globalViews = 6
+  public static let localViews = 2
+
+  public let records: Int
+  public let imageSize: Int
+  public let localSize: Int
+  public let global: UnsafeMutablePointer<Float>
+  public let local: UnsafeMutablePointer<Float>
+  /// The record whose images fill each slot (after any replacement of bad records).
+  public var recordIDs: [Int]
+  /// The generator k (0..<4) of each slot's fake image.
+  public var generators: [Int]
+  /// The record id that keyed each slot's random choices (the record the sampler drew).
+  public var drawnIDs: [Int]
+  public var epoch: Int = 0
+  public var step: Int = 0
+
+  public var globalCount: Int { ViewBatch.globalViews * records * 3 * imageSize * imageSize }
+  public var localCount: Int { ViewBatch.localViews * records * 3 * localSize * localSize }
+
+  public init(records: Int, imageSize: Int, localSize: Int) {
+    self.records = records
+    self.imageSize = imageSize
+    self.localSize = localSize
+    let g = ViewBatch.globalViews * records * 3 * imageSize * imageSize
+    let l = ViewBatch.localViews * records * 3 * localSize * localSize
+    global = .allocate(capacity: g)
+    global.initialize(repeating: 0, count: g)
+    local = .allocate(capacity: l)
+    local.initialize(repeating: 0, count: l)
+    recordIDs = Array(repeating: -1, count: records)
+    generators = Array(repeating: 0, count: records)
+    drawnIDs = Array(repeating: -1, count: records)
+  }
+
+  deinit {
+    global.deallocate()
+    local.deallocate()
+  }
+
+  /// Start of global view `view` (0..<6) of slot `slot`: 3 x S x S floats.
+  public func globalView(_ view: Int, slot: Int) -> UnsafeMutablePointer<Float> {
+    global + (view * records + slot) * 3 * imageSize * imageSize
+  }
+
+  /// Start of local view `view` (0..<2) of slot `slot`: 3 x L x L floats.
+  public func localView(_ view: Int, slot: Int) -> UnsafeMutablePointer<Float> {
+    local + (view * records + slot) * 3 * localSize * localSize
+  }
+}
+
+/// What the loader counted: skipped records by reason (each bad record counted once),
+/// and how long the trainer waited in `next()`.
+public struct LoaderStats: Sendable, Equatable {
+  public var skipped: [SkipReason: Int] = [:]
+  public var skippedTotal: Int { skipped.values.reduce(0, +) }
+  /// Sources (shards, folders) that could not be opened at all.
+  public var unreadableSources: Int = 0
+  /// Seconds the caller spent blocked in `next()`: in total, and in the last call.
+  public var waitSeconds: Double = 0
+  public var lastWaitSeconds: Double = 0
+  /// Batches delivered and records decoded into views.
+  public var batches: Int = 0
+  public var records: Int = 0
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// An 8-bit RGB image, rows top to bottom, pixels interleaved:
+/// `pixels[(y * width + x) * 3 + c]`, c = 0 (R), 1 (G), 2 (B). Shape [H, W, 3].
+public struct RGBImage: Sendable, Equatable {
+  public var width: Int
+  public var height: Int
+  public var pixels: [UInt8]
+
+  public init(width: Int, height: Int, pixels: [UInt8]) {
+    precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
+                 "RGBImage: \(pixels.count) bytes for \(width)x\(height)x3")
+    self.width = width
+    self.height = height
+    self.pixels = pixels
+  }
+
+  /// A uniformly filled image (default black).
+  public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8) = (0, 0, 0)) {
+    self.width = width
+    self.height = height
+    if fill == (0, 0, 0) {
+      pixels = [UInt8](repeating: 0, count: width * height * 3)
+    } else {
+      var p = [UInt8](repeating: 0, count: width * height * 3)
+      var i = 0
+      while i < p.count { p[i] = fill.0; p[i + 1] = fill.1; p[i + 2] = fill.2; i += 3 }
+      pixels = p
+    }
+  }
+
+  /// Number of pixels (W * H).
+  @inlinable public var count: Int { width * height }
+
+  /// The pixel at (x, y) as (R, G, B).
+  public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+    let i = (y * width + x) * 3
+    return (pixels[i], pixels[i + 1], pixels[i + 2])
+  }
+}
+
+/// Errors of the Imaging module; `description` is one line naming the input.
+public struct ImagingError: Error, CustomStringConvertible, Sendable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}

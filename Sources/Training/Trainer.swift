@@ -1,0 +1,324 @@
+import Collectives
+import Dataset
+import Foundation
+import Imaging
+import Kernels
+import SafeTensors
+import ViT
+
+/// What a checkpoint's `trainer.json` holds besides the store's own keys
+/// (`step`, `format`, `files`): enough to resume the exact record stream,
+/// schedule and optimiser state.
+public struct TrainerState: Codable {
+  public var epoch: Int
+  /// Position of the next batch of the data stream.
+  public var dataCursor: DataCursor
+  public var schedule: LRSchedule
+  public var seed: Int
+  public var worldSize: Int
+  public var globalBatch: Int
+  /// AdamW steps taken (bias-correction counter).
+  public var optimizerSteps: Int
+  public var config: TrainConfig
+  /// Last logged metrics (loss terms, lr, throughput).
+  public var metrics: [String: Double]
+  public var time: String
+}
+
+/// Why `Trainer.run` returned.
+public enum TrainOutcome: Equatable {
+  /// Reached the configured number of steps.
+  case finished
+  /// A stop signal arrived; a checkpoint of the current step was written.
+  case stopped(signal: Int32)
+}
+
+public struct TrainError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ d: String) { description = d }
+}
+
+/// Control message the coordinator (rank 0) broadcasts before every step.
+struct Control {
+  var lr: Float = 0
+  var weightDecay: Float = 0
+  /// 1: write a checkpoint after this step; 2: then stop (signal).
+  var checkpoint: Int32 = 0
+  var stop: Int32 = 0
+  var signal: Int32 = 0
+}
+
+/// Distributed CoDE training: every rank is a replica; rank 0 is also the
+/// coordinator (schedule, checkpoint and stop decisions, logging).
+public final class Trainer {
+  public let config: TrainConfig
+  public let run: URL
+  public let comm: Communicator
+  let log: (String) -> Void
+  let model: ViTModel
+  let step: CoDEStep
+  let store: CheckpointStore
+  let loader: D3Loader
+  let schedule: LRSchedule
+  let stepsPerEpoch: Int
+  var globalStep = 0
+  var lastMetrics: [String: Double] = [:]
+  var metricsLog: MetricsLog?
+  var tensorboard: TensorBoardWriter?
+
+  public var isCoordinator: Bool { comm.rank == 0 }
+
+  /// Builds the model, restores a checkpoint when `resume` says so ("auto":
+  /// the newest that verifies, if any; a path: that checkpoint or run), and
+  /// opens the data stream at the restored cursor.
+  public init(config: TrainConfig, runDirectory: String, resume: String?, communicator: Communicator,
+              log: @escaping (String) -> Void) throws {
+    self.config = config
+    comm = communicator
+    self.log = log
+    run = URL(fileURLWithPath: runDirectory, isDirectory: true)
+    try config.validate(worldSize: comm.size)
+    let vit = try ViTModel(config: config.model.vit)
+    model = vit
+    step = CoDEStep(model: vit, temperature: Float(config.loss.temperature),
+                    betas: (Float(config.optim.betas[0]), Float(config.optim.betas[1])), eps: Float(config.optim.eps),
+                    communicator: comm)
+    store = CheckpointStore(runDirectory: run, keep: max(1, config.checkpoint.keep))
+
+    // Rank 0 chooses the checkpoint; every rank learns its step.
+    var restored: (Checkpoint, TrainerState)? = nil
+    var restoreError = ""
+    if comm.rank == 0, let resume {
+      do {
+        if resume == "auto" {
+          if let c = store.latestValid() { restored = (c, try c.state(TrainerState.self)) }
+        } else {
+          let c = try CheckpointStore.load(path: resume, warn: { log("warning: " + $0) })
+          restored = (c, try c.state(TrainerState.self))
+        }
+      } catch { restoreError = "\(error)" }
+    }
+    let err = comm.broadcast(data: Data(restoreError.utf8), root: 0)
+    if !err.isEmpty { throw TrainError(String(decoding: err, as: UTF8.self)) }
+    let stateData = comm.broadcast(data: restored.map { (try? JSONEncoder().encode($0.1)) ?? Data() } ?? Data(), root: 0)
+    var state: TrainerState? = nil
+    var startStep = 0
+    if !stateData.isEmpty {
+      state = try JSONDecoder().decode(TrainerState.self, from: stateData)
+      var s = Int64(restored?.0.step ?? 0)
+      comm.broadcast(&s, root: 0)
+      startStep = Int(s)
+    }
+    if let state, state.config.model != config.model {
+      throw TrainError("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
+    }
+
+    // Parameters and moments: rank 0 loads or initialises, then broadcasts.
+    if comm.rank == 0 {
+      if let (c, st) = restored {
+        try vit.load(path: c.file("model.safetensors").path)
+        let opt = try SafeTensorsFile(path: c.file("optimizer.safetensors").path)
+        for e in vit.layout.entries {
+          try opt.read("exp_avg.\(e.name)", into: step.optimizer.m + e.offset, shape: e.shape)
+          try opt.read("exp_avg_sq.\(e.name)", into: step.optimizer.v + e.offset, shape: e.shape)
+        }
+        step.optimizer.restore(stepCount: st.optimizerSteps)
+        log("resuming from \(c.url.path) (step \(c.step), epoch \(st.dataCursor.epoch))")
+      } else {
+        vit.initialize(seed: UInt64(config.train.seed))
+      }
+    }
+    let n = vit.layout.total
+    comm.broadcast(UnsafeMutableRawPointer(vit.params), bytes: n * 4, root: 0)
+    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.m), bytes: n * 4, root: 0)
+    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.v), bytes: n * 4, root: 0)
+    var adamSteps = Int64(state?.optimizerSteps ?? 0)
+    comm.broadcast(&adamSteps, root: 0)
+    step.optimizer.restore(stepCount: Int(adamSteps))
+    globalStep = startStep
+
+    // Data stream at the restored cursor.
+    let perRank = config.train.globalBatch / comm.size
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    var lc = LoaderConfig(
+      paths: config.data.train, seed: UInt64(config.train.seed), globalBatch: config.train.globalBatch,
+      rank: comm.rank, worldSize: comm.size,
+      spec: ViewSpec(imageSize: config.model.imageSize, localSize: config.data.localSize,
+                     numTransform: config.data.numTransform),
+      threads: config.data.loaderThreads > 0 ? config.data.loaderThreads : max(1, cores / max(1, localRanks())),
+      prefetch: config.data.prefetch,
+      sampling: config.data.sampling == .global ? .global : .shardLocal)
+    lc.warn = { log("warning: " + $0) }
+    if config.data.sampling == .shardLocal, let spe = config.train.stepsPerEpoch { lc.stepsPerEpoch = spe }
+    loader = try D3Loader(config: lc, cursor: state?.dataCursor ?? DataCursor())
+    _ = perRank
+    stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch
+    let resolved = config.schedule(records: loader.stepsPerEpoch * config.train.globalBatch)
+    guard resolved.totalSteps > 0 else { throw TrainError("config: set train.steps or train.epochs") }
+    schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
+                          warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
+
+    if comm.rank == 0 {
+      try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+      metricsLog = try MetricsLog(url: run.appendingPathComponent("metrics.jsonl"), resumeStep: state == nil ? nil : startStep)
+      let tb = try TensorBoardWriter(directory: run)
+      if state != nil { tb.addSessionStart(step: startStep) }
+      tensorboard = tb
+      try config.toYAML().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+    }
+  }
+
+  /// Trains until the configured step count or a stop signal.
+  public func train() throws -> TrainOutcome {
+    let total = schedule.totalSteps
+    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
+    let s = config.model.imageSize, l = config.data.localSize
+    let d = config.model.width
+    if isCoordinator {
+      log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s), "
+          + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
+          + "steps \(globalStep)..<\(total); run \(run.path)")
+    }
+    _ = d
+    let wall0 = monotonicNow()
+    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
+    var lastWait = loader.stats.waitSeconds
+    while globalStep < total {
+      // Stop requests from any rank.
+      let localSignal = Double(StopSignal.received ?? 0)
+      let anySignal = Int32(comm.allReduce(localSignal, op: .max))
+      var control = Control()
+      if isCoordinator {
+        control.lr = Float(schedule.lr(step: globalStep))
+        control.weightDecay = Float(config.optim.weightDecay)
+        let every = config.checkpoint.everySteps
+        let periodic = every > 0 && (globalStep + 1) % every == 0
+        let last = globalStep + 1 == total
+        control.checkpoint = (periodic || last) ? 1 : 0
+        if anySignal != 0 {
+          control.stop = 1
+          control.signal = anySignal
+        }
+      }
+      comm.broadcast(&control, root: 0)
+      if control.stop != 0 {
+        // Checkpoint the current state (all completed steps), then stop.
+        try saveCheckpoint()
+        comm.barrier()
+        if isCoordinator { log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written") }
+        return .stopped(signal: control.signal)
+      }
+
+      let t0 = monotonicNow()
+      let batch = try loader.next()
+      let perm = derangement(g, seed: stepSeed(globalStep))
+      let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
+                           lr: control.lr, weightDecay: control.weightDecay)
+      guard r.loss.isFinite else {
+        // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
+        throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
+      }
+      globalStep += 1
+      let dt = monotonicNow() - t0
+      let wait = loader.stats.waitSeconds
+      recordsSinceLog += g
+      timeSinceLog += dt
+      waitSinceLog += wait - lastWait
+      lastWait = wait
+      commSinceLog += r.commSeconds
+      lastMetrics = [
+        "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
+        "epoch": Double(loader.cursor.epoch),
+      ]
+
+      if globalStep % max(1, config.train.logEvery) == 0 || globalStep == total {
+        let rps = Double(recordsSinceLog) / max(timeSinceLog, 1e-9)
+        lastMetrics["records_per_s"] = rps
+        lastMetrics["data_wait_s"] = waitSinceLog
+        lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
+        lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
+        lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
+        if isCoordinator { report(total: total, wall0: wall0) }
+        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0
+      }
+      if control.checkpoint != 0 { try saveCheckpoint() }
+      let every = config.train.consistencyCheckEvery
+      if comm.size > 1, every > 0, globalStep % every == 0 {
+        if !comm.replicasIdentical(model.params, count: model.parameterCount) {
+          throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
+        }
+      }
+    }
+    if isCoordinator {
+      tensorboard?.flush()
+      try? "{\"state\":\"finished\",\"step\":\(globalStep)}\n".write(
+        to: run.appendingPathComponent("status.json"), atomically: true, encoding: .utf8)
+    }
+    return .finished
+  }
+
+  /// The permutation seed of a step: a function of (seed, step) only.
+  func stepSeed(_ s: Int) -> UInt64 {
+    UInt64(truncatingIfNeeded: config.train.seed) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(s) &* 0xD1B5_4A32_D192_ED03
+  }
+
+  func report(total: Int, wall0: Double) {
+    let m = lastMetrics
+    let elapsed = monotonicNow() - wall0
+    let rps = m["records_per_s"] ?? 0
+    let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
+    log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%  elapsed %@  ETA %@",
+               globalStep, total, m["loss"] ?? .nan, m["loss_real"] ?? .nan, m["loss_fake"] ?? .nan, m["lr"] ?? 0, rps,
+               100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), duration(elapsed), duration(remaining)))
+    metricsLog?.append(step: globalStep, m)
+    tensorboard?.add(scalars: m.sorted { $0.key < $1.key }.map { ("train/" + $0.key, $0.value) }, step: globalStep)
+    tensorboard?.flush()
+  }
+
+  /// Rank 0 writes model, optimiser and trainer state; other ranks wait.
+  func saveCheckpoint() throws {
+    if isCoordinator {
+      var mw = SafeTensorsWriter(metadata: ["format": "pt", "producer": "cde train", "step": "\(globalStep)"])
+      model.addTensors(to: &mw)
+      var ow = SafeTensorsWriter(metadata: ["optimizer": "AdamW", "step": "\(step.optimizer.stepCount)"])
+      model.addTensors(to: &ow, from: step.optimizer.m, prefix: "exp_avg.")
+      model.addTensors(to: &ow, from: step.optimizer.v, prefix: "exp_avg_sq.")
+      let state = TrainerState(
+        epoch: loader.cursor.epoch, dataCursor: loader.cursor, schedule: schedule, seed: config.train.seed,
+        worldSize: comm.size, globalBatch: config.train.globalBatch, optimizerSteps: step.optimizer.stepCount,
+        config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()))
+      let url = try store.save(step: globalStep, files: [("model.safetensors", mw.serialized()),
+                                                          ("optimizer.safetensors", ow.serialized())], state: state)
+      log("checkpoint \(url.path)")
+    }
+    comm.barrier()
+  }
+
+  func duration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+  }
+
+  public func close() { loader.close() }
+}
+
+func monotonicNow() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Ranks on this node (Open MPI / Slurm environment), 1 when unknown.
+public func localRanks() -> Int {
+  let env = ProcessInfo.processInfo.environment
+  return Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
+}
+
+extension ModelConfig {
+  /// The ViT shape this section describes.
+  public var vit: ViTConfig {
+    ViTConfig(width: width, depth: depth, heads: heads, mlpRatio: mlpRatio, patch: patch, imageSize: imageSize,
+              lnEps: Float(lnEps))
+  }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Dataset
+import Imaging
+import Foundation
+
+/// `cde shards`: write synthetic D3 data, check shards and folders.
+struct Shards: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "shards",
+    abstract: "Write synthetic D3 data or check D3 shards and folders.",
+    subcommands: [Synth.self, Check.self, Bench.self])
+
+  struct Synth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Write synthetic D3 records (WebDataset tar shards or real/ gen_k/ folders).")
+
+    @Option(help: "Output directory.") var out: String
+    @Option(help: "Number of records.") var records: Int
+    @Option(name: .customLong("shard-size"), help: "Records per tar shard.") var shardSize: Int = 5000
+    @Option(help: "Seed of the synthetic images.") var seed: UInt64 = 42
+    @Option(help: "Output layout: wds (tar shards) or folders (real/, gen_0/ ... gen_3/).") var layout: String = "wds"
+    @Option(help: "Threads making images (default: all cores).") var threads: Int?
+
+    func run() throws {
+      guard let lay = SynthLayout(rawValue: layout) else {
+        throw ValidationError("--layout must be wds or folders (got \(layout))")
+      }
+      let t0 = Date()
+      let s = try runOrExit {
+        try writeSyntheticD3(out: out, records: records, shardSize: shardSize, seed: seed, layout: lay,
+                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+      }
+      let secs = Date().timeIntervalSince(t0)
+      print("wrote \(s.records) records, \(s.files.count) files, \(s.bytes / 1024) KiB in \(out) (\(String(format: "%.1f", secs)) s)")
+    }
+  }
+
+  struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Validate shards or folders: records, skipped records and their reasons per shard.",
+      discussion: "Exits 0 when at least one record is readable.")
+
+    @Argument(help: "Shards, globs, directories of shards, or real/ gen_k/ folders.") var paths: [String]
+    @Option(help: "Threads decoding images (default: all cores).") var threads: Int?
+    @Flag(help: "Print only the per-shard summary lines, not each skipped record.") var quiet = false
+
+    func run() throws {
+      let reports = try runOrExit {
+        try checkData(paths: paths, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+      }
+      var records = 0, good = 0
+      for r in reports {
+        records += r.records
+        good += r.good
+        print("\(r.path): \(r.records) records, \(r.good) readable, \(r.skipped.count) skipped")
+        for i in r.issues { print("  issue: \(i)") }
+        var byReason: [SkipReason: Int] = [:]
+        for s in r.skipped { byReason[s.reason, default: 0] += 1 }
+        for reason in SkipReason.allCases where byReason[reason] != nil {
+          print("  \(reason.rawValue): \(byReason[reason]!)")
+        }
+        if !quiet {
+          for s in r.skipped { print("  skipped \(s.key): \(s.reason.rawValue): \(s.detail)") }
+        }
+      }
+      print("total: \(reports.count) sources, \(records) records, \(good) readable, \(records - good) skipped")
+      if good == 0 {
+        FileHandle.standardError.write(Data("error: \(paths.joined(separator: " ")): no readable records\n".utf8))
+        throw ExitCode(1)
+      }
+    }
+  }
+}
+
+extension Shards {
+  /// Loader throughput: records per second turned into eight views.
+  struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Measure the data loader: records/s decoded and turned into the eight CoDE views.",
+      discussion: "The trainer is simulated as taking no time, so the figure is the loader's own rate.")
+
+    @Argument(help: "Shards or folders (e.g. the output of `cde shards synth`).") var paths: [String]
+    @Option(help: "Loader threads.") var threads: Int = 1
+    @Option(name: .customLong("batch"), help: "Records per step.") var batch: Int = 16
+    @Option(help: "Steps to time (after one warm-up step).") var steps: Int = 8
+    @Option(name: .customLong("image-size"), help: "Side of the global views.") var imageSize: Int = 224
+    @Option(name: .customLong("local-size"), help: "Side of the local views.") var localSize: Int = 96
+    @Option(help: "Sampling seed.") var seed: UInt64 = 42
+    @Option(name: .customLong("index-dir"), help: "Directory for shard indexes (default: beside the shards).") var indexDir: String?
+
+    func run() throws {
+      var config = LoaderConfig(paths: paths, seed: seed, globalBatch: batch,
+                                spec: ViewSpec(imageSize: imageSize, localSize: localSize),
+                                threads: threads, prefetch: 1)
+      config.indexDirectory = indexDir
+      let loader = try runOrExit { try D3Loader(config: config, cursor: DataCursor()) }
+      defer { loader.close() }
+      _ = try runOrExit { try loader.next() }
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      for _ in 0..<steps { _ = try runOrExit { try loader.next() } }
+      let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+      let n = steps * batch
+      let st = loader.stats
+      print(String(format: "loader: %d records in %.2f s = %.2f records/s (%d thread(s), views %d/%d px, %d records in set, %d skipped)",
+                   n, secs, Double(n) / secs, threads, imageSize, localSize, loader.recordCount, st.skippedTotal))
+    }
+  }
+}
+
+/// Runs `body`, turning an error into one line on stderr and exit code 1.
+private func runOrExit<T>(_ body: () throws -> T) throws -> T {
+  do { return try body() } catch let e as ExitCode { throw e } catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    throw ExitCode(1)
+  }
+}

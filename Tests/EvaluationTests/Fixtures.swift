@@ -1,0 +1,34 @@
+import Foundation
+import SafeTensors
+import XCTest
+
+/// Tests/Fixtures/Evaluation, located from this file.
+let evaluationFixtures: String = {
+  let here = URL(fileURLWithPath: #filePath)
+  return here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/Evaluation").path
+}()
+
+func fixturePath(_ name: String) -> String { (evaluationFixtures as NSString).appendingPathComponent(name) }
+
+/// F64 (or any float) tensor of a fixture as doubles.
+func fixtureDoubles(_ f: SafeTensorsFile, _ name: String) throws -> [Double] {
+  let t = try f.info(name)
+  if t.dtype == .f64 {
+    let data = try f.bytes(name)
+    return data.withUnsafeBytes { raw in (0..<t.count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
+  }
+  return try f.floats(name).map(Double.init)
+}
+
+func fixtureJSON(_ name: String) throws -> [String: Any] {
+  let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath(name)))
+  return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
+/// A temporary directory removed at the end of the test.
+func temporaryDirectory(_ test: XCTestCase) throws -> String {
+  let dir = NSTemporaryDirectory() + "cde-eval-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+  test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+  return dir
+}
