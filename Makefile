@@ -32,6 +32,7 @@ test: deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --skip-build
 	bash scripts/test-mpi.sh $(BIN)
 	bash scripts/test-cli.sh $(BIN)
+	bash scripts/test-train.sh $(BIN)
 
 run: build
 	@echo "see README.md: make run is completed by the training issue"

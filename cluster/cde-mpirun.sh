@@ -14,8 +14,11 @@
 #   --dry-run              print the mpirun command instead of running it
 # Environment: CDE (path of the cde binary; default .build/release/cde or cde on PATH),
 # MPIRUN_ARGS (extra mpirun arguments).
-# The wrapper execs mpirun, so signals sent to it reach mpirun, which forwards
-# SIGUSR1 to every rank (the trainer then checkpoints and stops).
+# Signals: SIGTERM, SIGINT and SIGUSR1 sent to this wrapper are passed to mpirun
+# as SIGUSR1, which Open MPI forwards to every rank without ending the job; the
+# trainer then checkpoints the current step and every rank exits 0, and so does
+# the wrapper. (Open MPI 4's mpirun answers a SIGTERM of its own by killing the
+# ranks a few seconds later and exiting 1, whatever the ranks did.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ranks=1; rpn=""; threads=""; cores=""; hostfile=""; dry=0
@@ -74,4 +77,13 @@ args+=(-x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x CDE_THREADS)
 
 echo "cde-mpirun.sh: $ranks ranks, $rpn per node, $threads threads each ($cores cores per node)" >&2
 if [ "$dry" = 1 ]; then echo mpirun "${args[@]}" "$cde" "$@"; exit 0; fi
-exec mpirun "${args[@]}" "$cde" "$@"
+mpirun "${args[@]}" "$cde" "$@" &
+child=$!
+trap 'kill -USR1 "$child" 2>/dev/null' TERM INT USR1
+# `wait` returns early when a trapped signal arrives: wait until mpirun has exited.
+while :; do
+  rc=0
+  wait "$child" || rc=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$rc"

@@ -38,7 +38,4 @@ public enum StopSignal {
     }
   }
 
-  /// Exit status for a run that stopped early on a signal after checkpointing:
-  /// 75 (EX_TEMPFAIL, "try again"); cluster/slurm/train.sbatch requeues on it.
-  public static let resumableExitCode: Int32 = 75
 }

@@ -65,6 +65,12 @@ public final class Trainer {
   var lastMetrics: [String: Double] = [:]
   var metricsLog: MetricsLog?
   var tensorboard: TensorBoardWriter?
+  /// Testing aids read from the environment: CDE_TRACE_RECORDS=FILE appends
+  /// "step rank id..." per step (the records this rank trained on) to FILE.rankR;
+  /// (FILE.rankR, one file per rank); CDE_FAULT_KILL_AT_STEP=N with CDE_FAULT_RANK=R sends SIGKILL to rank R
+  /// when it is about to run step N (a crash at a chosen point).
+  let traceRecords: FileHandle?
+  let faultStep: Int?
 
   public var isCoordinator: Bool { comm.rank == 0 }
 
@@ -158,6 +164,17 @@ public final class Trainer {
     schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
                           warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
 
+    let env = ProcessInfo.processInfo.environment
+    if let base = env["CDE_TRACE_RECORDS"] {
+      let path = base + ".rank\(comm.rank)"
+      if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+      traceRecords = FileHandle(forWritingAtPath: path)
+      _ = try? traceRecords?.seekToEnd()
+    } else {
+      traceRecords = nil
+    }
+    faultStep = (env["CDE_FAULT_RANK"].flatMap(Int.init) ?? 0) == comm.rank ? env["CDE_FAULT_KILL_AT_STEP"].flatMap(Int.init) : nil
+
     if comm.rank == 0 {
       try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
       metricsLog = try MetricsLog(url: run.appendingPathComponent("metrics.jsonl"), resumeStep: state == nil ? nil : startStep)
@@ -205,12 +222,19 @@ public final class Trainer {
         // Checkpoint the current state (all completed steps), then stop.
         try saveCheckpoint()
         comm.barrier()
-        if isCoordinator { log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written") }
+        if isCoordinator {
+          writeStatus("stopped")
+          log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written")
+        }
         return .stopped(signal: control.signal)
       }
 
+      if let f = faultStep, f == globalStep { kill(getpid(), SIGKILL) }
       let t0 = monotonicNow()
       let batch = try loader.next()
+      if let t = traceRecords {
+        t.write(Data(("\(globalStep) \(comm.rank) " + batch.recordIDs.map(String.init).joined(separator: " ") + "\n").utf8))
+      }
       let perm = derangement(g, seed: stepSeed(globalStep))
       let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
                            lr: control.lr, weightDecay: control.weightDecay)
@@ -251,10 +275,15 @@ public final class Trainer {
     }
     if isCoordinator {
       tensorboard?.flush()
-      try? "{\"state\":\"finished\",\"step\":\(globalStep)}\n".write(
-        to: run.appendingPathComponent("status.json"), atomically: true, encoding: .utf8)
+      writeStatus("finished")
     }
     return .finished
+  }
+
+  /// RUN/status.json: {"state": "finished" | "stopped", "step": N}; the Slurm script requeues unless finished.
+  func writeStatus(_ state: String) {
+    try? "{\"state\":\"\(state)\",\"step\":\(globalStep)}\n".write(
+      to: run.appendingPathComponent("status.json"), atomically: true, encoding: .utf8)
   }
 
   /// The permutation seed of a step: a function of (seed, step) only.

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Collectives
+import Foundation
+import Kernels
+import Training
+
+/// `cde train`: distributed CoDE training (one rank alone, or N ranks under mpirun).
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a CoDE ViT from a YAML config (alone, or under mpirun as N data-parallel ranks).",
+    discussion: """
+      Rank 0 coordinates: learning-rate schedule, checkpoints (RUN/checkpoints/step-NNNNNNNN), \
+      progress lines, RUN/metrics.jsonl and TensorBoard event files in RUN. SIGTERM, SIGUSR1 or \
+      SIGINT on any rank writes a checkpoint of the current step and stops with status 0; \
+      `--resume auto` then continues exactly where the run stopped.
+      """)
+
+  @Option(help: "YAML config (configs/smoke.yaml, configs/d3-vit-tiny.yaml).") var config: String
+  @Option(name: .customLong("set"), help: "Override a config key: --set optim.lr=0.001 (repeatable).")
+  var overrides: [String] = []
+  @Option(help: "Run directory (checkpoints, metrics, TensorBoard events).") var out: String
+  @Option(help: "auto: continue from the newest valid checkpoint in --out if any; or a checkpoint/run path.")
+  var resume: String?
+  @OptionGroup var compute: ComputeOptions
+
+  func run() throws {
+    StopSignal.install()
+    compute.apply()
+    let comm = makeCommunicator()
+    let log: (String) -> Void = { line in
+      if comm.rank == 0 {
+        print(line)
+        fflush(stdout)
+      }
+    }
+    do {
+      let cfg = try TrainConfig.load(path: config, overrides: overrides)
+      let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, log: log)
+      let outcome = try trainer.train()
+      trainer.close()
+      if comm.rank == 0 {
+        let state: String
+        switch outcome {
+        case .finished: state = "finished"
+        case .stopped(let s): state = "stopped (\(StopSignal.name(s)))"
+        }
+        let ckpt = URL(fileURLWithPath: out).appendingPathComponent("checkpoints").path
+        print("run \(state): \(out) (checkpoints in \(ckpt), metrics in \(out)/metrics.jsonl)")
+      }
+      comm.finalize()
+    } catch {
+      // One line on the rank that failed; end every rank (a lone failure must not leave others waiting).
+      printErr("error: \(error)" + (comm.size > 1 ? " (rank \(comm.rank))" : ""))
+      if comm.size > 1 { comm.abort(1) }
+      throw ExitCode(1)
+    }
+  }
+}

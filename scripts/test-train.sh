@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Training end to end under mpirun: exact resume after kill -9, resume with
+# another rank count, SIGTERM checkpointing, corrupt-checkpoint fallback, and a
+# checkpoint that timm's layout accepts. A tiny ViT on a few synthetic records.
+set -euo pipefail
+BIN=$(realpath "${1:-.build/release/cde}")
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN="mpirun --oversubscribe --bind-to none"
+pass=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+fail() { echo "FAIL $*"; exit 1; }
+
+"$BIN" shards synth --out "$T/data" --records 48 --shard-size 16 --seed 5 >/dev/null
+TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width=32 --set model.depth=2
+      --set model.heads=2 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=8
+      --set train.steps=20 --set checkpoint.every_steps=10 --set checkpoint.keep=3 --set train.log_every=5
+      --set optim.warmup_steps=5 --set data.loader_threads=1 --set train.consistency_check_every=5 --threads 1)
+ckpt() { echo "$1/checkpoints/step-$(printf %08d "$2")"; }
+
+# A: 2k = 20 steps without interruption.
+CDE_TRACE_RECORDS="$T/traceA" $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
+[ -f "$(ckpt "$T/A" 20)/model.safetensors" ] || fail "run A has no step-20 checkpoint"
+grep -q '"state":"finished"' "$T/A/status.json" || fail "run A not finished"
+[ -s "$T/A/metrics.jsonl" ] && ls "$T/A"/events.out.tfevents.* >/dev/null || fail "run A has no metrics or TensorBoard events"
+ok "run of 20 steps under mpirun -np 2 (metrics.jsonl, TensorBoard events, checkpoints)"
+
+# B: killed with SIGKILL on rank 1 after its step-10 checkpoint, then resumed: bit-identical to A.
+if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" >"$T/B1.log" 2>&1; then
+  fail "run B should have died"
+fi
+[ -d "$(ckpt "$T/B" 10)" ] || fail "run B lost its step-10 checkpoint"
+$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" --resume auto >"$T/B2.log"
+grep -q "resuming from .*step-00000010" "$T/B2.log" || { cat "$T/B2.log"; fail "run B did not resume from step 10"; }
+cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/B" 20)/model.safetensors" \
+  || fail "model after kill -9 and resume differs from the uninterrupted run"
+cmp "$(ckpt "$T/A" 20)/optimizer.safetensors" "$(ckpt "$T/B" 20)/optimizer.safetensors" \
+  || fail "optimizer state after resume differs"
+ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-identical to the uninterrupted run"
+
+# C: the step-10 checkpoint resumed with 1 rank and with 4 ranks reads the same global record order.
+for np in 1 4; do
+  mkdir -p "$T/C$np/checkpoints" && cp -r "$(ckpt "$T/A" 10)" "$T/C$np/checkpoints/"
+  CDE_TRACE_RECORDS="$T/traceC$np" $MPIRUN -np $np "$BIN" train "${TINY[@]}" --out "$T/C$np" --resume auto >"$T/C$np.log"
+  # Per step, the sorted multiset of records over all ranks must equal run A's.
+  for f in "$T/traceA" "$T/traceC$np"; do
+    cat "$f".rank* | awk '$1 >= 10 { for (i = 3; i <= NF; i++) print $1, $i }' | sort -n -k1 -k2 >"$f.steps"
+  done
+  cmp "$T/traceA.steps" "$T/traceC$np.steps" || fail "resume with $np rank(s) reads another record order"
+  ok "resume of the step-10 checkpoint with $np rank(s): same global order of records as the 2-rank run"
+done
+
+# D: a truncated newest checkpoint is detected and the previous one is used, with a warning.
+cp -r "$T/A" "$T/D"
+truncate -s 1000 "$(ckpt "$T/D" 20)/model.safetensors"
+$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/D" --resume auto >"$T/D.log" 2>"$T/D.err"
+grep -q "warning:.*step-00000020" "$T/D.log" "$T/D.err" || { cat "$T/D.log" "$T/D.err"; fail "no warning for the corrupt checkpoint"; }
+grep -q "resuming from .*step-00000010" "$T/D.log" || fail "did not fall back to step 10"
+cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/D" 20)/model.safetensors" || fail "fallback run differs from A"
+ok "truncated newest checkpoint: warning, previous checkpoint used, same final model"
+
+# E: a stop signal during training: checkpoint of the current step, exit status 0.
+#  - SIGTERM to the launcher (cluster/cde-mpirun.sh, what `make run` and the Slurm script use);
+#  - SIGUSR1 to a bare mpirun (Slurm's warning signal);
+#  - SIGTERM to a bare mpirun: Open MPI 4 kills the ranks a few seconds later and exits 1
+#    whatever they do, so only the checkpoint is checked there.
+LONG=("${TINY[@]}" --set train.steps=100000 --set checkpoint.every_steps=0)
+stop_test() {  # name, signal, expected status ("" = any), launcher...
+  local name=$1 sig=$2 want=$3; shift 3
+  "$@" train "${LONG[@]}" --out "$T/$name" >"$T/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do grep -q "^step 10/" "$T/$name.log" 2>/dev/null && break; sleep 0.1; done
+  kill -"$sig" $pid
+  local rc=0; wait $pid || rc=$?
+  [ -z "$want" ] || [ $rc = "$want" ] || { cat "$T/$name.log"; fail "$name: status $rc after SIG$sig"; }
+  grep -q '"state":"stopped"' "$T/$name/status.json" || { cat "$T/$name.log"; fail "$name: status.json does not say stopped"; }
+  local stopped
+  stopped=$(sed -n 's/.*stopped on SIG[A-Z0-9]* at step \([0-9]*\).*/\1/p' "$T/$name.log")
+  [ -n "$stopped" ] && [ -f "$(ckpt "$T/$name" "$stopped")/model.safetensors" ] || { cat "$T/$name.log"; fail "$name: no checkpoint of the current step"; }
+  ok "$name: SIG$sig -> checkpoint of step $stopped, exit status $rc"
+}
+stop_test E1 TERM 0 env CDE="$BIN" bash cluster/cde-mpirun.sh -n 2 --threads 1 --
+stop_test E2 USR1 0 $MPIRUN -np 2 "$BIN"
+stop_test E3 TERM "" $MPIRUN -np 2 "$BIN"
+
+# F: bad config keys are one clear error.
+if "$BIN" train --config configs/smoke.yaml --set model.widht=3 --out "$T/F" 2>"$T/F.err"; then fail "bad key accepted"; fi
+grep -q "model.widht" "$T/F.err" || { cat "$T/F.err"; fail "error does not name the key"; }
+ok "unknown config key is one clear error: $(head -1 "$T/F.err")"
+
+echo "train: $pass passed"
