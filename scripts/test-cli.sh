@@ -31,6 +31,13 @@ for np in 2 4; do
   ok "mpirun -np $np cde step equals one rank: $(tail -1 "$T/cmp$np.txt")"
 done
 
+# Gradient caching (chunks of 1 record, under mpirun -np 2) gives the direct step's results.
+$MPIRUN -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
+  --config $FIX/small.yaml --out "$T/gc.safetensors" --threads 1 --grad-cache-chunk 1 >/dev/null
+"$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol 1e-5 --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
+  || { cat "$T/cmpgc.txt"; exit 1; }
+ok "gradient caching (chunks of 1 record, 2 ranks) equals the direct step: $(tail -1 "$T/cmpgc.txt")"
+
 # Bad input: one clear line, non-zero exit.
 if "$BIN" step --init-seed 1 --views /nonexistent.safetensors --out "$T/x" 2>"$T/err.txt"; then exit 1; fi
 grep -q "/nonexistent.safetensors" "$T/err.txt" && [ "$(wc -l <"$T/err.txt")" -le 2 ] || { cat "$T/err.txt"; exit 1; }

@@ -24,8 +24,8 @@ public func syntheticKey(_ index: Int) -> String {
 
 /// Encoded members of synthetic record `index` (role, extension, bytes), images from
 /// `SyntheticD3.record(seed:index:)`.
-public func syntheticMembers(seed: UInt64, index: Int) throws -> [(role: RecordRole, ext: String, data: Data)] {
-  let rec = SyntheticD3.record(seed: seed, index: index)
+public func syntheticMembers(seed: UInt64, index: Int, strength: Double = 1) throws -> [(role: RecordRole, ext: String, data: Data)] {
+  let rec = SyntheticD3.record(seed: seed, index: index, strength: strength)
   var out: [(RecordRole, String, Data)] = []
   for (i, m) in ([rec.real] + rec.gens).enumerated() {
     out.append((RecordRole.images[i], m.fileExtension, m.data))
@@ -39,9 +39,10 @@ public func syntheticMembers(seed: UInt64, index: Int) throws -> [(role: RecordR
 /// (layout wds) or test-layout folders (shard size ignored). Images are made in parallel
 /// over records (`threads`), a chunk at a time; the output is byte-identical for a given (records, shardSize, seed, layout).
 public func writeSyntheticD3(out: String, records: Int, shardSize: Int, seed: UInt64, layout: SynthLayout,
-                             threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> SynthSummary {
+                             threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                             strength: Double = 1) throws -> SynthSummary {
   try writeRecords(out: out, records: records, shardSize: shardSize, layout: layout, threads: threads) {
-    try syntheticMembers(seed: seed, index: $0)
+    try syntheticMembers(seed: seed, index: $0, strength: strength)
   }
 }
 

@@ -280,7 +280,8 @@ public struct LoadedWeights: Sendable {
 
   /// Loads `path`: a safetensors file with timm names, a file with transformers ViT
   /// names (config.json next to it), or a directory holding `model.safetensors`
-  /// (a checkpoint directory or a save_pretrained directory). HF layouts are converted.
+  /// (a checkpoint directory or a save_pretrained directory), or a run directory (its
+  /// newest `checkpoints/step-N` holding a model.safetensors). HF layouts are converted.
   public static func load(path: String) throws -> LoadedWeights {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -289,6 +290,9 @@ public struct LoadedWeights: Sendable {
     var file = path
     if isDir.boolValue {
       file = (path as NSString).appendingPathComponent("model.safetensors")
+      if !FileManager.default.fileExists(atPath: file), let ckpt = newestCheckpointDirectory(run: path) {
+        file = (ckpt as NSString).appendingPathComponent("model.safetensors")
+      }
       if !FileManager.default.fileExists(atPath: file) {
         if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("pytorch_model.bin")) {
           throw EvaluationError("\(path): has pytorch_model.bin only; PyTorch pickles are not read, save with safe_serialization=True")

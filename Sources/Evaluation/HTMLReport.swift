@@ -11,6 +11,9 @@ public struct HTMLReport {
   public var metrics: RunMetrics?
   public var evaluation: EvaluationReport?
   public var embeddings: EmbeddingFile?
+  /// The same evaluation for a randomly initialised model of the same shape
+  /// (`RUN/eval-random.json`, written by scripts/eval-smoke.sh), shown as a baseline.
+  public var baseline: EvaluationReport?
   /// Lines shown at the bottom (inputs read, skipped lines, ...).
   public var notes: [String] = []
   /// Most points drawn in the projection (a deterministic, class-stratified sample).
@@ -46,6 +49,12 @@ public struct HTMLReport {
       eval = try EvaluationReport.parse(data, path: path("eval.json"))
       notes.append("eval.json: \(eval!.classifiers.map(\.name).joined(separator: ", "))")
     }
+    var baseline: EvaluationReport? = nil
+    if fm.fileExists(atPath: path("eval-random.json")) {
+      guard let data = fm.contents(atPath: path("eval-random.json")) else { throw EvaluationError("\(path("eval-random.json")): cannot read file") }
+      baseline = try EvaluationReport.parse(data, path: path("eval-random.json"))
+      notes.append("eval-random.json: \(baseline!.classifiers.map(\.name).joined(separator: ", "))")
+    }
     var emb: EmbeddingFile? = nil
     if fm.fileExists(atPath: path("embeddings-test.safetensors")) {
       emb = try EmbeddingFile(path: path("embeddings-test.safetensors"))
@@ -57,6 +66,7 @@ public struct HTMLReport {
     let name = (URL(fileURLWithPath: run).standardizedFileURL.path as NSString).lastPathComponent
     var r = HTMLReport(title: name, runPath: run, metrics: metrics, evaluation: eval, embeddings: emb)
     r.notes = notes
+    r.baseline = baseline
     return r
   }
 
@@ -216,7 +226,17 @@ public struct HTMLReport {
       }
       s += "</tr>"
     }
-    s += "</tbody></table><p class=\"note\">Accuracy in %, with the accuracy on real and on fake images and the ROC AUC (fake = positive).</p></div>"
+    s += "</tbody></table><p class=\"note\">Accuracy in %, with the accuracy on real and on fake images and the ROC AUC (fake = positive).</p>"
+    if let b = baseline, !b.classifiers.isEmpty {
+      let cells = b.classifiers.map { c -> String in
+        let acc = c["all"]?.acc.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
+        let trained = e[c.name]?["all"]?.acc.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
+        return "\(SVG.esc(HTMLReport.classifierTitles[c.name] ?? c.name)) \(acc) (trained \(trained))"
+      }
+      s += "<p class=\"note\">Random-init baseline (same shape, same probe and test images), overall accuracy: "
+      s += cells.joined(separator: " · ") + ".</p>"
+    }
+    s += "</div>"
     return s + "</section>"
   }
 

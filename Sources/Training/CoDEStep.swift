@@ -30,6 +30,13 @@ public final class CoDEStep {
   var dGlobal: [Float] = []
   var dLocal: [Float] = []
   var keySend: [Float] = [], keyAll: [Float] = [], dKeyAll: [Float] = [], dKeyOwn: [Float] = []
+  /// Gradient caching: records per forward/backward chunk (0: the whole local batch at once).
+  public var chunkRecords: Int = 0
+  // Chunked mode: all embeddings of the step, the chunk's contiguous views, and the
+  // inputs of the last forwardLoss (re-read by the backward pass).
+  var embGlobal: [Float] = [], embLocal: [Float] = []
+  var chunkGlobal: [Float] = [], chunkLocal: [Float] = [], chunkDGlobal: [Float] = [], chunkDLocal: [Float] = []
+  var lastInput: (global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int)?
 
   public static let globalViewNames = ["real", "fake", "aug_real", "aug_fake", "global_real", "global_fake"]
   public static let localViewNames = ["local_real", "local_fake"]
@@ -67,10 +74,20 @@ public final class CoDEStep {
   public func forwardLoss(global: UnsafePointer<Float>, local: UnsafePointer<Float>, records b: Int, imageSize s: Int,
                           localSize l: Int, perm: [Int]) throws -> Result {
     let d = model.config.width, n = comm.size, g = n * b, bd = b * d, gd = g * d
-    let ga = try activations(&globalActs, n: 6 * b, size: s)
-    let la = try activations(&localActs, n: 2 * b, size: l)
-    model.forward(global, ga)
-    model.forward(local, la)
+    lastInput = (global, local, b, s, l)
+    let e: UnsafePointer<Float>, el: UnsafePointer<Float>
+    if chunked(b) {
+      try embedInChunks(global: global, local: local, b: b, s: s, l: l)
+      e = embGlobal.withUnsafeBufferPointer { $0.baseAddress! }
+      el = embLocal.withUnsafeBufferPointer { $0.baseAddress! }
+    } else {
+      let ga = try activations(&globalActs, n: 6 * b, size: s)
+      let la = try activations(&localActs, n: 2 * b, size: l)
+      model.forward(global, ga)
+      model.forward(local, la)
+      e = UnsafePointer(ga.embeddings)
+      el = UnsafePointer(la.embeddings)
+    }
     if dGlobal.count != 6 * bd { dGlobal = [Float](repeating: 0, count: 6 * bd) }
     if dLocal.count != 2 * bd { dLocal = [Float](repeating: 0, count: 2 * bd) }
     if keyAll.count != 4 * gd {
@@ -79,7 +96,6 @@ public final class CoDEStep {
       dKeyAll = [Float](repeating: 0, count: 4 * gd)
       dKeyOwn = [Float](repeating: 0, count: 4 * bd)
     }
-    let e = UnsafePointer(ga.embeddings), el = UnsafePointer(la.embeddings)
     // Keys (views 2..5 of the global batch) gathered rank-major: recv [N, 4, B, D].
     keySend.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: e + 2 * bd, count: 4 * bd) }
     let gathered = [Float](unsafeUninitializedCapacity: 4 * gd) { buf, count in
@@ -131,6 +147,10 @@ public final class CoDEStep {
   /// all-reduce overlaps the larger backward pass of the global views.
   public func backward() {
     model.zeroGradients()
+    if let inp = lastInput, chunked(inp.b) {
+      backwardInChunks(global: inp.global, local: inp.local, b: inp.b, s: inp.s, l: inp.l)
+      return
+    }
     dLocal.withUnsafeBufferPointer { model.backward(localActs!, dEmbedding: $0.baseAddress!) }
     if comm.size == 1 {
       dGlobal.withUnsafeBufferPointer { model.backward(globalActs!, dEmbedding: $0.baseAddress!) }
@@ -143,6 +163,103 @@ public final class CoDEStep {
         pending.append(self.comm.allReduceSumStart(self.model.grads + buckets[i].offset, count: buckets[i].count))
         for r in pending { _ = r.test() }  // let MPI make progress
       }
+    }
+    for r in pending { r.wait() }
+  }
+
+  func chunked(_ b: Int) -> Bool { chunkRecords > 0 && chunkRecords < b }
+
+  /// Copies records `r0 ..< r0 + c` of every view of a view-major batch `[V, B, C, S, S]`
+  /// into `dst [V, c, C, S, S]` (`toChunk`), or the other way round for rows of `D` floats.
+  @inline(__always)
+  func copyRows(views: Int, b: Int, r0: Int, c: Int, per: Int, from src: UnsafePointer<Float>,
+                to dst: UnsafeMutablePointer<Float>, toChunk: Bool) {
+    for v in 0..<views {
+      let full = (v * b + r0) * per, part = v * c * per
+      if toChunk { (dst + part).update(from: src + full, count: c * per) } else { (dst + full).update(from: src + part, count: c * per) }
+    }
+  }
+
+  /// Gradient caching, phase 1: the embeddings of every view, computed chunk by
+  /// chunk with activations for one chunk only (nothing kept for backward).
+  func embedInChunks(global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int) throws {
+    let c = chunkRecords, d = model.config.width, ch = model.config.channels
+    let ga = try activations(&globalActs, n: 6 * c, size: s)
+    let la = try activations(&localActs, n: 2 * c, size: l)
+    if embGlobal.count != 6 * b * d { embGlobal = [Float](repeating: 0, count: 6 * b * d) }
+    if embLocal.count != 2 * b * d { embLocal = [Float](repeating: 0, count: 2 * b * d) }
+    if chunkGlobal.count != 6 * c * ch * s * s { chunkGlobal = [Float](repeating: 0, count: 6 * c * ch * s * s) }
+    if chunkLocal.count != 2 * c * ch * l * l { chunkLocal = [Float](repeating: 0, count: 2 * c * ch * l * l) }
+    var r0 = 0
+    while r0 < b {
+      let n = min(c, b - r0)
+      let (g2, l2) = try chunkActivations(n: n, s: s, l: l, full: (ga, la))
+      chunkGlobal.withUnsafeMutableBufferPointer { cg in
+        copyRows(views: 6, b: b, r0: r0, c: n, per: ch * s * s, from: global, to: cg.baseAddress!, toChunk: true)
+        model.forward(cg.baseAddress!, g2)
+      }
+      chunkLocal.withUnsafeMutableBufferPointer { cl in
+        copyRows(views: 2, b: b, r0: r0, c: n, per: ch * l * l, from: local, to: cl.baseAddress!, toChunk: true)
+        model.forward(cl.baseAddress!, l2)
+      }
+      embGlobal.withUnsafeMutableBufferPointer {
+        copyRows(views: 6, b: b, r0: r0, c: n, per: d, from: g2.embeddings, to: $0.baseAddress!, toChunk: false)
+      }
+      embLocal.withUnsafeMutableBufferPointer {
+        copyRows(views: 2, b: b, r0: r0, c: n, per: d, from: l2.embeddings, to: $0.baseAddress!, toChunk: false)
+      }
+      r0 += n
+    }
+  }
+
+  /// Activations for a chunk of `n` records (the last chunk may be smaller).
+  var tailActs: (ViTActivations, ViTActivations)?
+  func chunkActivations(n: Int, s: Int, l: Int, full: (ViTActivations, ViTActivations)) throws -> (ViTActivations, ViTActivations) {
+    if n == chunkRecords { return full }
+    if let t = tailActs, t.0.batch == 6 * n, t.0.height == s, t.1.height == l { return t }
+    let t = (try model.makeActivations(batch: 6 * n, height: s, width: s), try model.makeActivations(batch: 2 * n, height: l, width: l))
+    tailActs = t
+    return t
+  }
+
+  /// Gradient caching, phase 3: for each chunk, forward again and backward with
+  /// that chunk's rows of the embedding gradient; parameter gradients accumulate.
+  /// The all-reduce of each bucket starts during the last chunk's backward pass.
+  func backwardInChunks(global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int) {
+    let c = chunkRecords, d = model.config.width, ch = model.config.channels
+    if chunkDGlobal.count != 6 * c * d { chunkDGlobal = [Float](repeating: 0, count: 6 * c * d) }
+    if chunkDLocal.count != 2 * c * d { chunkDLocal = [Float](repeating: 0, count: 2 * c * d) }
+    let buckets = model.backwardBuckets
+    var pending: [CommRequest] = []
+    var r0 = 0
+    while r0 < b {
+      let n = min(c, b - r0)
+      let last = r0 + n >= b
+      let (g2, l2) = try! chunkActivations(n: n, s: s, l: l, full: (globalActs!, localActs!))
+      chunkLocal.withUnsafeMutableBufferPointer { cl in
+        copyRows(views: 2, b: b, r0: r0, c: n, per: ch * l * l, from: local, to: cl.baseAddress!, toChunk: true)
+        model.forward(cl.baseAddress!, l2)
+      }
+      chunkDLocal.withUnsafeMutableBufferPointer { dl in
+        dLocal.withUnsafeBufferPointer { copyRows(views: 2, b: b, r0: r0, c: n, per: d, from: $0.baseAddress!, to: dl.baseAddress!, toChunk: true) }
+        model.backward(l2, dEmbedding: dl.baseAddress!)
+      }
+      chunkGlobal.withUnsafeMutableBufferPointer { cg in
+        copyRows(views: 6, b: b, r0: r0, c: n, per: ch * s * s, from: global, to: cg.baseAddress!, toChunk: true)
+        model.forward(cg.baseAddress!, g2)
+      }
+      chunkDGlobal.withUnsafeMutableBufferPointer { dg in
+        dGlobal.withUnsafeBufferPointer { copyRows(views: 6, b: b, r0: r0, c: n, per: d, from: $0.baseAddress!, to: dg.baseAddress!, toChunk: true) }
+        if last && comm.size > 1 {
+          model.backward(g2, dEmbedding: dg.baseAddress!) { i in
+            pending.append(self.comm.allReduceSumStart(self.model.grads + buckets[i].offset, count: buckets[i].count))
+            for r in pending { _ = r.test() }
+          }
+        } else {
+          model.backward(g2, dEmbedding: dg.baseAddress!)
+        }
+      }
+      r0 += n
     }
     for r in pending { r.wait() }
   }
@@ -166,12 +283,20 @@ public final class CoDEStep {
     return r
   }
 
-  /// Embeddings of the last forward pass: `[6B, D]` global views then `[2B, D]` local views.
-  public var globalEmbeddings: UnsafePointer<Float>? { globalActs.map { UnsafePointer($0.embeddings) } }
-  public var localEmbeddings: UnsafePointer<Float>? { localActs.map { UnsafePointer($0.embeddings) } }
+  /// Embeddings of the last `forwardLoss`: `[6B, D]` global views and `[2B, D]` local views.
+  public var globalEmbeddings: UnsafePointer<Float>? {
+    if let inp = lastInput, chunked(inp.b) { return embGlobal.withUnsafeBufferPointer { $0.baseAddress } }
+    return globalActs.map { UnsafePointer($0.embeddings) }
+  }
+  public var localEmbeddings: UnsafePointer<Float>? {
+    if let inp = lastInput, chunked(inp.b) { return embLocal.withUnsafeBufferPointer { $0.baseAddress } }
+    return localActs.map { UnsafePointer($0.embeddings) }
+  }
 
   /// Bytes of activations currently held.
-  public var activationBytes: Int { (globalActs?.bytes ?? 0) + (localActs?.bytes ?? 0) }
+  public var activationBytes: Int {
+    (globalActs?.bytes ?? 0) + (localActs?.bytes ?? 0) + (tailActs.map { $0.0.bytes + $0.1.bytes } ?? 0)
+  }
 }
 
 @inline(__always) func monotonic() -> Double {

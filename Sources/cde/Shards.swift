@@ -20,15 +20,18 @@ struct Shards: ParsableCommand {
     @Option(help: "Seed of the synthetic images.") var seed: UInt64 = 42
     @Option(help: "Output layout: wds (tar shards) or folders (real/, gen_0/ ... gen_3/).") var layout: String = "wds"
     @Option(help: "Threads making images (default: all cores).") var threads: Int?
+    @Option(help: "Scale of every real-vs-generated cue (1: the documented subtle levels; see docs/synthetic-d3.md).")
+    var strength: Double = 1
 
     func run() throws {
+      guard strength >= 0, strength <= 20 else { throw ValidationError("--strength must be between 0 and 20 (got \(strength))") }
       guard let lay = SynthLayout(rawValue: layout) else {
         throw ValidationError("--layout must be wds or folders (got \(layout))")
       }
       let t0 = Date()
       let s = try runOrExit {
         try writeSyntheticD3(out: out, records: records, shardSize: shardSize, seed: seed, layout: lay,
-                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount, strength: strength)
       }
       let secs = Date().timeIntervalSince(t0)
       print("wrote \(s.records) records, \(s.files.count) files, \(s.bytes / 1024) KiB in \(out) (\(String(format: "%.1f", secs)) s)")

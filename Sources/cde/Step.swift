@@ -26,6 +26,8 @@ struct Step: ParsableCommand {
   @Option(name: .customLong("weight-decay"), help: "Weight decay (weight matrices only).") var weightDecay: Float = 0.05
   @Option(help: "InfoNCE temperature.") var temperature: Float = 0.1
   @Option(help: "Output file (safetensors).") var out: String
+  @Option(name: .customLong("grad-cache-chunk"), help: "Gradient caching: records per forward/backward chunk (0: off).")
+  var gradCacheChunk: Int = 0
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -87,6 +89,7 @@ struct Step: ParsableCommand {
     }
     let myGlobal = rows(global, views: 6, size: s), myLocal = rows(local, views: 2, size: l)
     let step = CoDEStep(model: vit, temperature: temperature, communicator: comm)
+    step.chunkRecords = gradCacheChunk
     let r = try step.forwardLoss(global: myGlobal, local: myLocal, records: lb, imageSize: s, localSize: l, perm: perm)
     step.backward()
     let d = cfg.width

@@ -96,4 +96,24 @@ final class HTMLReportTests: XCTestCase {
     // Debiased EMA of a constant is the constant.
     XCTAssertEqual(SVG.ema([3, 3, 3, 3]), [3, 3, 3, 3])
   }
+
+  func testRandomInitBaselineIsShownNextToTheTrainedFigures() throws {
+    let run = try makeRun(metrics: false, embeddings: false)
+    // A baseline report: the linear classifier fitted on labels shuffled against the rows.
+    let probe = try EmbeddingFile(path: fixturePath("eval-probe.safetensors"))
+    let test = try EmbeddingFile(path: fixturePath("eval-test.safetensors"))
+    var shuffled = probe
+    shuffled.labels = probe.labels.enumerated().map { probe.labels[($0.offset * 7919) % probe.count] }
+    let (base, _) = try runEvaluation(probe: shuffled, test: test, classifiers: [.linear])
+    try base.json().write(toFile: run + "/eval-random.json", atomically: true, encoding: .utf8)
+    let html = try HTMLReport.load(run: run).render()
+    let trained = try EvaluationReport.parse(Data(contentsOf: URL(fileURLWithPath: run + "/eval.json")), path: "eval.json")
+    let want = String(format: "Logistic regression %.1f%% (trained %.1f%%)", 100 * base["linear"]!["all"]!.acc!,
+                      100 * trained["linear"]!["all"]!.acc!)
+    XCTAssertTrue(html.contains("Random-init baseline"), "baseline note")
+    XCTAssertTrue(html.contains(want), want)
+    // Without eval-random.json there is no baseline note.
+    try FileManager.default.removeItem(atPath: run + "/eval-random.json")
+    XCTAssertFalse(try HTMLReport.load(run: run).render().contains("Random-init baseline"))
+  }
 }

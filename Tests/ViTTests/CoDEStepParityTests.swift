@@ -94,3 +94,34 @@ final class CoDEStepParityTests: XCTestCase {
   }
 }
 import Foundation
+
+/// Gradient caching (embed all views without activations, loss, then forward and
+/// backward again chunk by chunk) gives the gradients of the direct step.
+final class GradientCacheTests: XCTestCase {
+  func testChunkedStepMatchesDirectStep() throws {
+    Threads.configure(1)
+    let cfg = CoDEStepParityTests.smallConfig
+    var rng = SplitMix64(seed: 11)
+    let b = 5, s = 48, l = 32
+    let global = (0..<(6 * b * 3 * s * s)).map { _ in Float(rng.normal()) }
+    let local = (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) }
+    let perm = derangement(b, seed: 3)
+    func grads(chunk: Int) throws -> (Double, [Float], [Float]) {
+      let model = try ViTModel(config: cfg)
+      model.initialize(seed: 5)
+      let step = CoDEStep(model: model)
+      step.chunkRecords = chunk
+      let r = try step.forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+      step.backward()
+      let emb = Array(UnsafeBufferPointer(start: step.globalEmbeddings!, count: 6 * b * cfg.width))
+      return (r.loss, Array(UnsafeBufferPointer(start: model.grads, count: model.parameterCount)), emb)
+    }
+    let (l0, g0, e0) = try grads(chunk: 0)
+    for chunk in [1, 2, 3] {  // 3 leaves a smaller last chunk
+      let (l1, g1, e1) = try grads(chunk: chunk)
+      XCTAssertEqual(l1, l0, accuracy: 1e-6 * abs(l0), "loss, chunk \(chunk)")
+      XCTAssertEqual(e1, e0, "embeddings, chunk \(chunk)")
+      XCTAssertLessThan(relFrobenius(g1, g0), 1e-5, "gradients, chunk \(chunk)")
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import ViT
+
+/// The model options of `cde embed`, `cde detect` and `cde export`.
+struct ModelOptions: ParsableArguments {
+  @Option(help: ArgumentHelp(
+    "Model: a timm-named .safetensors file, a checkpoint directory, a run directory (its newest checkpoint), or a Hugging Face ViTModel directory (config.json + model.safetensors).",
+    valueName: "path"))
+  var model: String?
+
+  @Option(help: "YAML config whose model: section gives the ViT shape (needed only when the weights do not tell the number of heads).")
+  var config: String?
+
+  /// The model, shape from --config or inferred (see `LoadedWeights.inferConfig`).
+  func load() throws -> EmbeddingModel {
+    guard let model else { throw CLIError("--model: no model given") }
+    let declared = try config.map { try loadModelConfig($0) }
+    return try EmbeddingModel(path: model, declared: declared, declaredSource: config ?? "--config")
+  }
+}
+
+/// `cde embed`: embeddings of images, folders or shards.
+struct Embed: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write the embeddings (class token after the final LayerNorm) of images, folders or shards.",
+    discussion: """
+      PATH is an image file, a folder (the test layout real/, gen_0/ ... gen_3/, optionally under \
+      augm/ or no_augm/, or any folder of images), a WebDataset .tar shard, or a directory of shards. \
+      The output holds F32 embeddings [N, D] and I64 labels [N] (0 real, k+1 for gen_k, -1 unknown, \
+      from the folder or member name); its metadata lists the source of each row (file, or \
+      shard:member) and the model, so that `cde eval` can save the fitted classifiers next to it. \
+      Images that cannot be read are reported and left out.
+      """)
+
+  @OptionGroup var modelOptions: ModelOptions
+
+  @Option(name: .customLong("init-seed"), help: "Use a randomly initialised model (timm's init, this seed) of the --config shape instead of --model (a baseline).")
+  var initSeed: UInt64?
+
+  @Option(help: "Output file (safetensors).") var out: String
+
+  @Option(help: "center-crop: the authors' inference (centre crop at native resolution, padded if smaller); resize-crop: the training base view (shorter side to S/0.9, bicubic, centre crop S).")
+  var preprocess: String = EmbedPreprocess.centerCrop.rawValue
+
+  @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
+
+  @Option(name: .customLong("index-dir"), help: "Directory for shard indexes (default: beside the shards).") var indexDir: String?
+
+  @Flag(help: "No progress bar and no summary.") var quiet = false
+
+  @OptionGroup var compute: ComputeOptions
+
+  @Argument(help: "Images, folders or shards.") var paths: [String]
+
+  func validate() throws {
+    if (modelOptions.model == nil) == (initSeed == nil) { throw ValidationError("give exactly one of --model and --init-seed") }
+    if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    if paths.isEmpty { throw ValidationError("give at least one image, folder or shard") }
+  }
+
+  func run() throws {
+    do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
+      throw CLIError("\(error)")
+    }
+  }
+
+  func execute() throws {
+    guard let pre = EmbedPreprocess(rawValue: preprocess) else {
+      throw CLIError("--preprocess: unknown value '\(preprocess)' (expected center-crop or resize-crop)")
+    }
+    quietImageWarnings()
+    compute.apply()
+    let items = try listImageItems(paths, indexDirectory: indexDir)
+    let model: EmbeddingModel
+    var meta: [String: String] = ["producer": "cde embed", "preprocess": pre.rawValue]
+    if let seed = initSeed {
+      model = try EmbeddingModel(randomSeed: seed, config: try loadModelConfig(modelOptions.config))
+      meta["model"] = "random-init:seed=\(seed)"
+    } else {
+      model = try modelOptions.load()
+      meta["model"] = absolutePath(modelOptions.model!)
+      meta["model_file"] = absolutePath(model.weights!.path)
+      meta["model_layout"] = model.weights!.layout.rawValue
+    }
+    meta["image_size"] = "\(model.imageSize)"
+    meta["ln_eps"] = "\(model.config.lnEps)"
+    let bar = ProgressBar(total: items.count, enabled: !quiet)
+    let t0 = Date()
+    let result = try ImageEmbedder(model: model, preprocess: pre, batchSize: batch).run(items) { done, total in
+      bar.update(done)
+    }
+    bar.finish()
+    for f in result.failures { printErr("skipped \(f.message)") }
+    guard !result.rows.isEmpty else {
+      throw CLIError("\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
+    }
+    if !result.failures.isEmpty {
+      let data = try JSONSerialization.data(withJSONObject: result.failures.map { $0.source })
+      meta["skipped"] = String(decoding: data, as: UTF8.self)
+    }
+    let file = try EmbeddingFile(embeddings: result.embeddings, dimension: result.dimension,
+                                 labels: result.rows.map { items[$0].label }, sources: result.rows.map { items[$0].source },
+                                 metadata: meta)
+    try file.write(to: out)
+    if !quiet {
+      var counts: [Int64: Int] = [:]
+      for l in file.labels { counts[l, default: 0] += 1 }
+      let classes = counts.keys.sorted { ($0 < 0 ? 99 : $0) < ($1 < 0 ? 99 : $1) }
+        .map { "\(EmbeddingFile.className($0)) \(counts[$0]!)" }.joined(separator: ", ")
+      let secs = Date().timeIntervalSince(t0)
+      print(String(format: "%@: %d embeddings of %d (%@)%@, %.1f images/s", out, file.count, file.dimension, classes,
+                   result.failures.isEmpty ? "" : ", \(result.failures.count) skipped", Double(items.count) / max(secs, 1e-9)))
+    }
+  }
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+final class ProgressBar {
+  let total: Int
+  let enabled: Bool
+  let start = Date()
+  var last = Date.distantPast
+
+  init(total: Int, enabled: Bool) {
+    self.total = total
+    self.enabled = enabled && isatty(2) != 0
+  }
+
+  func update(_ done: Int) {
+    guard enabled else { return }
+    let now = Date()
+    if done < total && now.timeIntervalSince(last) < 0.1 { return }
+    last = now
+    let width = 30, filled = total > 0 ? width * done / total : width
+    let secs = now.timeIntervalSince(start), rate = Double(done) / max(secs, 1e-9)
+    let eta = rate > 0 ? Double(total - done) / rate : 0
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d images, %.1f/s, %.0f s left ", bar, done, total, rate, eta).utf8))
+  }
+
+  func finish() {
+    if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+  }
+}
+
+func absolutePath(_ p: String) -> String {
+  URL(fileURLWithPath: p).standardizedFileURL.path
+}
+
+/// libvips prints its own warnings about damaged files to stderr (several lines per
+/// file); the decoder's error already names the file and the reason, so they are
+/// silenced unless the user set VIPS_WARNING.
+func quietImageWarnings() {
+  setenv("VIPS_WARNING", "0", 0)
+}
