@@ -125,3 +125,35 @@ final class GradientCacheTests: XCTestCase {
     }
   }
 }
+
+/// A step object reused across steps (activations, scratch, optimizer state) gives
+/// the same second step as a fresh object restored from the first step's state:
+/// nothing stale leaks from one step into the next.
+final class StepReuseTests: XCTestCase {
+  func testSecondStepMatchesFreshRestoredStep() throws {
+    Threads.configure(2)
+    let cfg = CoDEStepParityTests.smallConfig
+    var rng = SplitMix64(seed: 21)
+    let b = 4, s = 48, l = 32
+    func views() -> ([Float], [Float]) {
+      ((0..<(6 * b * 3 * s * s)).map { _ in Float(rng.normal()) }, (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) })
+    }
+    let (g1, l1) = views(), (g2, l2) = views()
+    let perm = derangement(b, seed: 9)
+    let m1 = try ViTModel(config: cfg)
+    m1.initialize(seed: 1)
+    let a = CoDEStep(model: m1)
+    try a.run(global: g1, local: l1, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-3, weightDecay: 0.05)
+    let n = m1.parameterCount
+    let m2 = try ViTModel(config: cfg)
+    m2.params.update(from: m1.params, count: n)
+    let fresh = CoDEStep(model: m2)
+    fresh.optimizer.m.update(from: a.optimizer.m, count: n)
+    fresh.optimizer.v.update(from: a.optimizer.v, count: n)
+    fresh.optimizer.restore(stepCount: a.optimizer.stepCount)
+    let r1 = try a.run(global: g2, local: l2, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-3, weightDecay: 0.05)
+    let r2 = try fresh.run(global: g2, local: l2, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-3, weightDecay: 0.05)
+    XCTAssertEqual(r1.loss, r2.loss)
+    XCTAssertEqual(Array(UnsafeBufferPointer(start: m1.params, count: n)), Array(UnsafeBufferPointer(start: m2.params, count: n)))
+  }
+}
