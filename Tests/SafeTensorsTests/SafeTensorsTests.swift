@@ -1,0 +1,59 @@
+import Foundation
+import SafeTensors
+import XCTest
+
+/// Reading and writing safetensors, and one clear error per kind of bad file.
+final class SafeTensorsTests: XCTestCase {
+  func sample() -> Data {
+    var w = SafeTensorsWriter(metadata: ["format": "pt"])
+    w.add("a", floats: [1, 2, 3, 4, 5, 6], shape: [2, 3])
+    w.add("perm", int64: [2, 0, 1], shape: [3])
+    return w.serialized()
+  }
+
+  func testRoundTrip() throws {
+    let f = try SafeTensorsFile(data: sample())
+    XCTAssertEqual(try f.floats("a"), [1, 2, 3, 4, 5, 6])
+    XCTAssertEqual(try f.info("a").shape, [2, 3])
+    XCTAssertEqual(try f.ints("perm"), [2, 0, 1])
+    XCTAssertEqual(f.metadata["format"], "pt")
+    // Header length is a multiple of 8 (8-byte aligned data section).
+    let d = sample()
+    let n = d.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    XCTAssertEqual(n % 8, 0)
+  }
+
+  /// A file written by Python's safetensors (the engine fixtures) reads back.
+  func testReadsPythonWrittenFile() throws {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("Fixtures/Engine/views_small.safetensors").path
+    let f = try SafeTensorsFile(path: path)
+    XCTAssertEqual(try f.info("real").shape, [3, 3, 48, 48])
+    XCTAssertEqual(try f.info("perm").dtype, .i64)
+  }
+
+  func expectError(_ data: Data, contains s: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertThrowsError(try SafeTensorsFile(data: data, path: "x.safetensors"), file: file, line: line) { e in
+      XCTAssertTrue("\(e)".contains(s) && "\(e)".contains("x.safetensors"), "\(e)", file: file, line: line)
+    }
+  }
+
+  func testBadFiles() throws {
+    let good = sample()
+    expectError(good.prefix(5), contains: "truncated")
+    expectError(good.prefix(good.count - 4), contains: "out of range")
+    var badJSON = good
+    badJSON[8] = UInt8(ascii: "[")
+    expectError(badJSON, contains: "JSON")
+    // A shape that does not match the byte range.
+    var badShape = good
+    let r = badShape.range(of: Data("[2,3]".utf8))!
+    badShape.replaceSubrange(r, with: Data("[2,4]".utf8))
+    expectError(badShape, contains: "needs")
+    let f = try SafeTensorsFile(data: good, path: "x.safetensors")
+    XCTAssertThrowsError(try f.info("missing")) { XCTAssertTrue("\($0)".contains("missing tensor missing")) }
+    var dst = [Float](repeating: 0, count: 6)
+    XCTAssertThrowsError(try f.read("a", into: &dst, shape: [6, 2])) { XCTAssertTrue("\($0)".contains("expected [6, 2]")) }
+    XCTAssertThrowsError(try f.read("perm", into: &dst)) { XCTAssertTrue("\($0)".contains("expected F32")) }
+  }
+}
