@@ -49,7 +49,7 @@ run: build
 	@echo "run: $(RUN) (checkpoints in $(RUN)/checkpoints, metrics in $(RUN)/metrics.jsonl, report $(RUN)/report.html)"
 
 bench: build
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(BIN)
 
 clean:
 	rm -rf .build runs

@@ -1,3 +1,5 @@
+import CBLAS
+
 /// Multi-head self-attention core (timm `Attention` between `qkv` and `proj`).
 ///
 /// `qkv [N, T, 3, H, hd]` (rows of `3D`, `D = H hd`) as the qkv Linear writes it;
@@ -5,12 +7,42 @@
 /// `P = softmax_rows(S)` (saved, `[N, H, T, T]`), `O = P V` written to
 /// `out [N, T, D]` at columns `h*hd ..< (h+1)*hd` (heads concatenated).
 public enum Attention {
+  /// Floats of scratch per worker thread that `forward` and `backward` need.
+  public static func scratchCount(t: Int, headDim: Int) -> Int {
+    headDim == HeadTiles.width ? max(t * t, HeadTiles.scratchCount(t: t)) : t * t
+  }
+
+  /// Floats of `probs` for `n` images: `[N, H, T, T]`, rows padded to a multiple
+  /// of 32 floats when the head width is 64 (the tiled path).
+  public static func probsCount(n: Int, t: Int, heads: Int, headDim: Int) -> Int {
+    n * heads * t * (headDim == HeadTiles.width ? HeadTiles.padded(t) : t)
+  }
+
+  /// `probs` holds `probsCount(n:t:heads:headDim:)` floats; `scratch` (optional)
+  /// `Threads.count * scratchCount(t:headDim:)` floats.
   public static func forward(
     out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
-    n: Int, t: Int, heads: Int, headDim: Int
+    n: Int, t: Int, heads: Int, headDim: Int, scratch: UnsafeMutablePointer<Float>? = nil
   ) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.attentionForward, t0, flop: 4 * Double(n * t * t * heads * headDim)) }
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
+    if headDim == HeadTiles.width {
+      let per = scratchCount(t: t, headDim: headDim)
+      let buf = scratch ?? .allocate(capacity: Threads.count * per)
+      defer { if scratch == nil { buf.deallocate() } }
+      parallelWorkers(n * heads) { worker, s, e in
+        for task in s..<e {
+          let img = task / heads, h = task % heads
+          let base = qkv + img * t * 3 * d
+          HeadTiles.forward(q: base + h * headDim, k: base + d + h * headDim, v: base + 2 * d + h * headDim, ld: 3 * d,
+                            p: probs + task * t * HeadTiles.padded(t), o: out + img * t * d + h * headDim, ldo: d, t: t, scale: scale,
+                            scratch: buf + worker * per)
+        }
+      }
+      return
+    }
     parallelFor(n * heads) { task in
       let img = task / heads, h = task % heads
       let base = qkv + img * t * 3 * d
@@ -27,13 +59,29 @@ public enum Attention {
   /// Backward. Given `dOut [N, T, D]`, writes `dqkv [N, T, 3D]` (overwritten):
   /// `dP = dO V^T`, `dV = P^T dO`, `dS = P * (dP - rowsum(dP * P))`,
   /// `dQ = scale dS K`, `dK = scale dS^T Q`.
-  /// `scratch` holds `Threads.count * T * T` floats.
+  /// `scratch` holds `Threads.count * scratchCount(t:headDim:)` floats.
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, n: Int, t: Int, heads: Int, headDim: Int
   ) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.attentionBackward, t0, flop: 8 * Double(n * t * t * heads * headDim)) }
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
+    if headDim == HeadTiles.width {
+      let per = scratchCount(t: t, headDim: headDim)
+      parallelWorkers(n * heads) { worker, s, e in
+        for task in s..<e {
+          let img = task / heads, h = task % heads
+          let base = qkv + img * t * 3 * d, dbase = dqkv + img * t * 3 * d
+          let o = h * headDim
+          HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: probs + task * t * HeadTiles.padded(t),
+                             dO: dOut + img * t * d + o, ldo: d, dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o,
+                             t: t, scale: scale, scratch: scratch + worker * per)
+        }
+      }
+      return
+    }
     parallelWorkers(n * heads) { worker, s, e in
       let dp = scratch + worker * t * t
       for task in s..<e {
@@ -56,11 +104,98 @@ public enum Attention {
   }
 }
 
+extension Attention {
+  /// Attention output of the class token (query row 0) only, for the last
+  /// block whose other tokens feed nothing: per image n and head h,
+  /// `p = softmax(scale * K q_0)` (`[T]`, saved in `probs [N, H, T]`) and
+  /// `out[n, h*hd ..< (h+1)*hd] = V^T p` (`out [N, D]`), keys and values of all
+  /// T tokens from `qkv [N, T, 3D]`.
+  public static func forwardClassQuery(
+    out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
+    n: Int, t: Int, heads: Int, headDim: Int
+  ) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.attentionForward, t0, flop: 4 * Double(n * t * heads * headDim)) }
+    let d = heads * headDim
+    let scale = 1 / Float(headDim).squareRoot()
+    parallelChunks(n * heads) { s, e in
+      for task in s..<e {
+        let img = task / heads, h = task % heads
+        let base = qkv + img * t * 3 * d
+        let q = base + h * headDim, k = base + d + h * headDim, v = base + 2 * d + h * headDim
+        let p = probs + task * t, o = out + img * d + h * headDim
+        // Outputs zeroed first: gemv scales y by beta 0, which keeps stale NaNs.
+        p.update(repeating: 0, count: t)
+        o.update(repeating: 0, count: headDim)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(t), Int32(headDim), scale, k, Int32(3 * d), q, 1, 0, p, 1)
+        softmaxRow(p, t)
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(t), Int32(headDim), 1, v, Int32(3 * d), p, 1, 0, o, 1)
+      }
+    }
+  }
+
+  /// Backward of `forwardClassQuery`: given `dOut [N, D]`, writes all of
+  /// `dqkv [N, T, 3D]`: `dp = V dO`, `ds = scale p * (dp - p.dp)`,
+  /// `dq_0 = K^T ds` (other query rows 0), `dK = ds q_0^T`, `dV = p dO^T`.
+  /// `scratch` holds `Threads.count * T` floats.
+  public static func backwardClassQuery(
+    dqkv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+    qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, n: Int, t: Int, heads: Int, headDim: Int
+  ) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.attentionBackward, t0, flop: 8 * Double(n * t * heads * headDim)) }
+    let d = heads * headDim
+    let scale = 1 / Float(headDim).squareRoot()
+    // Query gradients of the non-class rows are zero.
+    parallelChunks(n) { s, e in
+      for img in s..<e {
+        for r in 1..<max(t, 1) { (dqkv + (img * t + r) * 3 * d).update(repeating: 0, count: d) }
+      }
+    }
+    parallelWorkers(n * heads) { worker, s, e in
+      let dp = scratch + worker * t
+      for task in s..<e {
+        let img = task / heads, h = task % heads
+        let base = qkv + img * t * 3 * d
+        let q = base + h * headDim, k = base + d + h * headDim, v = base + 2 * d + h * headDim
+        let dbase = dqkv + img * t * 3 * d
+        let dq = dbase + h * headDim, dk = dbase + d + h * headDim, dv = dbase + 2 * d + h * headDim
+        let p = probs + task * t
+        let dO = dOut + img * d + h * headDim
+        dp.update(repeating: 0, count: t)
+        dq.update(repeating: 0, count: headDim)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(t), Int32(headDim), 1, v, Int32(3 * d), dO, 1, 0, dp, 1)
+        softmaxBackwardRow(dp, p, t, scale)
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(t), Int32(headDim), 1, k, Int32(3 * d), dp, 1, 0, dq, 1)
+        for j in 0..<t {
+          let dkj = dk + j * 3 * d, dvj = dv + j * 3 * d
+          let sj = dp[j], pj = p[j]
+          for c in 0..<headDim {
+            dkj[c] = sj * q[c]
+            dvj[c] = pj * dO[c]
+          }
+        }
+      }
+    }
+  }
+}
+
 /// In-place softmax of one row of `n` values: `p_i = exp(x_i - max) / sum_j exp(x_j - max)`.
-@inline(__always)
+/// (Kept out of line: inlined into the large attention loops, `vexp` itself
+/// stopped being inlined and ran 4x slower.)
+@inline(never)
 public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-  var mx = -Float.infinity
-  for i in 0..<n { mx = max(mx, x[i]) }
+  var vmx = V16(repeating: -Float.infinity)
+  var k = 0
+  while k + 16 <= n {
+    vmx = vmax(vmx, load16(x + k))
+    k += 16
+  }
+  var mx = hmax16(vmx)
+  while k < n {
+    mx = max(mx, x[k])
+    k += 1
+  }
   let m = V16(repeating: mx)
   var acc = V16(repeating: 0)
   var i = 0
@@ -70,7 +205,7 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     acc += e
     i += 16
   }
-  var sum = acc.sum()
+  var sum = hsum16(acc)
   if i < n {
     var v = V16(repeating: -Float.infinity)
     for j in i..<n { v[j - i] = x[j] - mx }
@@ -95,7 +230,26 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
 /// `g_i <- scale * p_i * (g_i - sum_j g_j p_j)` for one row (softmax backward).
 @inline(__always)
 func softmaxBackwardRow(_ g: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ scale: Float) {
-  var dot: Float = 0
-  for i in 0..<n { dot += g[i] * p[i] }
-  for i in 0..<n { g[i] = scale * p[i] * (g[i] - dot) }
+  let nv = n / 16 * 16
+  var acc = V16(repeating: 0)
+  var i = 0
+  while i < nv {
+    acc += load16(g + i) * load16(p + i)
+    i += 16
+  }
+  var dot = hsum16(acc)
+  while i < n {
+    dot += g[i] * p[i]
+    i += 1
+  }
+  let dv = V16(repeating: dot), sv = V16(repeating: scale)
+  i = 0
+  while i < nv {
+    store16(sv * load16(p + i) * (load16(g + i) - dv), g + i)
+    i += 16
+  }
+  while i < n {
+    g[i] = scale * p[i] * (g[i] - dot)
+    i += 1
+  }
 }

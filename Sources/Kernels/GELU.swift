@@ -4,6 +4,8 @@
 public enum GELU {
   /// `y[i] = gelu(x[i])` for `count` elements.
   public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.geluForward, t0) }
     parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
       var i = s
       while i + 16 <= e {
@@ -22,6 +24,8 @@ public enum GELU {
 
   /// `dx[i] = dy[i] * gelu'(x[i])` (in place allowed: `dx == dy`).
   public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.geluBackward, t0) }
     let invSqrt2Pi: Float = 0.398_942_280_401_432_7
     parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
       var i = s
@@ -36,6 +40,58 @@ public enum GELU {
         v[0] = x[i]
         let d = vnormalCDF(v) + v * invSqrt2Pi * vexp(-0.5 * v * v)
         dx[i] = dy[i] * d[0]
+        i += 1
+      }
+    }
+  }
+}
+
+extension GELU {
+  /// Forward that keeps the derivative instead of the input (the MLP hidden layer):
+  /// for `count` elements, `g[i] = x[i] Phi(x[i])` and
+  /// `deriv[i] = gelu'(x[i]) = Phi(x[i]) + x[i] phi(x[i])`. `g` may alias `x`.
+  /// The backward pass is then `dx = dy * deriv` (`backward(dx:dy:derivative:count:)`).
+  public static func forward(g: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
+                             x: UnsafePointer<Float>, count: Int) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.geluForward, t0) }
+    let invSqrt2Pi: Float = 0.398_942_280_401_432_7
+    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
+      var i = s
+      while i + 16 <= e {
+        let v = load16(x + i)
+        let cdf = vnormalCDF(v)
+        store16(v * cdf, g + i)
+        store16(cdf + v * invSqrt2Pi * vexp(-0.5 * v * v), derivative + i)
+        i += 16
+      }
+      if i < e {
+        var v = V16(repeating: 0)
+        for j in i..<e { v[j - i] = x[j] }
+        let cdf = vnormalCDF(v)
+        let y = v * cdf, d = cdf + v * invSqrt2Pi * vexp(-0.5 * v * v)
+        for j in i..<e {
+          g[j] = y[j - i]
+          derivative[j] = d[j - i]
+        }
+      }
+    }
+  }
+
+  /// `dx[i] = dy[i] * derivative[i]` with the derivative kept by `forward(g:derivative:x:count:)`
+  /// (in place allowed: `dx == dy`).
+  public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                              derivative: UnsafePointer<Float>, count: Int) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.geluBackward, t0) }
+    parallelChunks(count, align: 16, minChunk: 1 << 15) { s, e in
+      var i = s
+      while i + 16 <= e {
+        store16(load16(dy + i) * load16(derivative + i), dx + i)
+        i += 16
+      }
+      while i < e {
+        dx[i] = dy[i] * derivative[i]
         i += 1
       }
     }

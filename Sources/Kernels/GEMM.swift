@@ -32,3 +32,40 @@ public func sgemm(
                 Int32(ldb), beta, c + s * ldc, Int32(ldc))
   }
 }
+
+/// Rows below which `sgemmRows` pads the call (see there).
+public let rowStableMinRows = 64
+
+/// `sgemm` with `A` not transposed, whose row `i` of `C` is the same number
+/// whatever `m` is. OpenBLAS switches to a "small matrix" kernel with a
+/// different rounding when the problem is small, so a call with few rows
+/// (a small batch, e.g. one rank's share of it) would round differently from
+/// a large one; calls with `m < rowStableMinRows` therefore run on copies
+/// padded with zero rows to `rowStableMinRows` (temporary buffers: only tiny
+/// models and batches get there).
+public func sgemmRows(
+  transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+  b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+  if m == 0 || n == 0 { return }
+  if m >= rowStableMinRows {
+    sgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    return
+  }
+  let mp = rowStableMinRows
+  let ap = UnsafeMutablePointer<Float>.allocate(capacity: mp * k)
+  let cp = UnsafeMutablePointer<Float>.allocate(capacity: mp * n)
+  defer {
+    ap.deallocate()
+    cp.deallocate()
+  }
+  ap.initialize(repeating: 0, count: mp * k)
+  cp.initialize(repeating: 0, count: mp * n)
+  for r in 0..<m {
+    (ap + r * k).update(from: a + r * lda, count: k)
+    if beta != 0 { (cp + r * n).update(from: c + r * ldc, count: n) }
+  }
+  sgemm(transB: transB, m: mp, n: n, k: k, alpha: alpha, a: ap, lda: k, b: b, ldb: ldb, beta: beta, c: cp, ldc: n,
+        parallel: false)
+  for r in 0..<m { (c + r * ldc).update(from: cp + r * n, count: n) }
+}

@@ -2,33 +2,68 @@
 ///
 /// Shapes: `x [N, I]`, `W [O, I]`, `b [O]`, `y [N, O]`.
 public enum Linear {
-  /// `y[N,O] = x[N,I] W[O,I]^T + b[O]` (bias broadcast first, then one GEMM with beta 1).
+  /// Every row of `y` (and of `dx` in `backward`) is independent of `N` (`sgemmRows`).
+  ///
+  /// `y[N,O] = r[N,O] + b[O] + x[N,I] W[O,I]^T`: `y` is first set to the bias
+  /// broadcast (plus the residual `r` when given, the pre-norm block's skip
+  /// connection), then one GEMM accumulates with beta 1, so the result is
+  /// written in a single pass over `y` besides the GEMM itself.
   public static func forward(
     y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-    b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int
+    b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int, residual: UnsafePointer<Float>? = nil
   ) {
-    if let b {
+    let t0 = KernelProfiler.start()
+    if let r = residual {
+      parallelChunks(n, minChunk: 64) { s, e in
+        for row in s..<e {
+          let yr = y + row * outF, rr = r + row * outF
+          if let b {
+            for c in 0..<outF { yr[c] = rr[c] + b[c] }
+          } else if yr != UnsafeMutablePointer(mutating: rr) {
+            yr.update(from: rr, count: outF)
+          }
+        }
+      }
+    } else if let b {
       parallelChunks(n, minChunk: 64) { s, e in
         for r in s..<e { (y + r * outF).update(from: b, count: outF) }
       }
     }
-    sgemm(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF, beta: b == nil ? 0 : 1,
-          c: y, ldc: outF)
+    sgemmRows(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF,
+          beta: b == nil && residual == nil ? 0 : 1, c: y, ldc: outF)
+    KernelProfiler.stop(.linearForward, t0, flop: 2 * Double(n) * Double(inF) * Double(outF))
   }
+
+  /// Floats of `partial` scratch that `backward` needs for the bias gradient.
+  public static func scratchCount(n: Int, outF: Int) -> Int { (n + reductionBlock - 1) / reductionBlock * outF }
 
   /// Backward of `forward`:
   /// `dx[N,I] (=|+=) dy[N,O] W[O,I]` (overwritten unless `accumulateInput`),
   /// `dW[O,I] += dy^T[O,N] x[N,I]`, `db[O] += sum_n dy[n,:]`.
+  /// `partial` (optional, `scratchCount(n:outF:)` floats) avoids an allocation.
+  /// `dxRows >= n` (default `n`) computes `dx` for that many rows of `dy`
+  /// (padding rows, see ViTActivations) while the weight and bias gradients sum
+  /// the first `n` rows only.
   public static func backward(
     dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
     dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-    n: Int, inF: Int, outF: Int, accumulateInput: Bool = false
+    n: Int, inF: Int, outF: Int, accumulateInput: Bool = false, partial: UnsafeMutablePointer<Float>? = nil,
+    dxRows: Int? = nil
   ) {
+    let flop = 2 * Double(n) * Double(inF) * Double(outF)
     if let dx {
-      sgemm(m: n, n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF, beta: accumulateInput ? 1 : 0, c: dx, ldc: inF)
+      let t0 = KernelProfiler.start()
+      sgemmRows(m: max(n, dxRows ?? n), n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF, beta: accumulateInput ? 1 : 0, c: dx, ldc: inF)
+      KernelProfiler.stop(.linearBackwardInput, t0, flop: flop)
     }
+    let t1 = KernelProfiler.start()
     sgemm(transA: true, m: outF, n: inF, k: n, a: dy, lda: outF, b: x, ldb: inF, beta: 1, c: dw, ldc: inF)
-    if let db { columnSums(dy, rows: n, cols: outF, into: db) }
+    KernelProfiler.stop(.linearBackwardWeight, t1, flop: flop)
+    if let db {
+      let t2 = KernelProfiler.start()
+      columnSums(dy, rows: n, cols: outF, into: db, partial: partial)
+      KernelProfiler.stop(.biasGradient, t2)
+    }
   }
 }
 
@@ -37,7 +72,9 @@ public enum Linear {
 public let reductionBlock = 64
 
 /// `out[c] += sum_r a[r, c]` for `a [rows, cols]`, deterministic for any thread count.
-public func columnSums(_ a: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+/// `partial` (optional, `ceil(rows / reductionBlock) * cols` floats) avoids an allocation.
+public func columnSums(_ a: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
+                       partial scratch: UnsafeMutablePointer<Float>? = nil) {
   let blocks = (rows + reductionBlock - 1) / reductionBlock
   if blocks <= 1 {
     for r in 0..<rows {
@@ -46,13 +83,13 @@ public func columnSums(_ a: UnsafePointer<Float>, rows: Int, cols: Int, into out
     }
     return
   }
-  let partial = UnsafeMutablePointer<Float>.allocate(capacity: blocks * cols)
-  defer { partial.deallocate() }
+  let partial = scratch ?? UnsafeMutablePointer<Float>.allocate(capacity: blocks * cols)
+  defer { if scratch == nil { partial.deallocate() } }
   parallelChunks(blocks) { s, e in
     for blk in s..<e {
       let p = partial + blk * cols
-      p.initialize(repeating: 0, count: cols)
-      for r in (blk * reductionBlock)..<min(rows, (blk + 1) * reductionBlock) {
+      p.update(from: a + blk * reductionBlock * cols, count: cols)
+      for r in (blk * reductionBlock + 1)..<min(rows, (blk + 1) * reductionBlock) {
         let row = a + r * cols
         for c in 0..<cols { p[c] += row[c] }
       }

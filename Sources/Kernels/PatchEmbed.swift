@@ -9,6 +9,8 @@ public enum PatchEmbed {
     cols: UnsafeMutablePointer<Float>, images: UnsafePointer<Float>, n: Int, channels: Int, height: Int, width: Int,
     patch: Int
   ) {
+    let t0 = KernelProfiler.start()
+    defer { KernelProfiler.stop(.patchEmbed, t0) }
     let gh = height / patch, gw = width / patch
     let k = channels * patch * patch
     parallelChunks(n * gh, minChunk: 4) { s, e in

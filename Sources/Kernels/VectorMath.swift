@@ -75,3 +75,24 @@ public func vnormalCDF(_ x: V16) -> V16 {
 
 /// Scalar `exp` through the vector path (same numbers as `vexp`).
 @inline(__always) public func sexp(_ x: Float) -> Float { vexp(V16(repeating: x))[0] }
+
+/// Horizontal sum of 16 lanes by halving (8 + 8, 4 + 4, 2 + 2, 1 + 1): a fixed
+/// order, a few shuffles instead of 15 dependent scalar adds.
+@inline(__always) public func hsum16(_ v: V16) -> Float {
+  let a = v.lowHalf + v.highHalf
+  let b = a.lowHalf + a.highHalf
+  let c = b.lowHalf + b.highHalf
+  return c[0] + c[1]
+}
+
+/// Lane-wise maximum as compare + blend (the standard library's `pointwiseMax`
+/// goes lane by lane for its NaN rules; inputs here are never NaN).
+@inline(__always) public func vmax(_ a: V16, _ b: V16) -> V16 { a.replacing(with: b, where: b .> a) }
+
+/// Horizontal maximum of 16 lanes by halving.
+@inline(__always) public func hmax16(_ v: V16) -> Float {
+  let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+  let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
+  let c = b.lowHalf.replacing(with: b.highHalf, where: b.highHalf .> b.lowHalf)
+  return c[1] > c[0] ? c[1] : c[0]
+}

@@ -37,6 +37,8 @@ public final class CoDEStep {
   var embGlobal: [Float] = [], embLocal: [Float] = []
   var chunkGlobal: [Float] = [], chunkLocal: [Float] = [], chunkDGlobal: [Float] = [], chunkDLocal: [Float] = []
   var lastInput: (global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int)?
+  /// Whether the last forwardLoss ran chunked (its embeddings are in embGlobal/embLocal).
+  var lastChunked = false
 
   public static let globalViewNames = ["real", "fake", "aug_real", "aug_fake", "global_real", "global_fake"]
   public static let localViewNames = ["local_real", "local_fake"]
@@ -75,6 +77,7 @@ public final class CoDEStep {
                           localSize l: Int, perm: [Int]) throws -> Result {
     let d = model.config.width, n = comm.size, g = n * b, bd = b * d, gd = g * d
     lastInput = (global, local, b, s, l)
+    lastChunked = chunked(b)
     let e: UnsafePointer<Float>, el: UnsafePointer<Float>
     if chunked(b) {
       try embedInChunks(global: global, local: local, b: b, s: s, l: l)
@@ -145,6 +148,9 @@ public final class CoDEStep {
   /// Parameter gradients (overwritten, summed over ranks) for the batch of the
   /// last `forwardLoss`. The local views go first so that the bucketed
   /// all-reduce overlaps the larger backward pass of the global views.
+  ///
+  /// Call it right after `forwardLoss` with the same view buffers still alive
+  /// (`forwardBackward` and `run` do both).
   public func backward() {
     model.zeroGradients()
     if let inp = lastInput, chunked(inp.b) {
@@ -264,6 +270,17 @@ public final class CoDEStep {
     for r in pending { r.wait() }
   }
 
+  /// Forward, loss and backward (parameter gradients summed over ranks, no update).
+  /// With gradient caching the backward pass reads the views again, so both
+  /// buffers must stay valid until this returns; hence one call for both phases.
+  public func forwardBackward(global: UnsafePointer<Float>, local: UnsafePointer<Float>, records b: Int, imageSize s: Int,
+                              localSize l: Int, perm: [Int]) throws -> Result {
+    defer { lastInput = nil }
+    let r = try forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    backward()
+    return r
+  }
+
   /// The whole step: forward, loss, backward, all-reduce, AdamW.
   @discardableResult
   public func run(global: UnsafePointer<Float>, local: UnsafePointer<Float>, records b: Int, imageSize s: Int,
@@ -273,6 +290,7 @@ public final class CoDEStep {
     var r = try forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
     let t1 = monotonic()
     backward()
+    lastInput = nil
     let t2 = monotonic()
     optimizer.step(params: model.params, grads: model.grads, lr: lr, weightDecay: weightDecay)
     let t3 = monotonic()
@@ -285,11 +303,11 @@ public final class CoDEStep {
 
   /// Embeddings of the last `forwardLoss`: `[6B, D]` global views and `[2B, D]` local views.
   public var globalEmbeddings: UnsafePointer<Float>? {
-    if let inp = lastInput, chunked(inp.b) { return embGlobal.withUnsafeBufferPointer { $0.baseAddress } }
+    if lastChunked { return embGlobal.withUnsafeBufferPointer { $0.baseAddress } }
     return globalActs.map { UnsafePointer($0.embeddings) }
   }
   public var localEmbeddings: UnsafePointer<Float>? {
-    if let inp = lastInput, chunked(inp.b) { return embLocal.withUnsafeBufferPointer { $0.baseAddress } }
+    if lastChunked { return embLocal.withUnsafeBufferPointer { $0.baseAddress } }
     return localActs.map { UnsafePointer($0.embeddings) }
   }
 

@@ -3,12 +3,16 @@ import Kernels
 /// Everything one forward pass keeps for its backward pass, for a fixed batch
 /// shape `[N, C, H, W]`, in one allocation reused across steps.
 ///
-/// Per block l (T = 1 + G tokens, D width, M MLP width, H heads):
+/// Per block l < depth-1 (T = 1 + G tokens, D width, M MLP width, H heads):
 /// `x_l [N,T,D]` (block input), `ln1 [N,T,D]`, `mean1, rstd1 [N*T]`,
-/// `qkv [N,T,3D]`, `probs [N,H,T,T]`, `atto [N,T,D]`, `xmid [N,T,D]`,
-/// `ln2 [N,T,D]`, `mean2, rstd2 [N*T]`, `h [N,T,M]` (fc1 output),
-/// `g [N,T,M]` (GELU output); plus `x_depth`, the patch columns, and the
-/// backward scratch buffers.
+/// `qkv [N,T,3D]`, `probs [N,H,T,T]` (rows padded, `Attention.probsCount`), `atto [N,T,D]`, `xmid [N,T,D]`,
+/// `ln2 [N,T,D]`, `mean2, rstd2 [N*T]`, `dgelu [N,T,M]` (GELU derivative at
+/// the fc1 output), `g [N,T,M]` (GELU output).
+///
+/// The last block feeds only its class token to the final LayerNorm, so after
+/// its qkv projection it works on the class rows alone: `probs [N,H,T]`,
+/// `atto, xmid, ln2 [R,D]`, `mean2, rstd2 [N]`, `dgelu, g [R,M]`, and its
+/// output `x_depth [R,D]`, with `R = classRows >= N` (rows N..<R are padding). Plus the patch columns and the backward scratch.
 public final class ViTActivations {
   public let batch: Int, height: Int, width: Int
   public let gridH: Int, gridW: Int
@@ -16,7 +20,7 @@ public final class ViTActivations {
   public var tokens: Int { gridH * gridW + 1 }
 
   struct Layer {
-    let ln1, mean1, rstd1, qkv, probs, atto, xmid, ln2, mean2, rstd2, h, g: UnsafeMutablePointer<Float>
+    let ln1, mean1, rstd1, qkv, probs, atto, xmid, ln2, mean2, rstd2, dgelu, g: UnsafeMutablePointer<Float>
   }
 
   let arena: UnsafeMutablePointer<Float>
@@ -27,23 +31,43 @@ public final class ViTActivations {
   /// `[N, D]`: the class token after the final LayerNorm.
   public let embeddings: UnsafeMutablePointer<Float>
   let meanF, rstdF: UnsafeMutablePointer<Float>
-  let dres, dsmall, dbig, attnScratch: UnsafeMutablePointer<Float>
+  /// Backward scratch: `dres, dsmall [N*T, D]`, `dbig [N*T, max(3D, M)]`,
+  /// `dcls [N, D]`, attention `[threads, Attention.scratchCount]`, reduction partials.
+  let dres, dsmall, dbig, dcls, attnScratch, partial: UnsafeMutablePointer<Float>
+  /// Rows of the last block's class-row buffers: the batch padded to
+  /// `minClassRows`. OpenBLAS takes a different "small matrix" code path with
+  /// different rounding when M*N*K is small, so GEMMs over only a few class rows
+  /// would make an image's embedding depend on how many images share its
+  /// batch (e.g. on the number of ranks). Padded GEMMs keep every row's result
+  /// equal to the one of a large call; the padding rows hold finite values that
+  /// nothing reads and are left out of every gradient sum.
+  let classRows: Int
+  static let minClassRows = 64
   /// Worker count the attention scratch was sized for.
   let scratchThreads: Int
 
   init(config c: ViTConfig, batch n: Int, height: Int, width: Int) {
     batch = n; self.height = height; self.width = width
     gridH = height / c.patch; gridW = width / c.patch
-    let g = gridH * gridW, t = g + 1, d = c.width, m = c.mlpDim, nt = n * t
-    var sizes: [Int] = []
-    // Layout: x_0..x_depth, layers, then the rest (order of `take` below).
-    for _ in 0...c.depth { sizes.append(nt * d) }
-    let perLayer = [nt * d, nt, nt, nt * 3 * d, n * c.heads * t * t, nt * d, nt * d, nt * d, nt, nt, nt * m, nt * m]
-    for _ in 0..<c.depth { sizes += perLayer }
+    classRows = Swift.max(n, ViTActivations.minClassRows)
+    let g = gridH * gridW, t = g + 1, d = c.width, m = c.mlpDim, nt = n * t, h = c.heads
+    let probsCount: Int = Attention.probsCount(n: n, t: t, heads: h, headDim: c.headDim)
+    func full() -> [Int] { [nt * d, nt, nt, nt * 3 * d, probsCount, nt * d, nt * d, nt * d, nt, nt, nt * m, nt * m] }
+    let cr = Swift.max(n, ViTActivations.minClassRows)
+    func last() -> [Int] { [nt * d, nt, nt, nt * 3 * d, n * h * t, cr * d, cr * d, cr * d, n, n, cr * m, cr * m] }
     let threads = max(Threads.count, 1)
     scratchThreads = threads
-    let tail = [n * g * c.patchDim, n * g * d, g * d, n * d, n, n, nt * d, nt * d, nt * max(3 * d, m), threads * t * t]
+    let partialCount = max(LayerNorm.scratchCount(n: nt, c: d), Linear.scratchCount(n: nt, outF: max(3 * d, m)))
+    var sizes: [Int] = []
+    for _ in 0..<c.depth { sizes.append(nt * d) }
+    sizes.append(cr * d)
+    for l in 0..<c.depth { sizes += l == c.depth - 1 ? last() : full() }
+    let attnCount: Int = threads * Attention.scratchCount(t: t, headDim: c.headDim)
+    let rowsMax: Int = Swift.max(nt, cr)
+    let dbigCount: Int = rowsMax * Swift.max(3 * d, m)
+    let tail: [Int] = [n * g * c.patchDim, n * g * d, g * d, n * d, n, n, nt * d, rowsMax * d, dbigCount, cr * d]
     sizes += tail
+    sizes += [attnCount, partialCount]
     arenaCount = sizes.reduce(0, +)
     let base = UnsafeMutablePointer<Float>.allocate(capacity: arenaCount)
     base.initialize(repeating: 0, count: arenaCount)
@@ -53,11 +77,12 @@ public final class ViTActivations {
       defer { off += k }
       return base + off
     }
-    xs = (0...c.depth).map { _ in take(nt * d) }
-    layers = (0..<c.depth).map { _ in
-      Layer(ln1: take(nt * d), mean1: take(nt), rstd1: take(nt), qkv: take(nt * 3 * d), probs: take(n * c.heads * t * t),
-            atto: take(nt * d), xmid: take(nt * d), ln2: take(nt * d), mean2: take(nt), rstd2: take(nt),
-            h: take(nt * m), g: take(nt * m))
+    xs = (0...c.depth).map { l in take(l == c.depth ? cr * d : nt * d) }
+    layers = (0..<c.depth).map { l in
+      let s = l == c.depth - 1 ? last() : full()
+      return Layer(ln1: take(s[0]), mean1: take(s[1]), rstd1: take(s[2]), qkv: take(s[3]), probs: take(s[4]),
+                   atto: take(s[5]), xmid: take(s[6]), ln2: take(s[7]), mean2: take(s[8]), rstd2: take(s[9]),
+                   dgelu: take(s[10]), g: take(s[11]))
     }
     cols = take(n * g * c.patchDim)
     patches = take(n * g * d)
@@ -66,9 +91,11 @@ public final class ViTActivations {
     meanF = take(n)
     rstdF = take(n)
     dres = take(nt * d)
-    dsmall = take(nt * d)
-    dbig = take(nt * max(3 * d, m))
-    attnScratch = take(threads * t * t)
+    dsmall = take(rowsMax * d)
+    dbig = take(dbigCount)
+    dcls = take(cr * d)
+    attnScratch = take(attnCount)
+    partial = take(partialCount)
   }
 
   deinit { arena.deallocate() }

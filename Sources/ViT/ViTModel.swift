@@ -77,11 +77,18 @@ public final class ViTModel {
   /// Forward pass of `a.batch` images `[N, C, H, W]` (normalised pixels).
   /// Writes the embeddings (class token after the final LayerNorm) to
   /// `a.embeddings [N, D]` and keeps what the backward pass needs.
+  ///
+  /// Block l: `xmid = x + proj(attn(qkv(ln1(x))))`, `x' = xmid + fc2(gelu(fc1(ln2(xmid))))`.
+  /// Only the class token of the last block reaches the embedding, so that
+  /// block computes keys and values for all tokens but everything after the
+  /// attention scores for the class row alone (same numbers, fewer FLOPs).
   public func forward(_ images: UnsafePointer<Float>, _ a: ViTActivations) {
-    let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t
+    let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
     let p = UnsafePointer(params)
+    precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
     PatchEmbed.forward(out: a.patches, cols: a.cols, images: images, w: p + oPew, b: p + oPeb, n: n,
                        channels: c.channels, height: a.height, width: a.width, patch: c.patch, dim: d)
+    let t0 = KernelProfiler.start()
     let posGrid: UnsafePointer<Float>
     if a.gridH == c.grid && a.gridW == c.grid {
       posGrid = p + oPos + d
@@ -90,24 +97,38 @@ public final class ViTModel {
       posGrid = UnsafePointer(a.posGrid)
     }
     Tokens.assemble(x: a.x(0), patches: a.patches, cls: p + oCls, pos0: p + oPos, posGrid: posGrid, n: n, grid: g, dim: d)
+    KernelProfiler.stop(.tokens, t0)
     for (l, b) in blocks.enumerated() {
-      let x = a.x(l), ly = a.layer(l)
+      let x = a.x(l), ly = a.layer(l), xn = a.x(l + 1)
       LayerNorm.forward(y: ly.ln1, mean: ly.mean1, rstd: ly.rstd1, x: x, w: p + b.n1w, b: p + b.n1b, n: nt, c: d, eps: c.lnEps)
       Linear.forward(y: ly.qkv, x: ly.ln1, w: p + b.qkvw, b: p + b.qkvb, n: nt, inF: d, outF: 3 * d)
-      Attention.forward(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads, headDim: c.headDim)
-      // xmid = x + proj(atto): proj output written to xmid, then x added.
-      Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: nt, inF: d, outF: d)
-      addVectors(ly.xmid, ly.xmid, x, count: nt * d)
-      LayerNorm.forward(y: ly.ln2, mean: ly.mean2, rstd: ly.rstd2, x: ly.xmid, w: p + b.n2w, b: p + b.n2b, n: nt, c: d, eps: c.lnEps)
-      Linear.forward(y: ly.h, x: ly.ln2, w: p + b.fc1w, b: p + b.fc1b, n: nt, inF: d, outF: c.mlpDim)
-      GELU.forward(y: ly.g, x: ly.h, count: nt * c.mlpDim)
-      let xn = a.x(l + 1)
-      Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: nt, inF: c.mlpDim, outF: d)
-      addVectors(xn, xn, ly.xmid, count: nt * d)
+      // Rows that continue past the attention: all tokens, or the class tokens in the last block.
+      let rows: Int
+      if l + 1 < c.depth {
+        rows = nt
+        Attention.forward(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads, headDim: c.headDim,
+                          scratch: a.attnScratch)
+        Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: nt, inF: d, outF: d, residual: x)
+      } else {
+        rows = n
+        Attention.forwardClassQuery(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads,
+                                    headDim: c.headDim)
+        Tokens.pickClass(out: ly.xmid, x: x, n: n, t: t, dim: d)
+        // Padding rows (see ViTActivations.classRows) start from zero every pass.
+        (ly.xmid + n * d).update(repeating: 0, count: (a.classRows - n) * d)
+        Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: a.classRows, inF: d, outF: d,
+                       residual: ly.xmid)
+      }
+      // GEMM rows: all tokens, or the padded class rows.
+      let gemmRows = l + 1 < c.depth ? nt : a.classRows
+      LayerNorm.forward(y: ly.ln2, mean: ly.mean2, rstd: ly.rstd2, x: ly.xmid, w: p + b.n2w, b: p + b.n2b, n: rows, c: d, eps: c.lnEps)
+      Linear.forward(y: ly.g, x: ly.ln2, w: p + b.fc1w, b: p + b.fc1b, n: gemmRows, inF: d, outF: m)
+      GELU.forward(g: ly.g, derivative: ly.dgelu, x: ly.g, count: rows * m)
+      Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: gemmRows, inF: m, outF: d, residual: ly.xmid)
     }
-    // Final LayerNorm on the class-token rows only (the embedding).
+    // Final LayerNorm on the class-token rows (the embedding).
     LayerNorm.forward(y: a.embeddings, mean: a.meanF, rstd: a.rstdF, x: a.x(c.depth), w: p + oNw, b: p + oNb,
-                      n: n, c: d, eps: c.lnEps, xStride: t * d)
+                      n: n, c: d, eps: c.lnEps)
   }
 
   // MARK: backward
@@ -134,33 +155,56 @@ public final class ViTModel {
     let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
     let p = UnsafePointer(params), gr = grads
     precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
-    let dres = a.dres, dsmall = a.dsmall, dbig = a.dbig
-    dres.update(repeating: 0, count: nt * d)
-    LayerNorm.backward(dx: dres, dw: gr + oNw, db: gr + oNb, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
-                       rstd: a.rstdF, w: p + oNw, n: n, c: d, accumulate: true, xStride: t * d, dxStride: t * d)
+    let dres = a.dres, dsmall = a.dsmall, dbig = a.dbig, dcls = a.dcls, part = a.partial
+    LayerNorm.backward(dx: dcls, dw: gr + oNw, db: gr + oNb, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
+                       rstd: a.rstdF, w: p + oNw, n: n, c: d, accumulate: false, partial: part)
     onBucketDone?(0)
     for l in stride(from: c.depth - 1, through: 0, by: -1) {
       let b = blocks[l], ly = a.layer(l)
+      let last = l == c.depth - 1
+      // Gradient of the block output (class rows only in the last block).
+      let rows = last ? n : nt
+      let dxRows = last ? a.classRows : nt
+      let dout = last ? dcls : dres
       // x_{l+1} = xmid + fc2(gelu(fc1(ln2(xmid))))
-      Linear.backward(dx: dbig, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dres, x: ly.g, w: p + b.fc2w, n: nt, inF: m, outF: d)
-      GELU.backward(dx: dbig, dy: dbig, x: ly.h, count: nt * m)
-      Linear.backward(dx: dsmall, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dbig, x: ly.ln2, w: p + b.fc1w, n: nt, inF: d, outF: m)
-      LayerNorm.backward(dx: dres, dw: gr + b.n2w, db: gr + b.n2b, dy: dsmall, x: ly.xmid, mean: ly.mean2,
-                         rstd: ly.rstd2, w: p + b.n2w, n: nt, c: d)
+      Linear.backward(dx: dbig, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dout, x: ly.g, w: p + b.fc2w, n: rows, inF: m,
+                      outF: d, partial: part, dxRows: dxRows)
+      GELU.backward(dx: dbig, dy: dbig, derivative: ly.dgelu, count: rows * m)
+      Linear.backward(dx: dsmall, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dbig, x: ly.ln2, w: p + b.fc1w, n: rows, inF: d,
+                      outF: m, partial: part, dxRows: dxRows)
+      LayerNorm.backward(dx: dout, dw: gr + b.n2w, db: gr + b.n2b, dy: dsmall, x: ly.xmid, mean: ly.mean2,
+                         rstd: ly.rstd2, w: p + b.n2w, n: rows, c: d, partial: part)
       // xmid = x_l + proj(attn(qkv(ln1(x_l))))
-      Linear.backward(dx: dsmall, dw: gr + b.projw, db: gr + b.projb, dy: dres, x: ly.atto, w: p + b.projw, n: nt, inF: d, outF: d)
-      Attention.backward(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch, n: n, t: t,
-                         heads: c.heads, headDim: c.headDim)
-      Linear.backward(dx: dsmall, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dbig, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d, outF: 3 * d)
+      Linear.backward(dx: dsmall, dw: gr + b.projw, db: gr + b.projb, dy: dout, x: ly.atto, w: p + b.projw, n: rows,
+                      inF: d, outF: d, partial: part, dxRows: dxRows)
+      if last {
+        Attention.backwardClassQuery(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch,
+                                     n: n, t: t, heads: c.heads, headDim: c.headDim)
+        // dx_l: the class rows get d xmid through the skip connection, the others start at 0.
+        parallelChunks(n) { s, e in
+          for img in s..<e {
+            let r = dres + img * t * d
+            r.update(from: dcls + img * d, count: d)
+            (r + d).update(repeating: 0, count: (t - 1) * d)
+          }
+        }
+      } else {
+        Attention.backward(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch, n: n, t: t,
+                           heads: c.heads, headDim: c.headDim)
+      }
+      Linear.backward(dx: dsmall, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dbig, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d,
+                      outF: 3 * d, partial: part)
       LayerNorm.backward(dx: dres, dw: gr + b.n1w, db: gr + b.n1b, dy: dsmall, x: a.x(l), mean: ly.mean1,
-                         rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d)
+                         rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d, partial: part)
       onBucketDone?(c.depth - l)
     }
+    let t0 = KernelProfiler.start()
     let identity = a.gridH == c.grid && a.gridW == c.grid
     let dPosGrid = identity ? gr + oPos + d : a.posGrid
     if !identity { a.posGrid.update(repeating: 0, count: g * d) }
     Tokens.backward(dPatches: a.patches, dCls: gr + oCls, dPos0: gr + oPos, dPosGrid: dPosGrid, dx: dres, n: n, grid: g, dim: d)
     if !identity { resampler(a.gridH, a.gridW).backward(dSrc: gr + oPos + d, dDst: a.posGrid, dim: d) }
+    KernelProfiler.stop(.tokens, t0)
     PatchEmbed.backward(dw: gr + oPew, db: gr + oPeb, dOut: a.patches, cols: a.cols, rows: n * g, k: c.patchDim, dim: d)
     onBucketDone?(c.depth + 1)
   }

@@ -1,13 +1,19 @@
 import ArgumentParser
+import Collectives
 import Foundation
 import Kernels
 import Training
 import ViT
 
-/// `cde bench`: training-step throughput on random views.
+/// `cde bench`: training-step throughput on random views, single rank or under
+/// mpirun (one JSON object / line for the whole job, from rank 0).
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Time the full CoDE training step (8 views per record, forward, loss, backward, AdamW) on random views.")
+    abstract: "Time the full CoDE training step (8 views per record, forward, loss, backward, AdamW) on random views.",
+    discussion: """
+      Under mpirun every rank runs the distributed step on its own records; rank 0 prints the job's figures \
+      (records/s and GFLOP/s summed over ranks). --profile adds the time per kernel family (rank 0).
+      """)
 
   @Option(help: "Records per step (per rank).") var records: Int = 8
   @Option(name: .customLong("local-size"), help: "Side of the local views in pixels.") var localSize: Int = 96
@@ -15,48 +21,140 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
   @Option(help: "YAML config whose model: section gives a non-default ViT shape.") var config: String?
   @Flag(help: "Print one JSON object.") var json = false
+  @Flag(help: "Time each kernel family during the timed steps and print the breakdown.") var profile = false
+  @Flag(help: .hidden) var sgemm = false
+  @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
     if records < 2 { throw ValidationError("--records must be at least 2 (negatives come from the other records)") }
     if steps < 1 { throw ValidationError("--steps must be at least 1") }
     if localSize < 16 { throw ValidationError("--local-size must be at least one patch") }
+    if sgemmSize < 16 { throw ValidationError("--sgemm-size must be at least 16") }
   }
 
   func run() throws {
     compute.apply()
+    let comm = makeCommunicator()
+    defer { comm.finalize() }
+    if sgemm { return try runSGEMM(comm) }
     let cfg = try loadModelConfig(config)
     guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
-    let b = records, s = cfg.imageSize, l = localSize, c = cfg.channels
-    var rng = SplitMix64(seed: 7)
+    let b = records, s = cfg.imageSize, l = localSize, c = cfg.channels, ranks = comm.size
+    var rng = SplitMix64(seed: 7 &+ UInt64(comm.rank))
     let global = (0..<(6 * b * c * s * s)).map { _ in Float(rng.normal()) }
     let local = (0..<(2 * b * c * l * l)).map { _ in Float(rng.normal()) }
-    let perm = derangement(b, seed: 1)
-    let step = CoDEStep(model: model)
-    var times: [Double] = []
+    let perm = derangement(ranks * b, seed: 1)
+    let step = CoDEStep(model: model, communicator: comm)
+    var times: [Double] = [], phases = [Double](repeating: 0, count: 4)
     for i in 0..<(warmup + steps) {
+      if i == warmup {
+        KernelProfiler.reset()
+        KernelProfiler.enabled = profile
+      }
+      comm.barrier()
       let t0 = DispatchTime.now().uptimeNanoseconds
-      try step.run(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-4, weightDecay: 0)
+      let r = try step.run(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-4,
+                           weightDecay: 0)
       let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-      if i >= warmup { times.append(dt) }
+      if i >= warmup {
+        times.append(dt)
+        phases[0] += r.forwardSeconds
+        phases[1] += r.backwardSeconds
+        phases[2] += r.optimizerSeconds
+        phases[3] += r.commSeconds
+      }
     }
+    KernelProfiler.enabled = false
     times.sort()
     let median = times[times.count / 2]
     let g = cfg.grid, lg = l / cfg.patch
-    let flop = 3 * (6 * Double(b) * cfg.forwardFLOPs(tokens: g * g + 1) + 2 * Double(b) * cfg.forwardFLOPs(tokens: lg * lg + 1))
-    let result: [String: Any] = [
-      "records_per_s": Double(b) / median, "gflop_per_s": flop / median / 1e9, "step_s_median": median,
-      "step_s_min": times.first!, "step_s_max": times.last!, "peak_rss_mib": peakRSSMiB(), "records": b,
-      "local_size": l, "threads": Threads.count, "steps": steps, "ranks": 1,
+    let flopPerRecord = 3 * (6 * cfg.forwardFLOPs(tokens: g * g + 1) + 2 * cfg.forwardFLOPs(tokens: lg * lg + 1))
+    // Job figures: the sum over ranks of each rank's records / median step.
+    var sums = [Double(b) / median, Double(b) * flopPerRecord / median / 1e9, peakRSSMiB()]
+    comm.allReduce(&sums, op: .sum)
+    var slowest = [median]
+    comm.allReduce(&slowest, op: .max)
+    guard comm.rank == 0 else { return }
+    let k = Double(steps)
+    var result: [String: Any] = [
+      "records_per_s": sums[0], "gflop_per_s": sums[1], "step_s_median": median, "step_s_median_slowest_rank": slowest[0],
+      "step_s_min": times.first!, "step_s_max": times.last!, "peak_rss_mib": peakRSSMiB(), "peak_rss_mib_all_ranks": sums[2],
+      "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
+      "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
+      "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
     ]
+    let prof = KernelProfiler.totals
+    if profile {
+      var rows: [[String: Any]] = []
+      for p in prof {
+        var row: [String: Any] = ["kernel": p.slot.name, "s_per_step": p.seconds / k, "calls_per_step": Double(p.calls) / k,
+                                  "share": p.seconds / k / median]
+        if p.flop > 0 { row["gflop_per_s"] = p.flop / p.seconds / 1e9 }
+        rows.append(row)
+      }
+      result["profile"] = rows
+    }
     if json {
       let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
       print(String(data: data, encoding: .utf8)!)
+      return
+    }
+    print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
+                 b, ranks, l, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
+    print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
+                 phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
+    if profile {
+      print("  kernel                      s/step   share   GFLOP/s")
+      var covered = 0.0
+      for p in prof {
+        covered += p.seconds / k
+        let rate = p.flop > 0 ? String(format: "%9.1f", p.flop / p.seconds / 1e9) : ""
+        let name = p.slot.name.padding(toLength: 26, withPad: " ", startingAt: 0)
+        print(String(format: "  %@ %7.3f  %5.1f%%  %@", name as NSString, p.seconds / k,
+                     100 * p.seconds / k / median, rate as NSString))
+      }
+      print(String(format: "  %@ %7.3f  %5.1f%%", "other (loss, comm, adamw)".padding(toLength: 26, withPad: " ", startingAt: 0) as NSString, median - covered,
+                   100 * (median - covered) / median))
+    }
+  }
+
+  /// `--sgemm`: the OpenBLAS rate of one square `C = A B` per rank with this
+  /// rank's worker threads (rows split as the kernels split them), all ranks
+  /// at once; rank 0 prints the sum.
+  func runSGEMM(_ comm: Communicator) throws {
+    let n = sgemmSize
+    var rng = SplitMix64(seed: 3 &+ UInt64(comm.rank))
+    let a = (0..<(n * n)).map { _ in Float(rng.normal()) }, bm = (0..<(n * n)).map { _ in Float(rng.normal()) }
+    var c = [Float](repeating: 0, count: n * n)
+    var times: [Double] = []
+    for i in 0..<(warmup + steps) {
+      comm.barrier()
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      a.withUnsafeBufferPointer { pa in
+        bm.withUnsafeBufferPointer { pb in
+          c.withUnsafeMutableBufferPointer { pc in
+            Kernels.sgemm(m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!, ldc: n)
+          }
+        }
+      }
+      if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+    }
+    times.sort()
+    let rate = 2 * Double(n) * Double(n) * Double(n) / times[times.count / 2] / 1e9
+    var sums = [rate]
+    comm.allReduce(&sums, op: .sum)
+    guard comm.rank == 0 else { return }
+    if json {
+      let r: [String: Any] = ["sgemm_gflop_per_s": sums[0], "rank0_gflop_per_s": rate, "ranks": comm.size,
+                              "threads": Threads.count, "size": n, "blas_core": BLASRuntime.coreName]
+      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+      print(String(data: data, encoding: .utf8)!)
     } else {
-      print(String(format: "records %d, local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB",
-                   b, l, Threads.count, median, Double(b) / median, flop / median / 1e9, peakRSSMiB()))
+      print(String(format: "sgemm %d^3, %d rank(s) x %d thread(s), OpenBLAS %@: %.1f GFLOP/s (rank 0: %.1f)", n, comm.size,
+                   Threads.count, BLASRuntime.coreName as NSString, sums[0], rate))
     }
   }
 }

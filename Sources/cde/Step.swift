@@ -90,8 +90,11 @@ struct Step: ParsableCommand {
     let myGlobal = rows(global, views: 6, size: s), myLocal = rows(local, views: 2, size: l)
     let step = CoDEStep(model: vit, temperature: temperature, communicator: comm)
     step.chunkRecords = gradCacheChunk
-    let r = try step.forwardLoss(global: myGlobal, local: myLocal, records: lb, imageSize: s, localSize: l, perm: perm)
-    step.backward()
+    let r = try myGlobal.withUnsafeBufferPointer { g in
+      try myLocal.withUnsafeBufferPointer { lo in
+        try step.forwardBackward(global: g.baseAddress!, local: lo.baseAddress!, records: lb, imageSize: s, localSize: l, perm: perm)
+      }
+    }
     let d = cfg.width
     // Embeddings of all ranks, in global row order.
     func gatherRows(_ p: UnsafePointer<Float>) -> [Float] {

@@ -89,6 +89,39 @@ final class FiniteDifferenceTests: XCTestCase {
     check("attention dqkv", x: qkv, analytic: dq, dy: dy, samples: 48) { f($0).0 }
   }
 
+  func testGELUKeepingDerivative() {
+    let x = randn(64, scale: 4), dy = randn(64)
+    var g = [Float](repeating: 0, count: 64), deriv = g, dx = g
+    GELU.forward(g: &g, derivative: &deriv, x: x, count: 64)
+    GELU.backward(dx: &dx, dy: dy, derivative: deriv, count: 64)
+    check("gelu (kept derivative)", x: x, analytic: dx, dy: dy, samples: 64) { v in
+      var y = [Float](repeating: 0, count: 64), dd = y
+      GELU.forward(g: &y, derivative: &dd, x: v, count: 64)
+      return y
+    }
+  }
+
+  /// Class-query attention: gradient for every query, key and value entry
+  /// (the query rows other than the class token must get exactly zero).
+  func testAttentionClassQuery() {
+    let n = 2, t = 7, h = 3, hd = 4, d = h * hd
+    let qkv = randn(n * t * 3 * d), dy = randn(n * d)
+    func f(_ q: [Float]) -> ([Float], [Float]) {
+      var out = [Float](repeating: 0, count: n * d), p = [Float](repeating: 0, count: n * h * t)
+      Attention.forwardClassQuery(out: &out, probs: &p, qkv: q, n: n, t: t, heads: h, headDim: hd)
+      return (out, p)
+    }
+    let (_, p) = f(qkv)
+    var dq = [Float](repeating: .nan, count: qkv.count), scratch = [Float](repeating: .nan, count: 4 * t)
+    Attention.backwardClassQuery(dqkv: &dq, dOut: dy, probs: p, qkv: qkv, scratch: &scratch, n: n, t: t, heads: h, headDim: hd)
+    check("attention class-query dqkv", x: qkv, analytic: dq, dy: dy, samples: 64) { f($0).0 }
+    for img in 0..<n {
+      for r in 1..<t {
+        for c in 0..<d { XCTAssertEqual(dq[(img * t + r) * 3 * d + c], 0, "query row \(r) gets no gradient") }
+      }
+    }
+  }
+
   func testPatchEmbed() {
     let n = 2, c = 3, hh = 32, ww = 16, p = 16, d = 5, rows = n * 2, k = c * p * p
     let img = randn(n * c * hh * ww), w = randn(d * k, scale: 0.1), b = randn(d), dy = randn(rows * d)
@@ -150,6 +183,28 @@ final class VectorMathTests: XCTestCase {
     XCTAssertLessThan(worst, 4e-7, "relative error of vexp")
   }
 
+  /// A row of `Linear` output and input gradient is the same number whatever
+  /// the batch size (OpenBLAS rounds small problems differently; `sgemmRows` pads them).
+  func testLinearRowsDoNotDependOnBatchSize() {
+    let i = 32, o = 32, big = 100
+    let x = (0..<(big * i)).map { Float(sin(Double($0) * 0.37)) }, w = (0..<(o * i)).map { Float(cos(Double($0) * 0.11)) }
+    let b = (0..<o).map { Float($0) * 0.01 }, dy = (0..<(big * o)).map { Float(sin(Double($0) * 0.23)) }
+    func run(_ n: Int) -> ([Float], [Float]) {
+      var y = [Float](repeating: 0, count: n * o), dx = [Float](repeating: 0, count: n * i)
+      var dw = [Float](repeating: 0, count: o * i), db = [Float](repeating: 0, count: o)
+      Linear.forward(y: &y, x: Array(x[0..<(n * i)]), w: w, b: b, n: n, inF: i, outF: o)
+      Linear.backward(dx: &dx, dw: &dw, db: &db, dy: Array(dy[0..<(n * o)]), x: Array(x[0..<(n * i)]), w: w, n: n, inF: i, outF: o)
+      return (y, dx)
+    }
+    Threads.configure(1)
+    let (yBig, dxBig) = run(big)
+    for n in [1, 3, 6, 24, 40] {
+      let (y, dx) = run(n)
+      XCTAssertEqual(y, Array(yBig[0..<(n * o)]), "y rows, batch \(n)")
+      XCTAssertEqual(dx, Array(dxBig[0..<(n * i)]), "dx rows, batch \(n)")
+    }
+  }
+
   func testGEMMSplitIsThreadCountIndependent() {
     let m = 200, n = 96, k = 130
     let a = (0..<(m * k)).map { Float(sin(Double($0))) }, b = (0..<(k * n)).map { Float(cos(Double($0) * 0.7)) }
@@ -163,3 +218,63 @@ final class VectorMathTests: XCTestCase {
   }
 }
 import Foundation
+
+/// The register-tiled attention path (head width 64) against a direct
+/// double-precision evaluation of the same formulas.
+final class AttentionTilesTests: XCTestCase {
+  func testHeadWidth64MatchesDoublePrecision() {
+    let n = 2, t = 37, h = 2, hd = 64, d = h * hd
+    var rng = SystemRandomNumberGenerator()
+    let qkv = (0..<(n * t * 3 * d)).map { _ in Float.random(in: -1...1, using: &rng) }
+    let dOut = (0..<(n * t * d)).map { _ in Float.random(in: -1...1, using: &rng) }
+    for threads in [1, 2] {
+      Threads.configure(threads)
+      var out = [Float](repeating: .nan, count: n * t * d)
+      var probs = [Float](repeating: .nan, count: Attention.probsCount(n: n, t: t, heads: h, headDim: hd))
+      let tp = probs.count / (n * h * t)
+      XCTAssertGreaterThanOrEqual(tp, t)
+      var dqkv = [Float](repeating: .nan, count: qkv.count)
+      var scratch = [Float](repeating: .nan, count: threads * Attention.scratchCount(t: t, headDim: hd))
+      Attention.forward(out: &out, probs: &probs, qkv: qkv, n: n, t: t, heads: h, headDim: hd, scratch: &scratch)
+      Attention.backward(dqkv: &dqkv, dOut: dOut, probs: probs, qkv: qkv, scratch: &scratch, n: n, t: t, heads: h, headDim: hd)
+      let scale = 1 / Double(hd).squareRoot()
+      var worst = 0.0
+      for img in 0..<n {
+        for head in 0..<h {
+          func q(_ i: Int, _ c: Int) -> Double { Double(qkv[(img * t + i) * 3 * d + head * hd + c]) }
+          func k(_ i: Int, _ c: Int) -> Double { Double(qkv[(img * t + i) * 3 * d + d + head * hd + c]) }
+          func v(_ i: Int, _ c: Int) -> Double { Double(qkv[(img * t + i) * 3 * d + 2 * d + head * hd + c]) }
+          func g(_ i: Int, _ c: Int) -> Double { Double(dOut[(img * t + i) * d + head * hd + c]) }
+          var p = [[Double]](repeating: [Double](repeating: 0, count: t), count: t)
+          for i in 0..<t {
+            let s = (0..<t).map { j in scale * (0..<hd).reduce(0.0) { $0 + q(i, $1) * k(j, $1) } }
+            let mx = s.max()!
+            let e = s.map { Foundation.exp($0 - mx) }
+            let z = e.reduce(0, +)
+            p[i] = e.map { $0 / z }
+          }
+          var ds = p
+          for i in 0..<t {
+            let dp = (0..<t).map { j in (0..<hd).reduce(0.0) { $0 + g(i, $1) * v(j, $1) } }
+            let dot = (0..<t).reduce(0.0) { $0 + dp[$1] * p[i][$1] }
+            for j in 0..<t { ds[i][j] = scale * p[i][j] * (dp[j] - dot) }
+          }
+          for i in 0..<t {
+            for j in 0..<t { worst = max(worst, abs(Double(probs[((img * h + head) * t + i) * tp + j]) - p[i][j])) }
+            for c in 0..<hd {
+              let o = (0..<t).reduce(0.0) { $0 + p[i][$1] * v($1, c) }
+              let dq = (0..<t).reduce(0.0) { $0 + ds[i][$1] * k($1, c) }
+              let dk = (0..<t).reduce(0.0) { $0 + ds[$1][i] * q($1, c) }
+              let dv = (0..<t).reduce(0.0) { $0 + p[$1][i] * g($1, c) }
+              let row = (img * t + i) * 3 * d + head * hd + c
+              worst = max(worst, abs(Double(out[(img * t + i) * d + head * hd + c]) - o))
+              worst = max(worst, abs(Double(dqkv[row]) - dq), abs(Double(dqkv[row + d]) - dk), abs(Double(dqkv[row + 2 * d]) - dv))
+            }
+          }
+        }
+      }
+      XCTAssertLessThan(worst, 2e-5, "threads \(threads)")
+    }
+    Threads.configure(1)
+  }
+}

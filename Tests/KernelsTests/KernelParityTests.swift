@@ -48,6 +48,40 @@ final class KernelParityTests: XCTestCase {
     }
   }
 
+  /// The fused forward that keeps gelu'(x) against the same PyTorch values.
+  func testGELUKeepingDerivative() {
+    let x = t("gelu.x"), dy = t("gelu.dy")
+    var g = [Float](repeating: 0, count: x.count), deriv = g, dx = g
+    GELU.forward(g: &g, derivative: &deriv, x: x, count: x.count)
+    GELU.backward(dx: &dx, dy: dy, derivative: deriv, count: x.count)
+    let ry = t("gelu.y"), rdx = t("gelu.dx")
+    for i in 0..<x.count {
+      XCTAssertEqual(g[i], ry[i], accuracy: 1e-6 * max(1, abs(ry[i])), "gelu(\(x[i]))")
+      XCTAssertEqual(dx[i], rdx[i], accuracy: 2e-6 * max(1, abs(rdx[i])), "gelu'(\(x[i]))")
+    }
+    // In place (g aliases x), as the model calls it.
+    var inPlace = x
+    inPlace.withUnsafeMutableBufferPointer { GELU.forward(g: $0.baseAddress!, derivative: &deriv, x: $0.baseAddress!, count: x.count) }
+    XCTAssertEqual(inPlace, g)
+  }
+
+  /// Class-token attention equals row 0 of the full attention (PyTorch fixture),
+  /// and its probabilities equal the first row of every head's probabilities.
+  func testAttentionClassQuery() {
+    let n = 2, tt = 5, h = 2, hd = 4, d = h * hd
+    let qkv = t("attention.qkv"), ref = t("attention.out")
+    var out = [Float](repeating: .nan, count: n * d), probs = [Float](repeating: .nan, count: n * h * tt)
+    Attention.forwardClassQuery(out: &out, probs: &probs, qkv: qkv, n: n, t: tt, heads: h, headDim: hd)
+    for img in 0..<n {
+      for c in 0..<d { XCTAssertEqual(out[img * d + c], ref[img * tt * d + c], accuracy: 1e-5, "out[\(img), \(c)]") }
+    }
+    var full = [Float](repeating: 0, count: n * tt * d), fullP = [Float](repeating: 0, count: n * h * tt * tt)
+    Attention.forward(out: &full, probs: &fullP, qkv: qkv, n: n, t: tt, heads: h, headDim: hd)
+    for task in 0..<(n * h) {
+      for j in 0..<tt { XCTAssertEqual(probs[task * tt + j], fullP[task * tt * tt + j], accuracy: 1e-6) }
+    }
+  }
+
   func testAttention() {
     let n = 2, tt = 5, h = 2, hd = 4, d = h * hd
     let qkv = t("attention.qkv"), dout = t("attention.dout")

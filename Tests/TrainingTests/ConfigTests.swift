@@ -37,6 +37,7 @@ final class ConfigTests: XCTestCase {
     var e = c
     e.train.steps = nil
     e.train.epochs = 2.5
+    e.train.globalBatch = 16
     e.optim.warmupSteps = nil
     e.optim.warmupEpochs = 0.5
     // floor(1000 / 16) = 62 steps per epoch; round(2.5 * 62) = 155; round(0.5 * 62) = 31.

@@ -111,8 +111,11 @@ final class GradientCacheTests: XCTestCase {
       model.initialize(seed: 5)
       let step = CoDEStep(model: model)
       step.chunkRecords = chunk
-      let r = try step.forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
-      step.backward()
+      let r = try global.withUnsafeBufferPointer { g in
+        try local.withUnsafeBufferPointer { lo in
+          try step.forwardBackward(global: g.baseAddress!, local: lo.baseAddress!, records: b, imageSize: s, localSize: l, perm: perm)
+        }
+      }
       let emb = Array(UnsafeBufferPointer(start: step.globalEmbeddings!, count: 6 * b * cfg.width))
       return (r.loss, Array(UnsafeBufferPointer(start: model.grads, count: model.parameterCount)), emb)
     }

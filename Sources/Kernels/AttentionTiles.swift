@@ -1,0 +1,143 @@
+/// Register-tiled products for attention heads of width 64 (ViT-Tiny/S/B),
+/// used instead of one OpenBLAS call per head, whose fixed costs (packing,
+/// edge tiles of T = 197) dominate at these sizes.
+///
+/// Every output element is one fused multiply-add chain over the inner index
+/// in increasing order, so results do not depend on the thread count.
+enum HeadTiles {
+  static let width = 64
+
+  /// Floats of per-worker scratch `forward`/`backward` need for `t` tokens.
+  static func scratchCount(t: Int) -> Int {
+    let tp = padded(t)
+    return width * tp + t * tp
+  }
+
+  /// `t` rounded up to a multiple of 32 (two vectors).
+  @inline(__always) static func padded(_ t: Int) -> Int { (t + 31) / 32 * 32 }
+
+  /// `bt[c, j] = b[j, c]` for `j < n`, 0 for `n <= j < padded(n)`: `bt [64, padded(n)]`.
+  @inline(__always)
+  static func transpose64(_ b: UnsafePointer<Float>, ldb: Int, n: Int, into bt: UnsafeMutablePointer<Float>) {
+    let np = padded(n)
+    for j in 0..<n {
+      let row = b + j * ldb
+      for c in 0..<width { bt[c * np + j] = row[c] }
+    }
+    if np > n { for c in 0..<width { (bt + c * np + n).update(repeating: 0, count: np - n) } }
+  }
+
+  /// `C[m, 0..<padded(n)] = scale * A[m, 64] B^T` with `B^T` given as `bt [64, padded(n)]`
+  /// (`transpose64`); columns `n..<padded(n)` of C receive 0.
+  static func abT(_ a: UnsafePointer<Float>, lda: Int, bt: UnsafePointer<Float>, n: Int, m: Int, scale: Float,
+                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let np = padded(n)
+    let sv = V16(repeating: scale)
+    var i0 = 0
+    while i0 < m {
+      let a0 = a + i0 * lda, a1 = a + min(i0 + 1, m - 1) * lda
+      let a2 = a + min(i0 + 2, m - 1) * lda, a3 = a + min(i0 + 3, m - 1) * lda
+      let rows = min(4, m - i0)
+      var j0 = 0
+      while j0 < np {
+        var c00 = V16(repeating: 0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
+        var kb = bt + j0
+        for k in 0..<width {
+          let b0 = load16(kb), b1 = load16(kb + 16)
+          let x0 = V16(repeating: a0[k]), x1 = V16(repeating: a1[k])
+          let x2 = V16(repeating: a2[k]), x3 = V16(repeating: a3[k])
+          c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
+          c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
+          c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
+          c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+          kb += np
+        }
+        let r0 = c + i0 * ldc + j0
+        store16(c00 * sv, r0); store16(c01 * sv, r0 + 16)
+        if rows > 1 { store16(c10 * sv, r0 + ldc); store16(c11 * sv, r0 + ldc + 16) }
+        if rows > 2 { store16(c20 * sv, r0 + 2 * ldc); store16(c21 * sv, r0 + 2 * ldc + 16) }
+        if rows > 3 { store16(c30 * sv, r0 + 3 * ldc); store16(c31 * sv, r0 + 3 * ldc + 16) }
+        j0 += 32
+      }
+      i0 += 4
+    }
+  }
+
+  /// `C[m, 64] = A[m, k] B[k, 64]`, element `A[r, j]` at `a[r * lda + j * acs]`
+  /// (`acs = 1`: A row-major; `lda = 1, acs = stride`: A given transposed).
+  static func ab(_ a: UnsafePointer<Float>, lda: Int, acs: Int = 1, b: UnsafePointer<Float>, ldb: Int, m: Int, k: Int,
+                 c: UnsafeMutablePointer<Float>, ldc: Int) {
+    var i0 = 0
+    while i0 < m {
+      let a0 = a + i0 * lda, a1 = a + min(i0 + 1, m - 1) * lda
+      let a2 = a + min(i0 + 2, m - 1) * lda, a3 = a + min(i0 + 3, m - 1) * lda
+      let rows = min(4, m - i0)
+      let z = V16(repeating: 0)
+      var c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z
+      var c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z
+      var br = b
+      var ja = 0
+      for _ in 0..<k {
+        let b0 = load16(br), b1 = load16(br + 16), b2 = load16(br + 32), b3 = load16(br + 48)
+        let x0 = V16(repeating: a0[ja]), x1 = V16(repeating: a1[ja])
+        let x2 = V16(repeating: a2[ja]), x3 = V16(repeating: a3[ja])
+        ja += acs
+        c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
+        c02 = c02.addingProduct(x0, b2); c03 = c03.addingProduct(x0, b3)
+        c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
+        c12 = c12.addingProduct(x1, b2); c13 = c13.addingProduct(x1, b3)
+        c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
+        c22 = c22.addingProduct(x2, b2); c23 = c23.addingProduct(x2, b3)
+        c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+        c32 = c32.addingProduct(x3, b2); c33 = c33.addingProduct(x3, b3)
+        br += ldb
+      }
+      let r0 = c + i0 * ldc
+      store16(c00, r0); store16(c01, r0 + 16); store16(c02, r0 + 32); store16(c03, r0 + 48)
+      if rows > 1 {
+        let r = r0 + ldc
+        store16(c10, r); store16(c11, r + 16); store16(c12, r + 32); store16(c13, r + 48)
+      }
+      if rows > 2 {
+        let r = r0 + 2 * ldc
+        store16(c20, r); store16(c21, r + 16); store16(c22, r + 32); store16(c23, r + 48)
+      }
+      if rows > 3 {
+        let r = r0 + 3 * ldc
+        store16(c30, r); store16(c31, r + 16); store16(c32, r + 32); store16(c33, r + 48)
+      }
+      i0 += 4
+    }
+  }
+
+  /// One head forward: `P = softmax(scale Q K^T)` into `p [t, padded(t)]` (row stride
+  /// `padded(t)`), `O = P V` into `o` (row stride `ldo`). `q, k, v` rows have stride `ld`.
+  static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                      p: UnsafeMutablePointer<Float>, o: UnsafeMutablePointer<Float>, ldo: Int, t: Int, scale: Float,
+                      scratch: UnsafeMutablePointer<Float>) {
+    let tp = padded(t)
+    let kt = scratch
+    transpose64(k, ldb: ld, n: t, into: kt)
+    abT(q, lda: ld, bt: kt, n: t, m: t, scale: scale, c: p, ldc: tp)
+    for r in 0..<t { softmaxRow(p + r * tp, t) }
+    ab(p, lda: tp, b: v, ldb: ld, m: t, k: t, c: o, ldc: ldo)
+  }
+
+  /// One head backward (see `Attention.backward`) with `p` as `forward` wrote it:
+  /// writes `dq, dk, dv` (row stride `ld`).
+  static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                       p: UnsafePointer<Float>, dO: UnsafePointer<Float>, ldo: Int,
+                       dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                       t: Int, scale: Float, scratch: UnsafeMutablePointer<Float>) {
+    let tp = padded(t)
+    let bt = scratch, ds = scratch + width * tp
+    // dP = dO V^T, then dS = scale P * (dP - rowsum(dP P)) in place.
+    transpose64(v, ldb: ld, n: t, into: bt)
+    abT(dO, lda: ldo, bt: bt, n: t, m: t, scale: 1, c: ds, ldc: tp)
+    for r in 0..<t { softmaxBackwardRow(ds + r * tp, p + r * tp, t, scale) }
+    // dQ = dS K, dK = dS^T Q, dV = P^T dO (the transposed factors read with swapped strides).
+    ab(ds, lda: tp, b: k, ldb: ld, m: t, k: t, c: dq, ldc: ld)
+    ab(ds, lda: 1, acs: tp, b: q, ldb: ld, m: t, k: t, c: dk, ldc: ld)
+    ab(p, lda: 1, acs: tp, b: dO, ldb: ldo, m: t, k: t, c: dv, ldc: ld)
+  }
+}

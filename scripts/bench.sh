@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# CoDE training-step throughput, side by side in one run: cde (1 rank x 2 threads,
+# 2 ranks x 1 thread under mpirun, 1 rank x 1 thread), the PyTorch/timm anchors
+# when a Python with torch + timm is available, and the OpenBLAS sgemm rate.
+# Builds nothing.
+#
+#   scripts/bench.sh [path/to/cde]
+#
+# Environment: RECORDS (records per rank per step, default 8), STEPS (timed
+# steps, default 3), SIZES (local view sizes, default "96 224"), TORCH_PYTHON
+# (python with torch + timm; default /tmp/ref/bin/python when present; set to
+# "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
+# pytorch_code_ddp.py, default ../shared/anchors), PROFILE=1 (kernel breakdown
+# of the 2-rank run).
+set -euo pipefail
+BIN=${1:-.build/release/cde}
+RECORDS=${RECORDS:-8}
+STEPS=${STEPS:-3}
+SIZES=${SIZES:-96 224}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ANCHORS=${ANCHORS:-$HERE/../shared/anchors}
+if [ -z "${TORCH_PYTHON:-}" ] && [ -x /tmp/ref/bin/python ]; then TORCH_PYTHON=/tmp/ref/bin/python; fi
+TORCH_PYTHON=${TORCH_PYTHON:-none}
+[ -x "$BIN" ] || { echo "bench.sh: $BIN is not an executable (build cde first: swift build -c release)" >&2; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN="mpirun -np 2"  # Open MPI binds each of the 2 ranks to a core by default
+
+# json KEY: the number stored under "KEY" in the JSON object on stdin.
+json() { grep -o "\"$1\":[-0-9.eE+]*" | head -1 | cut -d: -f2; }
+# torch_rate: records (pairs) per second from an anchor's output line on stdin.
+torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
+
+echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
+echo "== OpenBLAS sgemm (2048^3 per rank, single-threaded OpenBLAS, rows split over the rank's threads)"
+SG="bench --sgemm --steps 10 --json"
+S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
+S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
+S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
+printf "   1 rank x 1 thread: %.1f GFLOP/s   2 ranks x 1 thread: %.1f GFLOP/s   1 rank x 2 threads: %.1f GFLOP/s\n" "$S11" "$S21" "$S12"
+
+for L in $SIZES; do
+  echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
+  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json)
+  PROF=""
+  [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
+  J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF)
+  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json)
+  show() {  # show LABEL JSON SGEMM_RATE: prints one line, sets R<LABEL>
+    local r g m
+    r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
+    printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f GFLOP/s  = %s of sgemm  (peak RSS %.0f MiB/rank)\n" \
+      "$1" "$r" "$g" "$(ratio "$g" "$3")" "$m"
+    eval "R$1=$r"
+  }
+  show 1x2 "$J12" "$S12"
+  show 2x1 "$J21" "$S21"
+  show 1x1 "$J11" "$S11"
+  [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
+  best=""
+  if [ "$TORCH_PYTHON" != none ] && [ -f "$ANCHORS/pytorch_code_step.py" ]; then
+    T2=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 2 --steps "$STEPS" | torch_rate)
+    TORCHRUN=$(dirname "$TORCH_PYTHON")/torchrun
+    TD=""
+    if [ -x "$TORCHRUN" ]; then
+      TD=$(OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
+        --local-size "$L" --steps "$STEPS" 2>/dev/null | torch_rate)
+    fi
+    T1=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS" | torch_rate)
+    printf "   torch 1 process x 2 threads: %s records/s   DDP 2 ranks x 1 thread: %s records/s   1 x 1: %s records/s\n" \
+      "$T2" "${TD:-n/a}" "$T1"
+    best=$(printf "%s\n%s\n" "$T2" "$TD" | grep . | sort -g | tail -1)
+    ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
+    echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
+  else
+    echo "   (PyTorch anchors skipped: set TORCH_PYTHON to a python with torch and timm)"
+  fi
+done
