@@ -21,6 +21,8 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
   @Option(help: "YAML config whose model: section gives a non-default ViT shape.") var config: String?
   @Flag(help: "Print one JSON object.") var json = false
+  @Option(name: .customLong("grad-cache-chunk"), help: "Gradient caching: records per forward/backward chunk (0: off).")
+  var gradCacheChunk: Int = 0
   @Flag(help: "Time each kernel family during the timed steps and print the breakdown.") var profile = false
   @Flag(help: .hidden) var sgemm = false
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
@@ -48,6 +50,7 @@ struct Bench: ParsableCommand {
     let local = (0..<(2 * b * c * l * l)).map { _ in Float(rng.normal()) }
     let perm = derangement(ranks * b, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
+    step.chunkRecords = gradCacheChunk
     var times: [Double] = [], phases = [Double](repeating: 0, count: 4)
     for i in 0..<(warmup + steps) {
       if i == warmup {
