@@ -55,8 +55,10 @@ let package = Package(
                      "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "SafeTensors"]),
-    .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training"]),
+    // Helpers shared by the numeric tests (fixture paths, error measures).
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -1,4 +1,5 @@
 import Kernels
+import TestSupport
 import XCTest
 
 /// Finite-difference checks of every kernel's backward pass.

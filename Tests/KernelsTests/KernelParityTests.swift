@@ -1,5 +1,6 @@
 import Kernels
 import SafeTensors
+import TestSupport
 import XCTest
 
 /// Each kernel against PyTorch autograd (fixtures from scripts/fixtures/engine_fixtures.py).

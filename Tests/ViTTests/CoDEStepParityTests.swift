@@ -2,6 +2,7 @@ import Kernels
 import SafeTensors
 import Training
 import ViT
+import TestSupport
 import XCTest
 
 /// A whole CoDE step of a small ViT (width 32, depth 2, heads 2, 48 px global

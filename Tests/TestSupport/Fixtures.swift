@@ -2,14 +2,16 @@ import Foundation
 import SafeTensors
 import XCTest
 
+/// Shared helpers of the numeric test targets.
+
 /// Locates `Tests/Fixtures/<sub>/<name>` from this source file.
-func fixturePath(_ sub: String, _ name: String, file: String = #filePath) -> String {
+public func fixturePath(_ sub: String, _ name: String, file: String = #filePath) -> String {
   URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures").appendingPathComponent(sub).appendingPathComponent(name).path
 }
 
 /// max |a - b|
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+public func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
   precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
   var m: Float = 0
   for i in 0..<a.count { m = max(m, abs(a[i] - b[i])) }
@@ -17,7 +19,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 /// |a - b|_F / |b|_F
-func relFrobenius(_ a: [Float], _ b: [Float]) -> Double {
+public func relFrobenius(_ a: [Float], _ b: [Float]) -> Double {
   precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
   var num = 0.0, den = 0.0
   for i in 0..<a.count {
@@ -28,7 +30,7 @@ func relFrobenius(_ a: [Float], _ b: [Float]) -> Double {
   return (num / max(den, 1e-300)).squareRoot()
 }
 
-func assertClose(_ a: [Float], _ b: [Float], atol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+public func assertClose(_ a: [Float], _ b: [Float], atol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
   let e = maxAbsDiff(a, b)
   XCTAssertLessThanOrEqual(e, atol, "\(what): max abs error \(e) > \(atol)", file: file, line: line)
 }
