@@ -1,5 +1,4 @@
 import Foundation
-import SafeTensors
 import XCTest
 
 /// Shared helpers of the numeric test targets.
