@@ -285,7 +285,8 @@ public struct SafeTensorsWriter {
   }
 }
 
-func jsonString(_ s: String) -> String {
+/// `s` as a JSON string literal (quotes, backslash and control characters escaped).
+public func jsonString(_ s: String) -> String {
   var out = "\""
   for u in s.unicodeScalars {
     switch u {

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// RUN/metrics.jsonl: one JSON object per line, e.g.
 /// {"step":120,"time":1767000000.5,"loss":4.1,"lr":0.00051,...}, written by rank 0.
@@ -58,21 +59,7 @@ public final class MetricsLog {
     return "\(x)"
   }
 
-  static func string(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-      switch u {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-      }
-    }
-    return out + "\""
-  }
+  static func string(_ s: String) -> String { jsonString(s) }
 
   /// Rewrites `url` (via a temporary file renamed into place) keeping lines whose
   /// "step" is at most `step`, and lines without a step.
