@@ -29,12 +29,12 @@ public final class CoDEStep {
   var localActs: ViTActivations?
   var dGlobal: [Float] = []
   var dLocal: [Float] = []
-  var keySend: [Float] = [], keyAll: [Float] = [], dKeyAll: [Float] = [], dKeyOwn: [Float] = []
+  var keySend: [Float] = [], keyAll: [Float] = [], dKeyAll: [Float] = []
   /// Gradient caching: records per forward/backward chunk (0: the whole local batch at once).
   public var chunkRecords: Int = 0
   // Chunked mode: all embeddings of the step, the chunk's contiguous views, and the
   // inputs of the last forwardLoss (re-read by the backward pass).
-  var embGlobal: [Float] = [], embLocal: [Float] = []
+  let embGlobal = FloatBuffer(), embLocal = FloatBuffer()
   var chunkGlobal: [Float] = [], chunkLocal: [Float] = [], chunkDGlobal: [Float] = [], chunkDLocal: [Float] = []
   var lastInput: (global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int)?
   /// Whether the last forwardLoss ran chunked (its embeddings are in embGlobal/embLocal).
@@ -81,8 +81,8 @@ public final class CoDEStep {
     let e: UnsafePointer<Float>, el: UnsafePointer<Float>
     if chunked(b) {
       try embedInChunks(global: global, local: local, b: b, s: s, l: l)
-      e = embGlobal.withUnsafeBufferPointer { $0.baseAddress! }
-      el = embLocal.withUnsafeBufferPointer { $0.baseAddress! }
+      e = UnsafePointer(embGlobal.pointer)
+      el = UnsafePointer(embLocal.pointer)
     } else {
       let ga = try activations(&globalActs, n: 6 * b, size: s)
       let la = try activations(&localActs, n: 2 * b, size: l)
@@ -97,7 +97,6 @@ public final class CoDEStep {
       keySend = [Float](repeating: 0, count: 4 * bd)
       keyAll = [Float](repeating: 0, count: 4 * gd)
       dKeyAll = [Float](repeating: 0, count: 4 * gd)
-      dKeyOwn = [Float](repeating: 0, count: 4 * bd)
     }
     // Keys (views 2..5 of the global batch) gathered rank-major: recv [N, 4, B, D].
     keySend.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: e + 2 * bd, count: 4 * bd) }
@@ -192,8 +191,8 @@ public final class CoDEStep {
     let c = chunkRecords, d = model.config.width, ch = model.config.channels
     let ga = try activations(&globalActs, n: 6 * c, size: s)
     let la = try activations(&localActs, n: 2 * c, size: l)
-    if embGlobal.count != 6 * b * d { embGlobal = [Float](repeating: 0, count: 6 * b * d) }
-    if embLocal.count != 2 * b * d { embLocal = [Float](repeating: 0, count: 2 * b * d) }
+    embGlobal.resize(6 * b * d)
+    embLocal.resize(2 * b * d)
     if chunkGlobal.count != 6 * c * ch * s * s { chunkGlobal = [Float](repeating: 0, count: 6 * c * ch * s * s) }
     if chunkLocal.count != 2 * c * ch * l * l { chunkLocal = [Float](repeating: 0, count: 2 * c * ch * l * l) }
     var r0 = 0
@@ -208,12 +207,8 @@ public final class CoDEStep {
         copyRows(views: 2, b: b, r0: r0, c: n, per: ch * l * l, from: local, to: cl.baseAddress!, toChunk: true)
         model.forward(cl.baseAddress!, l2)
       }
-      embGlobal.withUnsafeMutableBufferPointer {
-        copyRows(views: 6, b: b, r0: r0, c: n, per: d, from: g2.embeddings, to: $0.baseAddress!, toChunk: false)
-      }
-      embLocal.withUnsafeMutableBufferPointer {
-        copyRows(views: 2, b: b, r0: r0, c: n, per: d, from: l2.embeddings, to: $0.baseAddress!, toChunk: false)
-      }
+      copyRows(views: 6, b: b, r0: r0, c: n, per: d, from: g2.embeddings, to: embGlobal.pointer, toChunk: false)
+      copyRows(views: 2, b: b, r0: r0, c: n, per: d, from: l2.embeddings, to: embLocal.pointer, toChunk: false)
       r0 += n
     }
   }
@@ -303,11 +298,11 @@ public final class CoDEStep {
 
   /// Embeddings of the last `forwardLoss`: `[6B, D]` global views and `[2B, D]` local views.
   public var globalEmbeddings: UnsafePointer<Float>? {
-    if lastChunked { return embGlobal.withUnsafeBufferPointer { $0.baseAddress } }
+    if lastChunked { return UnsafePointer(embGlobal.pointer) }
     return globalActs.map { UnsafePointer($0.embeddings) }
   }
   public var localEmbeddings: UnsafePointer<Float>? {
-    if lastChunked { return embLocal.withUnsafeBufferPointer { $0.baseAddress } }
+    if lastChunked { return UnsafePointer(embLocal.pointer) }
     return localActs.map { UnsafePointer($0.embeddings) }
   }
 
@@ -321,4 +316,19 @@ public final class CoDEStep {
   var ts = timespec()
   clock_gettime(CLOCK_MONOTONIC, &ts)
   return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// A float buffer owned by its object, reallocated only when its size changes
+/// (pointers into it stay valid between calls, unlike an Array's).
+final class FloatBuffer {
+  private(set) var pointer: UnsafeMutablePointer<Float> = .allocate(capacity: 0)
+  private(set) var count = 0
+  func resize(_ n: Int) {
+    guard n != count else { return }
+    pointer.deallocate()
+    pointer = .allocate(capacity: n)
+    pointer.initialize(repeating: 0, count: n)
+    count = n
+  }
+  deinit { pointer.deallocate() }
 }

@@ -145,7 +145,6 @@ public final class Trainer {
     globalStep = startStep
 
     // Data stream at the restored cursor.
-    let perRank = config.train.globalBatch / comm.size
     let cores = ProcessInfo.processInfo.activeProcessorCount
     var lc = LoaderConfig(
       paths: config.data.train, seed: UInt64(config.train.seed), globalBatch: config.train.globalBatch,
@@ -158,7 +157,6 @@ public final class Trainer {
     lc.warn = { log("warning: " + $0) }
     if config.data.sampling == .shardLocal, let spe = config.train.stepsPerEpoch { lc.stepsPerEpoch = spe }
     loader = try D3Loader(config: lc, cursor: state?.dataCursor ?? DataCursor())
-    _ = perRank
     stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch
     let resolved = config.schedule(records: loader.stepsPerEpoch * config.train.globalBatch)
     guard resolved.totalSteps > 0 else { throw TrainError("config: set train.steps or train.epochs") }
@@ -191,14 +189,12 @@ public final class Trainer {
     let total = schedule.totalSteps
     let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
     let s = config.model.imageSize, l = config.data.localSize
-    let d = config.model.width
     if isCoordinator {
       log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s), "
           + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
           + "steps \(globalStep)..<\(total); run \(run.path)")
     }
-    _ = d
-    let wall0 = monotonicNow()
+    let wall0 = monotonic()
     var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
@@ -231,7 +227,7 @@ public final class Trainer {
       }
 
       if let f = faultStep, f == globalStep { kill(getpid(), SIGKILL) }
-      let t0 = monotonicNow()
+      let t0 = monotonic()
       let batch = try loader.next()
       if let t = traceRecords {
         t.write(Data(("\(globalStep) \(comm.rank) " + batch.recordIDs.map(String.init).joined(separator: " ") + "\n").utf8))
@@ -244,7 +240,7 @@ public final class Trainer {
         throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
       }
       globalStep += 1
-      let dt = monotonicNow() - t0
+      let dt = monotonic() - t0
       let wait = loader.stats.waitSeconds
       recordsSinceLog += g
       timeSinceLog += dt
@@ -294,7 +290,7 @@ public final class Trainer {
 
   func report(total: Int, wall0: Double) {
     let m = lastMetrics
-    let elapsed = monotonicNow() - wall0
+    let elapsed = monotonic() - wall0
     let rps = m["records_per_s"] ?? 0
     let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
     log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%  elapsed %@  ETA %@",
@@ -333,11 +329,6 @@ public final class Trainer {
   public func close() { loader.close() }
 }
 
-func monotonicNow() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
 
 /// Ranks on this node (Open MPI / Slurm environment), 1 when unknown.
 public func localRanks() -> Int {

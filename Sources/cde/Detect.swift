@@ -24,7 +24,7 @@ struct Detect: ParsableCommand {
   var classifiersDir: String?
 
   @Option(help: "center-crop (the authors' inference) or resize-crop (the training base view).")
-  var preprocess: String = EmbedPreprocess.centerCrop.rawValue
+  var preprocess: EmbedPreprocess = .centerCrop
 
   @Flag(help: "One JSON object per line: {\"image\": PATH, \"<classifier>\": {\"label\": \"real\"|\"fake\", \"score\": S}}.")
   var json = false
@@ -48,9 +48,7 @@ struct Detect: ParsableCommand {
   }
 
   func execute() throws {
-    guard let pre = EmbedPreprocess(rawValue: preprocess) else {
-      throw CLIError("--preprocess: unknown value '\(preprocess)' (expected center-crop or resize-crop)")
-    }
+    let pre = preprocess
     // "all": every classifier saved for the model.
     let kinds: [ClassifierKind]? = classifier == "all" ? nil : try ClassifierKind.parseList(classifier, option: "--classifier")
     let bundle: DetectorBundle

@@ -42,7 +42,7 @@ struct Embed: ParsableCommand {
   @Option(help: "Output file (safetensors).") var out: String
 
   @Option(help: "center-crop: the authors' inference (centre crop at native resolution, padded if smaller); resize-crop: the training base view (shorter side to S/0.9, bicubic, centre crop S).")
-  var preprocess: String = EmbedPreprocess.centerCrop.rawValue
+  var preprocess: EmbedPreprocess = .centerCrop
 
   @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
 
@@ -67,9 +67,7 @@ struct Embed: ParsableCommand {
   }
 
   func execute() throws {
-    guard let pre = EmbedPreprocess(rawValue: preprocess) else {
-      throw CLIError("--preprocess: unknown value '\(preprocess)' (expected center-crop or resize-crop)")
-    }
+    let pre = preprocess
     quietImageWarnings()
     compute.apply()
     let items = try listImageItems(paths, indexDirectory: indexDir)

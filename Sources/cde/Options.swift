@@ -1,6 +1,8 @@
 import ArgumentParser
+import Evaluation
 import Foundation
 import Kernels
+import Training
 import ViT
 import Yams
 
@@ -17,9 +19,7 @@ struct ComputeOptions: ParsableArguments {
   func apply() {
     if let t = threads { Threads.configure(t); return }
     if let s = ProcessInfo.processInfo.environment["CDE_THREADS"], let t = Int(s), t > 0 { Threads.configure(t); return }
-    let env = ProcessInfo.processInfo.environment
-    let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
-    Threads.configure(max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1)))
+    Threads.configure(max(1, ProcessInfo.processInfo.activeProcessorCount / max(localRanks(), 1)))
   }
 }
 
@@ -75,3 +75,6 @@ func peakRSSMiB() -> Double {
 func printErr(_ s: String) {
   FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
 }
+
+/// `--preprocess center-crop|resize-crop` for embed and detect.
+extension EmbedPreprocess: ExpressibleByArgument {}
