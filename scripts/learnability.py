@@ -17,29 +17,25 @@ scratch and prints its loss every 50 steps and, at the end, what it learned:
 Usage:
   python3 scripts/learnability.py --train 'runs/synth-d3/train/*.tar' \
       --test runs/synth-d3/test [--experiments ce,code,cnn,noise] [--steps 300]
-Needs torch, timm, Pillow, numpy, scikit-learn (pip). Figures: docs/learnability.md.
+Needs torch, torchvision, timm, Pillow, numpy, scikit-learn (pip). Figures: docs/learnability.md.
 """
 import argparse, glob, io, os, tarfile, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms as T
 from PIL import Image
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+# The training base view, as torchvision defines it (the reference the Swift views are tested against):
+# shorter side to floor(224 / 0.9) = 248 (bicubic), centre crop 224, ImageNet normalisation; [3, 224, 224].
+BASE_VIEW = T.Compose([T.Resize(248, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
+                       T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
 KINDS = ["real", "gen_0", "gen_1", "gen_2", "gen_3"]
 
 
 def base_view(img):
-    """Shorter side to floor(224 / 0.9) = 248 (bicubic), centre crop 224, normalise; [3, 224, 224]."""
-    img = img.convert("RGB")
-    w, h = img.size
-    nw, nh = (248, int(248 * h / w)) if w < h else (int(248 * w / h), 248)
-    img = img.resize((nw, nh), Image.BICUBIC)
-    l, t = (nw - 224) // 2, (nh - 224) // 2
-    a = np.asarray(img.crop((l, t, l + 224, t + 224)), np.float32) / 255
-    return ((a - MEAN) / STD).transpose(2, 0, 1)
+    return BASE_VIEW(img.convert("RGB")).numpy()
 
 
 def load_shards(pattern):
@@ -102,7 +98,7 @@ def train(model, params, loss_fn, args, tag):
     return first, float(np.mean(last))
 
 
-def batch(R, G, B, gens=None):
+def batch(R, G, B):
     idx = torch.randint(0, R.shape[0], (B,))
     k = torch.randint(0, 4, (B,))
     return R[idx].float(), G[idx, k].float()
