@@ -207,12 +207,24 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
   }
   var sum = hsum16(acc)
   if i < n {
-    var v = V16(repeating: -Float.infinity)
-    for j in i..<n { v[j - i] = x[j] - mx }
-    let e = vexp(v)
-    for j in i..<n {
-      x[j] = e[j - i]
-      sum += e[j - i]
+    // The tail in one vector op (setting lanes one by one cost as much as the rest of a
+    // 197-wide row): when n >= 16, the last 16 values, of which lanes `16 - rest ..< 16`
+    // are still inputs and the others already hold their exponentials.
+    let rest = n - i
+    let lane = V16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    if n >= 16 {
+      let fresh = lane .>= Float(16 - rest)
+      let old = load16(x + n - 16)
+      let e = V16(repeating: 0).replacing(with: vexp(old - m), where: fresh)
+      sum += hsum16(e)
+      store16(old.replacing(with: e, where: fresh), x + n - 16)
+    } else {
+      var v = V16(repeating: 0)
+      withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: x + i, byteCount: rest * 4) }
+      var e = vexp(v - m)
+      e.replace(with: 0, where: lane .>= Float(rest))
+      withUnsafeBytes(of: e) { UnsafeMutableRawPointer(x + i).copyMemory(from: $0.baseAddress!, byteCount: rest * 4) }
+      sum += hsum16(e)
     }
   }
   let inv = 1 / sum

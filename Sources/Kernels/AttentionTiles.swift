@@ -29,84 +29,93 @@ enum HeadTiles {
 
   /// `C[m, 0..<padded(n)] = scale * A[m, 64] B^T` with `B^T` given as `bt [64, padded(n)]`
   /// (`transpose64`); columns `n..<padded(n)` of C receive 0.
+  /// Tiles of 8 rows x 32 columns: 16 accumulators, 2 vector loads and 8 broadcasts
+  /// per 16 FMAs (4-row tiles ran at half this rate, bound by loads and FMA latency).
   static func abT(_ a: UnsafePointer<Float>, lda: Int, bt: UnsafePointer<Float>, n: Int, m: Int, scale: Float,
                   c: UnsafeMutablePointer<Float>, ldc: Int) {
     let np = padded(n)
     let sv = V16(repeating: scale)
     var i0 = 0
     while i0 < m {
-      let a0 = a + i0 * lda, a1 = a + min(i0 + 1, m - 1) * lda
-      let a2 = a + min(i0 + 2, m - 1) * lda, a3 = a + min(i0 + 3, m - 1) * lda
-      let rows = min(4, m - i0)
+      let rows = min(8, m - i0)
+      let a0 = a + i0 * lda
+      let a1 = a + min(i0 + 1, m - 1) * lda, a2 = a + min(i0 + 2, m - 1) * lda, a3 = a + min(i0 + 3, m - 1) * lda
+      let a4 = a + min(i0 + 4, m - 1) * lda, a5 = a + min(i0 + 5, m - 1) * lda, a6 = a + min(i0 + 6, m - 1) * lda
+      let a7 = a + min(i0 + 7, m - 1) * lda
       var j0 = 0
       while j0 < np {
-        var c00 = V16(repeating: 0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00
+        let z = V16(repeating: 0)
+        var c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z
+        var c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z
         var kb = bt + j0
         for k in 0..<width {
           let b0 = load16(kb), b1 = load16(kb + 16)
-          let x0 = V16(repeating: a0[k]), x1 = V16(repeating: a1[k])
-          let x2 = V16(repeating: a2[k]), x3 = V16(repeating: a3[k])
-          c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
-          c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
-          c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
-          c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+          var x = V16(repeating: a0[k]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+          x = V16(repeating: a1[k]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+          x = V16(repeating: a2[k]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+          x = V16(repeating: a3[k]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+          x = V16(repeating: a4[k]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+          x = V16(repeating: a5[k]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+          x = V16(repeating: a6[k]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+          x = V16(repeating: a7[k]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
           kb += np
         }
-        let r0 = c + i0 * ldc + j0
-        store16(c00 * sv, r0); store16(c01 * sv, r0 + 16)
-        if rows > 1 { store16(c10 * sv, r0 + ldc); store16(c11 * sv, r0 + ldc + 16) }
-        if rows > 2 { store16(c20 * sv, r0 + 2 * ldc); store16(c21 * sv, r0 + 2 * ldc + 16) }
-        if rows > 3 { store16(c30 * sv, r0 + 3 * ldc); store16(c31 * sv, r0 + 3 * ldc + 16) }
+        var r = c + i0 * ldc + j0
+        store16(c00 * sv, r); store16(c01 * sv, r + 16)
+        if rows > 1 { r += ldc; store16(c10 * sv, r); store16(c11 * sv, r + 16) }
+        if rows > 2 { r += ldc; store16(c20 * sv, r); store16(c21 * sv, r + 16) }
+        if rows > 3 { r += ldc; store16(c30 * sv, r); store16(c31 * sv, r + 16) }
+        if rows > 4 { r += ldc; store16(c40 * sv, r); store16(c41 * sv, r + 16) }
+        if rows > 5 { r += ldc; store16(c50 * sv, r); store16(c51 * sv, r + 16) }
+        if rows > 6 { r += ldc; store16(c60 * sv, r); store16(c61 * sv, r + 16) }
+        if rows > 7 { r += ldc; store16(c70 * sv, r); store16(c71 * sv, r + 16) }
         j0 += 32
       }
-      i0 += 4
+      i0 += 8
     }
   }
 
   /// `C[m, 64] = A[m, k] B[k, 64]`, element `A[r, j]` at `a[r * lda + j * acs]`
   /// (`acs = 1`: A row-major; `lda = 1, acs = stride`: A given transposed).
+  /// Tiles of 6 rows x 64 columns: 24 accumulators, 4 loads and 6 broadcasts per 24 FMAs.
   static func ab(_ a: UnsafePointer<Float>, lda: Int, acs: Int = 1, b: UnsafePointer<Float>, ldb: Int, m: Int, k: Int,
                  c: UnsafeMutablePointer<Float>, ldc: Int) {
     var i0 = 0
     while i0 < m {
-      let a0 = a + i0 * lda, a1 = a + min(i0 + 1, m - 1) * lda
-      let a2 = a + min(i0 + 2, m - 1) * lda, a3 = a + min(i0 + 3, m - 1) * lda
-      let rows = min(4, m - i0)
+      let rows = min(6, m - i0)
+      let a0 = a + i0 * lda, a1 = a + min(i0 + 1, m - 1) * lda, a2 = a + min(i0 + 2, m - 1) * lda
+      let a3 = a + min(i0 + 3, m - 1) * lda, a4 = a + min(i0 + 4, m - 1) * lda, a5 = a + min(i0 + 5, m - 1) * lda
       let z = V16(repeating: 0)
       var c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z
       var c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z
+      var c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z
       var br = b
       var ja = 0
       for _ in 0..<k {
         let b0 = load16(br), b1 = load16(br + 16), b2 = load16(br + 32), b3 = load16(br + 48)
-        let x0 = V16(repeating: a0[ja]), x1 = V16(repeating: a1[ja])
-        let x2 = V16(repeating: a2[ja]), x3 = V16(repeating: a3[ja])
+        var x = V16(repeating: a0[ja])
+        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1); c02 = c02.addingProduct(x, b2); c03 = c03.addingProduct(x, b3)
+        x = V16(repeating: a1[ja])
+        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1); c12 = c12.addingProduct(x, b2); c13 = c13.addingProduct(x, b3)
+        x = V16(repeating: a2[ja])
+        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1); c22 = c22.addingProduct(x, b2); c23 = c23.addingProduct(x, b3)
+        x = V16(repeating: a3[ja])
+        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1); c32 = c32.addingProduct(x, b2); c33 = c33.addingProduct(x, b3)
+        x = V16(repeating: a4[ja])
+        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1); c42 = c42.addingProduct(x, b2); c43 = c43.addingProduct(x, b3)
+        x = V16(repeating: a5[ja])
+        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1); c52 = c52.addingProduct(x, b2); c53 = c53.addingProduct(x, b3)
         ja += acs
-        c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
-        c02 = c02.addingProduct(x0, b2); c03 = c03.addingProduct(x0, b3)
-        c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
-        c12 = c12.addingProduct(x1, b2); c13 = c13.addingProduct(x1, b3)
-        c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
-        c22 = c22.addingProduct(x2, b2); c23 = c23.addingProduct(x2, b3)
-        c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
-        c32 = c32.addingProduct(x3, b2); c33 = c33.addingProduct(x3, b3)
         br += ldb
       }
-      let r0 = c + i0 * ldc
-      store16(c00, r0); store16(c01, r0 + 16); store16(c02, r0 + 32); store16(c03, r0 + 48)
-      if rows > 1 {
-        let r = r0 + ldc
-        store16(c10, r); store16(c11, r + 16); store16(c12, r + 32); store16(c13, r + 48)
-      }
-      if rows > 2 {
-        let r = r0 + 2 * ldc
-        store16(c20, r); store16(c21, r + 16); store16(c22, r + 32); store16(c23, r + 48)
-      }
-      if rows > 3 {
-        let r = r0 + 3 * ldc
-        store16(c30, r); store16(c31, r + 16); store16(c32, r + 32); store16(c33, r + 48)
-      }
-      i0 += 4
+      var r = c + i0 * ldc
+      store16(c00, r); store16(c01, r + 16); store16(c02, r + 32); store16(c03, r + 48)
+      if rows > 1 { r += ldc; store16(c10, r); store16(c11, r + 16); store16(c12, r + 32); store16(c13, r + 48) }
+      if rows > 2 { r += ldc; store16(c20, r); store16(c21, r + 16); store16(c22, r + 32); store16(c23, r + 48) }
+      if rows > 3 { r += ldc; store16(c30, r); store16(c31, r + 16); store16(c32, r + 32); store16(c33, r + 48) }
+      if rows > 4 { r += ldc; store16(c40, r); store16(c41, r + 16); store16(c42, r + 32); store16(c43, r + 48) }
+      if rows > 5 { r += ldc; store16(c50, r); store16(c51, r + 16); store16(c52, r + 32); store16(c53, r + 48) }
+      i0 += 6
     }
   }
 

@@ -9,7 +9,8 @@ public typealias V16 = SIMD16<Float>
 ///
 /// `x = n ln2 + r` with `n = round(x / ln2)` and `|r| <= ln2/2` (Cody-Waite
 /// split of ln2), `exp(r)` by its degree-7 Taylor polynomial (truncation error
-/// below 2e-9 relative), then scaled by `2^n` through the exponent bits.
+/// below 2e-9 relative, Horner steps as fused multiply-adds), then scaled by `2^n`
+/// through the exponent bits.
 @inline(__always)
 public func vexp(_ x0: V16) -> V16 {
   var x = x0
@@ -18,16 +19,16 @@ public func vexp(_ x0: V16) -> V16 {
   // Round x/ln2 to the nearest integer by adding 1.5 * 2^23 (|x/ln2| <= 128).
   let shifted = x * 1.442_695_040_888_963_4 + 12_582_912.0
   let n = shifted - 12_582_912.0
-  var r = x - n * 0.693_145_751_953_125  // ln2 high part (exact in float)
-  r = r - n * 1.428_606_820_309_417_2e-06  // ln2 low part
+  var r = x.addingProduct(n, V16(repeating: -0.693_145_751_953_125))  // ln2 high part (exact in float)
+  r = r.addingProduct(n, V16(repeating: -1.428_606_820_309_417_2e-06))  // ln2 low part
   var p = V16(repeating: 1.0 / 5040)
-  p = p * r + 1.0 / 720
-  p = p * r + 1.0 / 120
-  p = p * r + 1.0 / 24
-  p = p * r + 1.0 / 6
-  p = p * r + 0.5
-  p = p * r + 1
-  p = p * r + 1
+  p = V16(repeating: 1.0 / 720).addingProduct(p, r)
+  p = V16(repeating: 1.0 / 120).addingProduct(p, r)
+  p = V16(repeating: 1.0 / 24).addingProduct(p, r)
+  p = V16(repeating: 1.0 / 6).addingProduct(p, r)
+  p = V16(repeating: 0.5).addingProduct(p, r)
+  p = V16(repeating: 1).addingProduct(p, r)
+  p = V16(repeating: 1).addingProduct(p, r)
   // The integer n sits in the low mantissa bits of `shifted`.
   let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
   let bits = (ni &+ 127) &<< 23
@@ -43,15 +44,15 @@ public func verfcAbs(_ u: V16) -> V16 {
   z.replace(with: -u, where: u .< 0)
   let t = 1 / (1 + 0.5 * z)
   var p = V16(repeating: 0.170_872_77)
-  p = p * t - 0.822_152_23
-  p = p * t + 1.488_515_87
-  p = p * t - 1.135_203_98
-  p = p * t + 0.278_868_07
-  p = p * t - 0.186_288_06
-  p = p * t + 0.096_784_18
-  p = p * t + 0.374_091_96
-  p = p * t + 1.000_023_68
-  p = p * t - 1.265_512_23
+  p = V16(repeating: -0.822_152_23).addingProduct(p, t)
+  p = V16(repeating: 1.488_515_87).addingProduct(p, t)
+  p = V16(repeating: -1.135_203_98).addingProduct(p, t)
+  p = V16(repeating: 0.278_868_07).addingProduct(p, t)
+  p = V16(repeating: -0.186_288_06).addingProduct(p, t)
+  p = V16(repeating: 0.096_784_18).addingProduct(p, t)
+  p = V16(repeating: 0.374_091_96).addingProduct(p, t)
+  p = V16(repeating: 1.000_023_68).addingProduct(p, t)
+  p = V16(repeating: -1.265_512_23).addingProduct(p, t)
   return t * vexp(-z * z + p)
 }
 
