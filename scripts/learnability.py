@@ -14,6 +14,12 @@ scratch and prints its loss every 50 steps and, at the end, what it learned:
   noise   ViT, cross-entropy "clean generated image" vs "same + white noise of sigma
           NOISE_SIGMA" (normalised units): can the architecture see pixel noise at all?
 
+--pattern tile32|iid adds a fixed pattern of +-PATTERN_AMP (normalised units) to every
+generated image's base view, training and test alike: `tile32` repeats one random 32x32
+tile, aligned with the 32-px patch grid (every token moves by the same vector: the easiest
+cue a ViT can have); `iid` is one random sign per pixel of the 224x224 view (a different
+offset for every token). It measures how strong a cue must be for each objective to find it.
+
 Usage:
   python3 scripts/learnability.py --train 'runs/synth-d3/train/*.tar' \
       --test runs/synth-d3/test [--experiments ce,code,cnn,noise] [--steps 300]
@@ -66,6 +72,18 @@ def load_folders(root):
             raise SystemExit(f"learnability: {root}/{kind}: no images")
         out[kind] = torch.from_numpy(np.stack([base_view(Image.open(f)) for f in files]))
     return out
+
+
+def fixed_pattern(kind, amp, seed=5):
+    """A fixed [3, 224, 224] pattern of +-amp (see --pattern), or None."""
+    if kind == "none":
+        return None
+    g = torch.Generator().manual_seed(seed)
+    if kind == "tile32":
+        return amp * torch.sign(torch.randn(3, 32, 32, generator=g)).repeat(1, 7, 7)
+    if kind == "iid":
+        return amp * torch.sign(torch.randn(3, 224, 224, generator=g))
+    raise SystemExit(f"learnability: unknown --pattern {kind!r} (none, tile32, iid)")
 
 
 def vit(args, num_classes):
@@ -141,16 +159,24 @@ def main():
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--noise-sigma", type=float, default=0.3)
+    ap.add_argument("--pattern", default="none", help="none, tile32 or iid: a fixed pattern added to generated images")
+    ap.add_argument("--pattern-amp", type=float, default=0.03, help="amplitude of --pattern, normalised units")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     R, G = load_shards(args.train)
     test = load_folders(args.test)
+    pattern = fixed_pattern(args.pattern, args.pattern_amp)
+    if pattern is not None:
+        G = (G.float() + pattern).half()
+        test = {k: v if k == "real" else v + pattern for k, v in test.items()}
     B = args.batch
     print(f"{R.shape[0]} training records, test {', '.join(f'{k} {len(v)}' for k, v in test.items())}; "
           f"ViT width {args.width} depth {args.depth} heads {args.heads} patch {args.patch}, "
-          f"{args.steps} steps of {B}+{B} images, lr {args.lr}", flush=True)
+          f"{args.steps} steps of {B}+{B} images, lr {args.lr}"
+          + (f"; generated images + {args.pattern} pattern of +-{args.pattern_amp}" if pattern is not None else ""),
+          flush=True)
     for exp in args.experiments.split(","):
         torch.manual_seed(args.seed)
         print(f"== {exp}", flush=True)
@@ -174,6 +200,7 @@ def main():
                 r, f = batch(R, G, B)
                 e1, e2 = m(torch.cat([r, f])), m(torch.cat([r, f]).flip(3))
                 return info_nce(e1[:B], e2[:B][pi], e2[B:]) + info_nce(e1[B:], e2[B:][pi], e2[:B])
+            probe(m, test, "random init")
             first, last = train(m, m.parameters(), loss, args, "code")
             print(f"  loss {first:.3f} -> {last:.3f} (chance, i.e. a collapsed embedding: {2 * np.log(1 + B):.3f})")
             probe(m, test, "trained")

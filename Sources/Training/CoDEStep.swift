@@ -39,6 +39,19 @@ public final class CoDEStep {
   var lastInput: (global: UnsafePointer<Float>, local: UnsafePointer<Float>, b: Int, s: Int, l: Int)?
   /// Whether the last forwardLoss ran chunked (its embeddings are in embGlobal/embLocal).
   var lastChunked = false
+  /// Skip the forward and backward pass of an augmented view (aug_real, aug_fake) that is
+  /// bit-identical to its base view, which happens when T draws no operation (probability
+  /// 1 / (num_transform + 1) per view): its embedding is the base view's, and its embedding
+  /// gradient is added to the base view's before the one backward pass. The gradients are
+  /// those of the full batch up to summation order. Direct mode only (not with gradient caching).
+  public var deduplicateViews = true
+  /// Views the last forwardLoss did not run through the network (0 without duplicates).
+  public private(set) var lastDuplicateViews = 0
+  /// Deduplication: the global views without the duplicates, each view-major row's row in
+  /// that batch (`rowOf [6B]`), the embeddings expanded back to `[6B, D]`, and the embedding
+  /// gradient folded onto the compact rows.
+  let compactGlobal = FloatBuffer(), expandedEmb = FloatBuffer(), compactDEmb = FloatBuffer()
+  var rowOf: [Int] = []
 
   public static let globalViewNames = ["real", "fake", "aug_real", "aug_fake", "global_real", "global_fake"]
   public static let localViewNames = ["local_real", "local_fake"]
@@ -63,7 +76,7 @@ public final class CoDEStep {
   }
 
   func activations(_ cached: inout ViTActivations?, n: Int, size: Int) throws -> ViTActivations {
-    if let a = cached, a.batch == n, a.height == size, a.width == size, a.scratchThreadsOK { return a }
+    if let a = cached, a.capacity == n, a.height == size, a.width == size, a.scratchThreadsOK { return a }
     cached = nil  // free before allocating the next one
     let a = try model.makeActivations(batch: n, height: size, width: size)
     cached = a
@@ -78,6 +91,7 @@ public final class CoDEStep {
     let d = model.config.width, n = comm.size, g = n * b, bd = b * d, gd = g * d
     lastInput = (global, local, b, s, l)
     lastChunked = chunked(b)
+    lastDuplicateViews = 0
     let e: UnsafePointer<Float>, el: UnsafePointer<Float>
     if chunked(b) {
       try embedInChunks(global: global, local: local, b: b, s: s, l: l)
@@ -86,9 +100,11 @@ public final class CoDEStep {
     } else {
       let ga = try activations(&globalActs, n: 6 * b, size: s)
       let la = try activations(&localActs, n: 2 * b, size: l)
-      model.forward(global, ga)
+      let (input, rows) = compactGlobalViews(global, b: b, per: model.config.channels * s * s)
+      ga.setBatch(rows)
+      model.forward(input, ga)
       model.forward(local, la)
-      e = UnsafePointer(ga.embeddings)
+      e = lastDuplicateViews > 0 ? UnsafePointer(expandEmbeddings(ga.embeddings, b: b, d: d)) : UnsafePointer(ga.embeddings)
       el = UnsafePointer(la.embeddings)
     }
     if dGlobal.count != 6 * bd { dGlobal = [Float](repeating: 0, count: 6 * bd) }
@@ -158,13 +174,13 @@ public final class CoDEStep {
     }
     dLocal.withUnsafeBufferPointer { model.backward(localActs!, dEmbedding: $0.baseAddress!) }
     if comm.size == 1 {
-      dGlobal.withUnsafeBufferPointer { model.backward(globalActs!, dEmbedding: $0.baseAddress!) }
+      withGlobalEmbeddingGradient { model.backward(globalActs!, dEmbedding: $0) }
       return
     }
     let buckets = model.backwardBuckets
     var pending: [CommRequest] = []
-    dGlobal.withUnsafeBufferPointer {
-      model.backward(globalActs!, dEmbedding: $0.baseAddress!) { i in
+    withGlobalEmbeddingGradient {
+      model.backward(globalActs!, dEmbedding: $0) { i in
         pending.append(self.comm.allReduceSumStart(self.model.grads + buckets[i].offset, count: buckets[i].count))
         for r in pending { _ = r.test() }  // let MPI make progress
       }
@@ -173,6 +189,60 @@ public final class CoDEStep {
   }
 
   func chunked(_ b: Int) -> Bool { chunkRecords > 0 && chunkRecords < b }
+
+  /// The global views `[6B, per]` to run through the network: `global` itself, or, when
+  /// some aug_real / aug_fake views equal their real / fake views bit for bit (and
+  /// `deduplicateViews`), a copy without them. Sets `rowOf` and `lastDuplicateViews`.
+  func compactGlobalViews(_ global: UnsafePointer<Float>, b: Int, per: Int) -> (UnsafePointer<Float>, Int) {
+    if rowOf.count != 6 * b { rowOf = [Int](repeating: 0, count: 6 * b) }
+    for v in 0..<(6 * b) { rowOf[v] = v }
+    guard deduplicateViews else { return (global, 6 * b) }
+    var dup = 0
+    for k in 0..<2 {
+      for i in 0..<b where memcmp(global + (k * b + i) * per, global + ((2 + k) * b + i) * per, per * 4) == 0 {
+        rowOf[(2 + k) * b + i] = -1 - (k * b + i)  // marked: the row of its base view
+        dup += 1
+      }
+    }
+    guard dup > 0 else { return (global, 6 * b) }
+    compactGlobal.resize(6 * b * per)
+    var j = 0
+    for v in 0..<(6 * b) {
+      if rowOf[v] < 0 {
+        rowOf[v] = -1 - rowOf[v]  // base views come first, so their compact row is their own
+        continue
+      }
+      (compactGlobal.pointer + j * per).update(from: global + v * per, count: per)
+      rowOf[v] = j
+      j += 1
+    }
+    lastDuplicateViews = dup
+    return (UnsafePointer(compactGlobal.pointer), j)
+  }
+
+  /// `[6B, D]` embeddings from the compact batch's (`rowOf`).
+  func expandEmbeddings(_ compact: UnsafePointer<Float>, b: Int, d: Int) -> UnsafeMutablePointer<Float> {
+    expandedEmb.resize(6 * b * d)
+    for v in 0..<(6 * b) { (expandedEmb.pointer + v * d).update(from: compact + rowOf[v] * d, count: d) }
+    return expandedEmb.pointer
+  }
+
+  /// Calls `body` with the gradient with respect to the embeddings of the batch that ran
+  /// forward: `dGlobal` itself, or, after deduplication, its rows summed onto their compact rows.
+  func withGlobalEmbeddingGradient(_ body: (UnsafePointer<Float>) -> Void) {
+    dGlobal.withUnsafeBufferPointer { dg in
+      guard lastDuplicateViews > 0 else { return body(dg.baseAddress!) }
+      let d = model.config.width, rows = rowOf.count
+      compactDEmb.resize(rows * d)
+      let out = compactDEmb.pointer
+      out.update(repeating: 0, count: rows * d)
+      for v in 0..<rows {
+        let dst = out + rowOf[v] * d, src = dg.baseAddress! + v * d
+        for i in 0..<d { dst[i] += src[i] }
+      }
+      body(UnsafePointer(out))
+    }
+  }
 
   /// Copies records `r0 ..< r0 + c` of every view of a view-major batch `[V, B, C, S, S]`
   /// into `dst [V, c, C, S, S]` (`toChunk`), or the other way round for rows of `D` floats.
@@ -299,6 +369,7 @@ public final class CoDEStep {
   /// Embeddings of the last `forwardLoss`: `[6B, D]` global views and `[2B, D]` local views.
   public var globalEmbeddings: UnsafePointer<Float>? {
     if lastChunked { return UnsafePointer(embGlobal.pointer) }
+    if lastDuplicateViews > 0 { return UnsafePointer(expandedEmb.pointer) }
     return globalActs.map { UnsafePointer($0.embeddings) }
   }
   public var localEmbeddings: UnsafePointer<Float>? {

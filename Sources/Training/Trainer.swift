@@ -196,6 +196,7 @@ public final class Trainer {
     }
     let wall0 = monotonic()
     var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
+    var dupSinceLog = 0
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
       // Stop requests from any rank.
@@ -247,6 +248,7 @@ public final class Trainer {
       waitSinceLog += wait - lastWait
       lastWait = wait
       commSinceLog += r.commSeconds
+      dupSinceLog += step.lastDuplicateViews
       lastMetrics = [
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
         "epoch": Double(loader.cursor.epoch),
@@ -258,9 +260,11 @@ public final class Trainer {
         lastMetrics["data_wait_s"] = waitSinceLog
         lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
         lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
+        // Share of this rank's views that were bit-identical to another view and skipped.
+        lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
         lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
         if isCoordinator { report(total: total, wall0: wall0) }
-        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0
+        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
       }
       if control.checkpoint != 0 { try saveCheckpoint() }
       let every = config.train.consistencyCheckEvery

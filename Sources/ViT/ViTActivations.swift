@@ -14,7 +14,12 @@ import Kernels
 /// `atto, xmid, ln2 [R,D]`, `mean2, rstd2 [N]`, `dgelu, g [R,M]`, and its
 /// output `x_depth [R,D]`, with `R = classRows >= N` (rows N..<R are padding). Plus the patch columns and the backward scratch.
 public final class ViTActivations {
-  public let batch: Int, height: Int, width: Int
+  /// Images the buffers were sized for.
+  public let capacity: Int
+  /// Images the next forward pass runs on (`capacity` unless `setBatch` lowered it):
+  /// every buffer is image-major, so a smaller batch uses the first rows of each.
+  public private(set) var batch: Int
+  public let height: Int, width: Int
   public let gridH: Int, gridW: Int
   public var gridTokens: Int { gridH * gridW }
   public var tokens: Int { gridH * gridW + 1 }
@@ -46,8 +51,14 @@ public final class ViTActivations {
   /// Worker count the attention scratch was sized for.
   let scratchThreads: Int
 
+  /// Runs the next forward (and its backward) on `n <= capacity` images.
+  public func setBatch(_ n: Int) {
+    precondition(n >= 1 && n <= capacity, "batch \(n) outside 1...\(capacity)")
+    batch = n
+  }
+
   init(config c: ViTConfig, batch n: Int, height: Int, width: Int) {
-    batch = n; self.height = height; self.width = width
+    capacity = n; batch = n; self.height = height; self.width = width
     gridH = height / c.patch; gridW = width / c.patch
     classRows = Swift.max(n, ViTActivations.minClassRows)
     let g = gridH * gridW, t = g + 1, d = c.width, m = c.mlpDim, nt = n * t, h = c.heads

@@ -24,6 +24,12 @@ struct Bench: ParsableCommand {
   @Option(name: .customLong("grad-cache-chunk"), help: "Gradient caching: records per forward/backward chunk (0: off).")
   var gradCacheChunk: Int = 0
   @Flag(help: "Time each kernel family during the timed steps and print the breakdown.") var profile = false
+  @Flag(name: .customLong("distinct-views"), help: """
+    Make every view distinct. By default, as in training, the aug_real / aug_fake view of a record equals its \
+    real / fake view at the rate at which T draws no operation (1/3 with num_transform 2), and the step \
+    runs such views through the network once.
+    """)
+  var distinctViews = false
   @Flag(help: .hidden) var sgemm = false
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
   @OptionGroup var compute: ComputeOptions
@@ -46,8 +52,17 @@ struct Bench: ParsableCommand {
     model.initialize(seed: 42)
     let b = records, s = cfg.imageSize, l = localSize, c = cfg.channels, ranks = comm.size
     var rng = SplitMix64(seed: 7 &+ UInt64(comm.rank))
-    let global = (0..<(6 * b * c * s * s)).map { _ in Float(rng.normal()) }
+    var global = (0..<(6 * b * c * s * s)).map { _ in Float(rng.normal()) }
     let local = (0..<(2 * b * c * l * l)).map { _ in Float(rng.normal()) }
+    // Training's rate of augmented views equal to their base view, spread over the records:
+    // round(2B / (num_transform + 1)) of the 2B aug_real / aug_fake views.
+    let per = c * s * s
+    let duplicates = distinctViews ? 0 : Int((Double(2 * b) / Double(DataConfig().numTransform + 1)).rounded())
+    for j in 0..<duplicates {
+      let k = j % 2, rec = (j / 2 + k * b / 2) % b  // alternate real and fake, different records
+      let base = (k * b + rec) * per, aug = ((2 + k) * b + rec) * per
+      for i in 0..<per { global[aug + i] = global[base + i] }
+    }
     let perm = derangement(ranks * b, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
     step.chunkRecords = gradCacheChunk
@@ -75,8 +90,11 @@ struct Bench: ParsableCommand {
     let median = times[times.count / 2]
     let g = cfg.grid, lg = l / cfg.patch
     let flopPerRecord = 3 * (6 * cfg.forwardFLOPs(tokens: g * g + 1) + 2 * cfg.forwardFLOPs(tokens: lg * lg + 1))
+    // FLOPs actually executed: without the forward and backward passes of the skipped views.
+    let skipped = Double(step.lastDuplicateViews) * 3 * cfg.forwardFLOPs(tokens: g * g + 1)
     // Job figures: the sum over ranks of each rank's records / median step.
-    var sums = [Double(b) / median, Double(b) * flopPerRecord / median / 1e9, peakRSSMiB()]
+    var sums = [Double(b) / median, Double(b) * flopPerRecord / median / 1e9, peakRSSMiB(),
+                (Double(b) * flopPerRecord - skipped) / median / 1e9, Double(step.lastDuplicateViews)]
     comm.allReduce(&sums, op: .sum)
     var slowest = [median]
     comm.allReduce(&slowest, op: .max)
@@ -88,6 +106,7 @@ struct Bench: ParsableCommand {
       "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
+      "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
     ]
     let prof = KernelProfiler.totals
     if profile {

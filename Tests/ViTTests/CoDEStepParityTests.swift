@@ -161,3 +161,52 @@ final class StepReuseTests: XCTestCase {
     XCTAssertEqual(Array(UnsafeBufferPointer(start: m1.params, count: n)), Array(UnsafeBufferPointer(start: m2.params, count: n)))
   }
 }
+
+/// Augmented views that equal their base views bit for bit (T drew no operation) are not
+/// run through the network twice: the loss, the embeddings and the gradients are those of
+/// the step that runs every view, and the next step (no duplicates) is unaffected.
+final class ViewDeduplicationTests: XCTestCase {
+  func testDuplicateViewsGiveTheFullStepsGradients() throws {
+    Threads.configure(2)
+    let cfg = CoDEStepParityTests.smallConfig
+    var rng = SplitMix64(seed: 31)
+    let b = 4, s = 48, l = 32, per = 3 * s * s
+    var global = (0..<(6 * b * per)).map { _ in Float(rng.normal()) }
+    let local = (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) }
+    let other = (0..<(6 * b * per)).map { _ in Float(rng.normal()) }
+    // aug_real = real for records 0 and 2, aug_fake = fake for record 1 (views are view-major).
+    for (view, base, rec) in [(2, 0, 0), (2, 0, 2), (3, 1, 1)] {
+      for i in 0..<per { global[(view * b + rec) * per + i] = global[(base * b + rec) * per + i] }
+    }
+    let perm = derangement(b, seed: 4)
+    func step(dedupe: Bool) throws -> (CoDEStep, ViTModel) {
+      let model = try ViTModel(config: cfg)
+      model.initialize(seed: 6)
+      let step = CoDEStep(model: model)
+      step.deduplicateViews = dedupe
+      return (step, model)
+    }
+    func run(_ st: CoDEStep, _ m: ViTModel, _ g: [Float]) throws -> (Double, [Float], [Float]) {
+      let r = try st.forwardBackward(global: g, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+      return (r.loss, Array(UnsafeBufferPointer(start: st.globalEmbeddings!, count: 6 * b * cfg.width)),
+              Array(UnsafeBufferPointer(start: m.grads, count: m.parameterCount)))
+    }
+    let (full, fullModel) = try step(dedupe: false)
+    let (dedup, dedupModel) = try step(dedupe: true)
+    let (l0, e0, g0) = try run(full, fullModel, global)
+    let (l1, e1, g1) = try run(dedup, dedupModel, global)
+    XCTAssertEqual(full.lastDuplicateViews, 0)
+    XCTAssertEqual(dedup.lastDuplicateViews, 3)
+    XCTAssertEqual(l1, l0, accuracy: 1e-6 * abs(l0))
+    XCTAssertLessThan(zip(e1, e0).map { abs($0 - $1) }.max()!, 1e-6, "embeddings")
+    XCTAssertLessThan(relFrobenius(g1, g0), 1e-5, "gradients")
+    XCTAssertGreaterThan(g0.map { abs($0) }.max()!, 1e-4, "non-trivial gradients")
+    // The next step has no duplicates: the reused step object runs the whole batch again.
+    let (fresh, freshModel) = try step(dedupe: true)
+    let (l2, _, g2) = try run(dedup, dedupModel, other)
+    let (l3, _, g3) = try run(fresh, freshModel, other)
+    XCTAssertEqual(dedup.lastDuplicateViews, 0)
+    XCTAssertEqual(l2, l3)
+    XCTAssertEqual(g2, g3)
+  }
+}
