@@ -109,6 +109,10 @@ public struct OptimConfig: ConfigSection {
   public var minLr = 0.0
   /// Records per forward/backward chunk for gradient caching (0: the whole local batch at once).
   public var gradCacheChunk = 0
+  /// Run an augmented view that T left unchanged (bit-identical to its base view) through
+  /// the network once (`CoDEStep.deduplicateViews`). Same gradients up to summation order;
+  /// false keeps every rank's work per step equal.
+  public var deduplicateViews = true
 
   public init() {}
 }

@@ -90,6 +90,7 @@ public final class Trainer {
                     betas: (Float(config.optim.betas[0]), Float(config.optim.betas[1])), eps: Float(config.optim.eps),
                     communicator: comm)
     step.chunkRecords = config.optim.gradCacheChunk
+    step.deduplicateViews = config.optim.deduplicateViews
     store = CheckpointStore(runDirectory: run, keep: max(1, config.checkpoint.keep))
 
     // Rank 0 chooses the checkpoint; every rank learns its step.
