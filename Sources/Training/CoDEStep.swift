@@ -11,7 +11,8 @@ import ViT
 /// View buffers are view-major: `global [6, B, C, S, S]` in the order
 /// real, fake, aug_real, aug_fake, global_real, global_fake, and
 /// `local [2, B, C, L, L]` in the order local_real, local_fake. All six
-/// global views go through the network as one batch of 6B images, the local
+/// global views go through the network as one batch of 6B images (fewer when
+/// augmented views equal their base views: `deduplicateViews`), the local
 /// views as one batch of 2B.
 ///
 /// Distributed contract (DESIGN.md section 3): rank r holds global rows
