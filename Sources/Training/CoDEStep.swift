@@ -196,29 +196,25 @@ public final class CoDEStep {
   /// `deduplicateViews`), a copy without them. Sets `rowOf` and `lastDuplicateViews`.
   func compactGlobalViews(_ global: UnsafePointer<Float>, b: Int, per: Int) -> (UnsafePointer<Float>, Int) {
     if rowOf.count != 6 * b { rowOf = [Int](repeating: 0, count: 6 * b) }
-    for v in 0..<(6 * b) { rowOf[v] = v }
-    guard deduplicateViews else { return (global, 6 * b) }
-    var dup = 0
-    for k in 0..<2 {
-      for i in 0..<b where memcmp(global + (k * b + i) * per, global + ((2 + k) * b + i) * per, per * 4) == 0 {
-        rowOf[(2 + k) * b + i] = -1 - (k * b + i)  // marked: the row of its base view
-        dup += 1
-      }
-    }
-    guard dup > 0 else { return (global, 6 * b) }
-    compactGlobal.resize(6 * b * per)
-    var j = 0
+    var j = 0, dup = 0
     for v in 0..<(6 * b) {
-      if rowOf[v] < 0 {
-        rowOf[v] = -1 - rowOf[v]  // base views come first, so their compact row is their own
+      // Rows 2B..<4B (aug_real, aug_fake) have their base view 2B rows earlier (real, fake).
+      let base = v - 2 * b
+      if deduplicateViews, v >= 2 * b, v < 4 * b, memcmp(global + base * per, global + v * per, per * 4) == 0 {
+        if dup == 0 {  // first duplicate: the rows so far are the compact batch's first rows
+          compactGlobal.resize(6 * b * per)
+          compactGlobal.pointer.update(from: global, count: j * per)
+        }
+        rowOf[v] = rowOf[base]
+        dup += 1
         continue
       }
-      (compactGlobal.pointer + j * per).update(from: global + v * per, count: per)
+      if dup > 0 { (compactGlobal.pointer + j * per).update(from: global + v * per, count: per) }
       rowOf[v] = j
       j += 1
     }
     lastDuplicateViews = dup
-    return (UnsafePointer(compactGlobal.pointer), j)
+    return dup > 0 ? (UnsafePointer(compactGlobal.pointer), j) : (global, 6 * b)
   }
 
   /// `[6B, D]` embeddings from the compact batch's (`rowOf`).
