@@ -38,6 +38,25 @@ $MPIRUN -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views
   || { cat "$T/cmpgc.txt"; exit 1; }
 ok "gradient caching (chunks of 1 record, 2 ranks) equals the direct step: $(tail -1 "$T/cmpgc.txt")"
 
+# OpenBLAS kernel choice: on a CPU with AVX-512, cde re-executes itself with an AVX-512 kernel when
+# OpenBLAS's own detection picked a lower tier (Debian's 0.3.21 picks Haswell on Zen 5, Prescott on Zen 4);
+# an OPENBLAS_CORETYPE of a lower tier is lifted too, unless CDE_BLAS_CORE=keep. Checked single-process and under
+# mpirun (the re-execution precedes MPI_Init).
+core_of() { grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4; }
+if grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|dq)' | grep -qx 4; then
+  c1=$(env -u OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
+  c2=$(OPENBLAS_CORETYPE=Haswell $MPIRUN -np 2 -x OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
+  case "$c1/$c2" in SkylakeX/SkylakeX | Cooperlake/Cooperlake | SapphireRapids/SapphireRapids) ;;
+    *) echo "expected an AVX-512 OpenBLAS kernel, got '$c1' (1 rank) and '$c2' (2 ranks)"; exit 1 ;; esac
+  OPENBLAS_CORETYPE=Haswell "$BIN" bench --sgemm --steps 1 --sgemm-size 64 >"$T/note.txt"
+  grep -q "OPENBLAS_CORETYPE=Haswell lifted" "$T/note.txt" || { cat "$T/note.txt"; exit 1; }
+  c3=$(CDE_BLAS_CORE=keep OPENBLAS_CORETYPE=Haswell "$BIN" bench --sgemm --steps 1 --json | core_of)
+  [ "$c3" = Haswell ] || { echo "CDE_BLAS_CORE=keep did not keep OPENBLAS_CORETYPE=Haswell: '$c3'"; exit 1; }
+  ok "OpenBLAS runs its AVX-512 kernel ($c1; under mpirun, lifted from OPENBLAS_CORETYPE=Haswell, as its output says); CDE_BLAS_CORE=keep keeps Haswell"
+else
+  echo "skip OpenBLAS AVX-512 kernel check: this CPU has no AVX-512"
+fi
+
 # Bad input: one clear line, non-zero exit.
 if "$BIN" step --init-seed 1 --views /nonexistent.safetensors --out "$T/x" 2>"$T/err.txt"; then exit 1; fi
 grep -q "/nonexistent.safetensors" "$T/err.txt" && [ "$(wc -l <"$T/err.txt")" -le 2 ] || { cat "$T/err.txt"; exit 1; }

@@ -191,7 +191,8 @@ public final class Trainer {
     let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
     let s = config.model.imageSize, l = config.data.localSize
     if isCoordinator {
-      log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s), "
+      log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
+          + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
           + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
           + "steps \(globalStep)..<\(total); run \(run.path)")
     }

@@ -126,6 +126,7 @@ struct Bench: ParsableCommand {
     }
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  b, ranks, l, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
+    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription)")
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
     if profile {
@@ -176,7 +177,7 @@ struct Bench: ParsableCommand {
       print(String(data: data, encoding: .utf8)!)
     } else {
       print(String(format: "sgemm %d^3, %d rank(s) x %d thread(s), OpenBLAS %@: %.1f GFLOP/s (rank 0: %.1f)", n, comm.size,
-                   Threads.count, BLASRuntime.coreName as NSString, sums[0], rate))
+                   Threads.count, BLASRuntime.kernelDescription as NSString, sums[0], rate))
     }
   }
 }
