@@ -24,6 +24,13 @@ CDE_TRACE_RECORDS="$T/traceA" $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/
 [ -f "$(ckpt "$T/A" 20)/model.safetensors" ] || fail "run A has no step-20 checkpoint"
 grep -q '"state":"finished"' "$T/A/status.json" || fail "run A not finished"
 [ -s "$T/A/metrics.jsonl" ] && ls "$T/A"/events.out.tfevents.* >/dev/null || fail "run A has no metrics or TensorBoard events"
+# 2 ranks: the MPI share per rank (min <= rank 0's <= max) and the overlap of the gradient all-reduce, in [0, 1].
+python3 - "$T/A/metrics.jsonl" <<'PY' || fail "run A: comm_frac_min/max or allreduce_overlap missing or inconsistent"
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1])][-1]
+assert m["comm_frac_min"] <= m["comm_frac"] + 1e-12 <= m["comm_frac_max"] + 2e-12, m
+assert 0 <= m["allreduce_overlap"] <= 1 and m["allreduce_alone_s"] > 0 and m["allreduce_wait_s"] >= 0, m
+PY
 ok "run of 20 steps under mpirun -np 2 (metrics.jsonl, TensorBoard events, checkpoints)"
 
 # B: killed with SIGKILL on rank 1 after its step-10 checkpoint, then resumed: bit-identical to A.

@@ -72,8 +72,9 @@ public final class CoDEStep {
     public var lossFake: Double
     /// Seconds this step spent in the forward+loss, backward (incl. overlapped all-reduce) and optimiser.
     public var forwardSeconds = 0.0, backwardSeconds = 0.0, optimizerSeconds = 0.0
-    /// Seconds blocked in MPI calls during this step.
-    public var commSeconds = 0.0
+    /// Seconds blocked in MPI calls during this step: all of them, and those after
+    /// the forward pass (waiting for the gradient all-reduce that the backward pass started).
+    public var commSeconds = 0.0, gradientWaitSeconds = 0.0
   }
 
   func activations(_ cached: inout ViTActivations?, n: Int, size: Int) throws -> ViTActivations {
@@ -351,6 +352,7 @@ public final class CoDEStep {
     let t0 = monotonic()
     var r = try forwardLoss(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm)
     let t1 = monotonic()
+    let c1 = comm.blockedSeconds
     backward()
     lastInput = nil
     let t2 = monotonic()
@@ -360,6 +362,7 @@ public final class CoDEStep {
     r.backwardSeconds = t2 - t1
     r.optimizerSeconds = t3 - t2
     r.commSeconds = comm.blockedSeconds - c0
+    r.gradientWaitSeconds = comm.blockedSeconds - c1
     return r
   }
 

@@ -197,7 +197,8 @@ public final class Trainer {
           + "steps \(globalStep)..<\(total); run \(run.path)")
     }
     let wall0 = monotonic()
-    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
+    let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
+    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0, gradWaitSinceLog = 0.0
     var dupSinceLog = 0
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
@@ -250,6 +251,7 @@ public final class Trainer {
       waitSinceLog += wait - lastWait
       lastWait = wait
       commSinceLog += r.commSeconds
+      gradWaitSinceLog += r.gradientWaitSeconds
       dupSinceLog += step.lastDuplicateViews
       lastMetrics = [
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
@@ -262,11 +264,26 @@ public final class Trainer {
         lastMetrics["data_wait_s"] = waitSinceLog
         lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
         lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
+        if comm.size > 1 {
+          // Over ranks: the rank that waited least arrived last, so its blocked time is communication
+          // that compute did not hide; the difference to the others is load imbalance between ranks.
+          let steps = Double(max(1, recordsSinceLog / g))
+          var lo = [commSinceLog / max(timeSinceLog, 1e-9), gradWaitSinceLog / steps]
+          var hi = lo
+          comm.allReduce(&lo, op: .min)
+          comm.allReduce(&hi, op: .max)
+          lastMetrics["comm_frac_min"] = lo[0]
+          lastMetrics["comm_frac_max"] = hi[0]
+          // The gradient all-reduce: alone (blocking, measured at start) and the wait left after backward.
+          lastMetrics["allreduce_alone_s"] = allReduceAlone
+          lastMetrics["allreduce_wait_s"] = lo[1]
+          lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - lo[1] / max(allReduceAlone, 1e-9)))
+        }
         // Share of this rank's views that were bit-identical to another view and skipped.
         lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
         lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
         if isCoordinator { report(total: total, wall0: wall0) }
-        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
+        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0; gradWaitSinceLog = 0
       }
       if control.checkpoint != 0 { try saveCheckpoint() }
       let every = config.train.consistencyCheckEvery
@@ -281,6 +298,23 @@ public final class Trainer {
       writeStatus("finished")
     }
     return .finished
+  }
+
+  /// Seconds of one blocking all-reduce of a gradient-sized buffer (median of 3, after a barrier):
+  /// what the all-reduce would cost if the backward pass did not hide it.
+  func timeGradientAllReduce() -> Double {
+    let n = model.parameterCount
+    let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    defer { buf.deallocate() }
+    buf.initialize(repeating: 0, count: n)
+    var times: [Double] = []
+    for _ in 0..<3 {
+      comm.barrier()
+      let t = monotonic()
+      comm.allReduceSum(buf, count: n)
+      times.append(monotonic() - t)
+    }
+    return times.sorted()[1]
   }
 
   /// RUN/status.json: {"state": "finished" | "stopped", "step": N}; the Slurm script requeues unless finished.
@@ -299,9 +333,11 @@ public final class Trainer {
     let elapsed = monotonic() - wall0
     let rps = m["records_per_s"] ?? 0
     let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
-    log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%  elapsed %@  ETA %@",
+    let commMin = m["comm_frac_min"].map { String(format: " (last rank %.0f%%)", 100 * $0) } ?? ""
+    log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%%@  elapsed %@  ETA %@",
                globalStep, total, m["loss"] ?? .nan, m["loss_real"] ?? .nan, m["loss_fake"] ?? .nan, m["lr"] ?? 0, rps,
-               100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), duration(elapsed), duration(remaining)))
+               100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), commMin as NSString, duration(elapsed),
+               duration(remaining)))
     metricsLog?.append(step: globalStep, m)
     tensorboard?.add(scalars: m.sorted { $0.key < $1.key }.map { ("train/" + $0.key, $0.value) }, step: globalStep)
     tensorboard?.flush()
