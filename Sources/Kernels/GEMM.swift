@@ -26,12 +26,26 @@ public func sgemm(
                 beta, c, Int32(ldc))
     return
   }
-  parallelChunks(m, align: 16, minChunk: 16) { s, e in
+  // Chunk boundaries on multiples of the kernel's row group keep every row's rounding (see `blasRowGroup`).
+  parallelChunks(m, align: blasRowGroup == 1 ? 16 : 48, minChunk: 16) { s, e in
     let aOff = transA ? s : s * lda
     cblas_sgemm(CblasRowMajor, ta, tb, Int32(e - s), Int32(n), Int32(k), alpha, a + aOff, Int32(lda), b,
                 Int32(ldb), beta, c + s * ldc, Int32(ldc))
   }
 }
+
+/// Output rows that the running OpenBLAS sgemm kernel computes as one group (row-major `C`,
+/// `A` not transposed). OpenBLAS's AVX2 kernel (cores Haswell and Zen) works on groups of 12
+/// rows and rounds a row differently depending on its position in its group (and the last
+/// `m % 12` rows differently again), so a row's value depends on where it sits in the call:
+/// splitting a call is exact only at multiples of 12. The other kernels measured (SkylakeX,
+/// Cooperlake, Sandybridge, Prescott, ...) round every row alike (group 1).
+public let blasRowGroup: Int = {
+  switch BLASRuntime.coreName.lowercased() {
+  case "haswell", "zen": return 12
+  default: return 1
+  }
+}()
 
 /// Rows below which `sgemmRows` pads the call (see there).
 public let rowStableMinRows = 64

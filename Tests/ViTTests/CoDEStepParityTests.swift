@@ -124,7 +124,13 @@ final class GradientCacheTests: XCTestCase {
     for chunk in [1, 2, 3] {  // 3 leaves a smaller last chunk
       let (l1, g1, e1) = try grads(chunk: chunk)
       XCTAssertEqual(l1, l0, accuracy: 1e-6 * abs(l0), "loss, chunk \(chunk)")
-      XCTAssertEqual(e1, e0, "embeddings, chunk \(chunk)")
+      if blasRowGroup == 1 {
+        XCTAssertEqual(e1, e0, "embeddings, chunk \(chunk)")
+      } else {
+        // OpenBLAS's AVX2 kernel rounds a row by its position in a group of 12 (see `blasRowGroup`),
+        // and a chunk puts an image's rows at other positions: equal up to float rounding.
+        XCTAssertLessThan(relFrobenius(e1, e0), 1e-6, "embeddings, chunk \(chunk)")
+      }
       XCTAssertLessThan(relFrobenius(g1, g0), 1e-5, "gradients, chunk \(chunk)")
     }
   }
