@@ -38,24 +38,30 @@ ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
 echo "== OpenBLAS sgemm (2048^3 per rank, single-threaded OpenBLAS, rows split over the rank's threads)"
 SG="bench --sgemm --steps 10 --json"
-S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
+J11S=$("$BIN" $SG --threads 1)
+S11=$(echo "$J11S" | json sgemm_gflop_per_s)
+echo "   OpenBLAS kernel: $(echo "$J11S" | grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4) (cde picks the CPU's best; see README)"
 S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
 S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
 printf "   1 rank x 1 thread: %.1f GFLOP/s   2 ranks x 1 thread: %.1f GFLOP/s   1 rank x 2 threads: %.1f GFLOP/s\n" "$S11" "$S21" "$S12"
 
 for L in $SIZES; do
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
+  # Each layout's sgemm rate is measured again just before its step: the machine's speed drifts.
+  S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
   J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json)
   PROF=""
   [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
+  S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF)
+  S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json)
   show() {  # show LABEL JSON SGEMM_RATE: prints one line, sets R<LABEL>
     local r g x m
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
     x=$(echo "$2" | json gflop_per_s_executed)
-    printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s, %6.1f executed = %s of sgemm  (peak RSS %.0f MiB/rank)\n" \
-      "$1" "$r" "$g" "$x" "$(ratio "$x" "$3")" "$m"
+    printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s, %6.1f executed = %s of sgemm %.0f  (peak RSS %.0f MiB/rank)\n" \
+      "$1" "$r" "$g" "$x" "$(ratio "$x" "$3")" "$3" "$m"
     eval "R$1=$r"
   }
   show 1x2 "$J12" "$S12"

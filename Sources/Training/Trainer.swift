@@ -198,7 +198,9 @@ public final class Trainer {
     }
     let wall0 = monotonic()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
-    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0, gradWaitSinceLog = 0.0
+    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
+    // Per step of the log window: seconds blocked in MPI, then seconds waiting for the gradient all-reduce.
+    var stepComm: [Double] = []
     var dupSinceLog = 0
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
@@ -251,7 +253,8 @@ public final class Trainer {
       waitSinceLog += wait - lastWait
       lastWait = wait
       commSinceLog += r.commSeconds
-      gradWaitSinceLog += r.gradientWaitSeconds
+      stepComm.append(r.commSeconds)
+      stepComm.append(r.gradientWaitSeconds)
       dupSinceLog += step.lastDuplicateViews
       lastMetrics = [
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
@@ -265,25 +268,27 @@ public final class Trainer {
         lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
         lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
         if comm.size > 1 {
-          // Over ranks: the rank that waited least arrived last, so its blocked time is communication
-          // that compute did not hide; the difference to the others is load imbalance between ranks.
-          let steps = Double(max(1, recordsSinceLog / g))
-          var lo = [commSinceLog / max(timeSinceLog, 1e-9), gradWaitSinceLog / steps]
-          var hi = lo
+          // Step by step, the rank that waited least arrived last: its blocked time is communication that
+          // compute did not hide; what the others waited beyond it is load imbalance between the ranks.
+          let steps = Double(stepComm.count / 2)
+          var lo = stepComm, hi = stepComm
           comm.allReduce(&lo, op: .min)
           comm.allReduce(&hi, op: .max)
-          lastMetrics["comm_frac_min"] = lo[0]
-          lastMetrics["comm_frac_max"] = hi[0]
+          let sum = { (v: [Double], k: Int) in stride(from: k, to: v.count, by: 2).reduce(0.0) { $0 + v[$1] } }
+          lastMetrics["comm_frac_min"] = sum(lo, 0) / max(timeSinceLog, 1e-9)
+          lastMetrics["comm_frac_max"] = sum(hi, 0) / max(timeSinceLog, 1e-9)
           // The gradient all-reduce: alone (blocking, measured at start) and the wait left after backward.
           lastMetrics["allreduce_alone_s"] = allReduceAlone
-          lastMetrics["allreduce_wait_s"] = lo[1]
-          lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - lo[1] / max(allReduceAlone, 1e-9)))
+          lastMetrics["allreduce_wait_s"] = sum(lo, 1) / max(steps, 1)
+          let gradWait = sum(lo, 1) / max(steps, 1)
+          lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - gradWait / max(allReduceAlone, 1e-9)))
         }
         // Share of this rank's views that were bit-identical to another view and skipped.
         lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
         lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
         if isCoordinator { report(total: total, wall0: wall0) }
-        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0; gradWaitSinceLog = 0
+        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
+        stepComm.removeAll(keepingCapacity: true)
       }
       if control.checkpoint != 0 { try saveCheckpoint() }
       let every = config.train.consistencyCheckEvery
