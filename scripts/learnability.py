@@ -13,6 +13,11 @@ scratch and prints its loss every 50 steps and, at the end, what it learned:
   cnn     a two-layer CNN (3x3 convs, global average pool) with cross-entropy: the control
   noise   ViT, cross-entropy "clean generated image" vs "same + white noise of sigma
           NOISE_SIGMA" (normalised units): can the architecture see pixel noise at all?
+  pixel   one-pixel baseline, no network: per generator and per pixel position of a 7x7
+          grid of the base view, L2 logistic regression on that pixel's 3 normalised values
+          ("linear") and on their 9 degree-2 monomials ("quadratic", which can express
+          saturation- and brightness-band cues), fitted on the training records (real vs
+          gen_k) and scored on the test folders; prints the best and the mean position
 
 --pattern tile32|iid adds a fixed pattern of +-PATTERN_AMP (normalised units) to every
 generated image's base view, training and test alike: `tile32` repeats one random 32x32
@@ -22,7 +27,7 @@ offset for every token). It measures how strong a cue must be for each objective
 
 Usage:
   python3 scripts/learnability.py --train 'runs/synth-d3/train/*.tar' \
-      --test runs/synth-d3/test [--experiments ce,code,cnn,noise] [--steps 300]
+      --test runs/synth-d3/test [--experiments ce,code,cnn,noise,pixel] [--steps 300]
 Needs torch, torchvision, timm, Pillow, numpy, scikit-learn (pip). Figures: docs/learnability.md.
 """
 import argparse, glob, io, os, tarfile, time
@@ -145,6 +150,32 @@ def probe(model, test, label):
           flush=True)
 
 
+def pixel_baseline(R, G, test, grid=7):
+    """Per generator: held-out accuracy of a one-pixel classifier, best and mean over a grid of positions."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+    pos = np.linspace(16, 207, grid).round().astype(int)
+    models = {"linear": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+              "quadratic": lambda: make_pipeline(PolynomialFeatures(2, include_bias=False), StandardScaler(),
+                                                 LogisticRegression(max_iter=2000))}
+    for name, make in models.items():
+        best, mean = [], []
+        for i in range(4):
+            accs = []
+            for y in pos:
+                for x in pos:
+                    Xtr = np.concatenate([R[:, :, y, x].float().numpy(), G[:, i, :, y, x].float().numpy()])
+                    ytr = np.r_[np.zeros(R.shape[0]), np.ones(G.shape[0])]
+                    Xte = np.concatenate([test["real"][:, :, y, x].numpy(), test[f"gen_{i}"][:, :, y, x].numpy()])
+                    yte = np.r_[np.zeros(len(test["real"])), np.ones(len(test[f"gen_{i}"]))]
+                    accs.append(make().fit(Xtr, ytr).score(Xte, yte))
+            best.append(max(accs))
+            mean.append(float(np.mean(accs)))
+        print(f"  one pixel, {name}: test accuracy per generator (best / mean of {grid}x{grid} positions) "
+              + "  ".join(f"gen_{i} {b:.3f}/{m:.3f}" for i, (b, m) in enumerate(zip(best, mean))), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="glob of WebDataset shards")
@@ -180,7 +211,9 @@ def main():
     for exp in args.experiments.split(","):
         torch.manual_seed(args.seed)
         print(f"== {exp}", flush=True)
-        if exp == "ce":
+        if exp == "pixel":
+            pixel_baseline(R, G, test)
+        elif exp == "ce":
             m = vit(args, 0)
             head = torch.nn.Linear(args.width, 2)
             y = torch.cat([torch.zeros(B), torch.ones(B)]).long()
@@ -192,6 +225,13 @@ def main():
             first, last = train(m, list(m.parameters()) + list(head.parameters()), loss, args, "ce")
             print(f"  loss {first:.3f} -> {last:.3f} (chance {np.log(2):.3f})")
             probe(m, test, "trained")
+            with torch.no_grad():
+                m.eval()
+                acc = {k: (head(m(v)).argmax(1) == (0 if k == "real" else 1)).float().mean().item()
+                       for k, v in test.items()}
+            print("  trained head: test accuracy per class " + "  ".join(f"{k} {a:.3f}" for k, a in acc.items())
+                  + "; balanced real vs gen_k " + "  ".join(f"gen_{i} {(acc['real'] + acc[f'gen_{i}']) / 2:.3f}"
+                                                           for i in range(4)), flush=True)
         elif exp == "code":
             m = vit(args, 0)
             pi = torch.roll(torch.arange(B), 1)
@@ -229,7 +269,7 @@ def main():
             first, last = train(m, m.parameters(), loss, args, "noise")
             print(f"  loss {first:.3f} -> {last:.3f} (chance {np.log(2):.3f}); white noise sigma {args.noise_sigma}")
         else:
-            raise SystemExit(f"learnability: unknown experiment {exp!r} (ce, code, cnn, noise)")
+            raise SystemExit(f"learnability: unknown experiment {exp!r} (ce, code, cnn, noise, pixel)")
 
 
 if __name__ == "__main__":
