@@ -35,21 +35,35 @@ public struct SyntheticRecord: Sendable {
 /// **Generated**: the same renderer with a steeper spectrum (amplitude ~ f^-1.25: less
 /// fine detail) and **no sensor noise**, at 256x256, 512x512, 640x480 or 640x360, saved
 /// as JPEG q 75-95 (55%), PNG (25%), BMP (7%), TIFF (7%), GIF (6%); plus one fingerprint
-/// per generator, of the kinds reported for diffusion models:
+/// per generator, of the kinds reported for diffusion models. Each has a fine (pixel-level)
+/// part and a coarse, image-independent part (a fixed pattern in height-normalised coordinates
+/// centred on the image, u = (x - W/2)/H, v = (y - H/2)/H, so it lands at the same place of
+/// the 248-resize/224-centre-crop view for every generated size). Amplitudes at strength 1,
+/// in [0, 1] intensity units (x 255 for grey levels):
 /// - gen_0 ("SD 1.4-like", latent VAE decoder): a fixed zero-mean 8x8-pixel tile added
 ///   over the image (amplitude 2.2/255, modulated by local brightness), the periodic
-///   up-sampling grid of a decoder with 8x spatial expansion;
+///   up-sampling grid of a decoder with 8x spatial expansion; and the seams of tiled
+///   decoding: bright lines on the boundaries of 8 tiles per image height, Gaussian
+///   profile of sigma H/124, peak 0.015;
 /// - gen_1 ("SD 2.1-like"): spectral peaks, two faint fixed-frequency sinusoids
 ///   (periods 6 px diagonal and 11 px horizontal, amplitude 1.8/255 each, random phase)
-///   and an extra 1-px blur of fine detail;
-/// - gen_2 ("SDXL-like"): colour statistics, saturation x1.25, an S-shaped tone curve
-///   (contrast), a warm cast (+2.5% red, -2.5% blue), smoother large-scale shading;
+///   and an extra 1-px blur of fine detail; and a fixed mid-frequency luma field (24
+///   cosines of periods H/16 to H/4, fixed phases; standard deviation 0.02), the coarse
+///   part of the generator's average residual;
+/// - gen_2 ("SDXL-like"): colour statistics, saturation x1.04, an S-shaped tone curve
+///   (contrast 0.06), a warm cast (+0.8% red, -0.8% blue); and an uneven white balance: a
+///   fixed mid-frequency chroma field (another 24 cosines, periods H/16 to H/4; standard
+///   deviation 0.02, + on red, - on blue);
 /// - gen_3 ("DeepFloyd IF-like", pixel cascade): rendered at a quarter of the size and
 ///   up-sampled x4 bilinearly (4-px interpolation periodicity, soft detail), then a
 ///   spatially white, signal-independent luma noise (sigma 1.2/255) like a
-///   super-resolution stage's hallucinated texture.
-/// Amplitudes are a few grey levels: invisible per pixel, learnable from patches, and
-/// the periodic terms (periods 4-11 px at 256-640 px) survive the resize to 248 px.
+///   super-resolution stage's hallucinated texture; and block shading of the coarse
+///   stage, 0.01 (cos 2 pi 8u + cos 2 pi 8v) / 2 (period H/8).
+/// The fine parts are a few grey levels, the coarse parts one to five at strength 1: a
+/// single pixel does not tell the class (a pixel's value varies with the random palette
+/// far more), while a ViT's patches, which see the same pattern at the same place in every
+/// image, do. At `strength` 4 a ViT of the smoke shape trained with cross-entropy separates
+/// every generator and a one-pixel classifier stays far lower (docs/learnability.md).
 /// See docs/synthetic-d3.md.
 public enum SyntheticD3 {
   /// D3's generated sizes (width, height).
@@ -62,10 +76,10 @@ public enum SyntheticD3 {
   /// The record `index` of the synthetic dataset `seed`.
   ///
   /// `strength` scales every real-vs-generated cue (1: the documented, subtle levels):
-  /// the sensor-noise sigma of real images, the gen_0 tile and gen_1 sinusoid
-  /// amplitudes, the gen_3 noise sigma, and the gen_2 colour grade (saturation
-  /// 1 + 0.25 s, contrast 0.35 s, warm cast 0.025 s). Larger values make a set that a
-  /// small ViT separates within minutes of training (`make run` uses 4).
+  /// the sensor-noise sigma of real images, the gen_0 tile and seam, gen_1 sinusoid and
+  /// field amplitudes, the gen_2 field and colour grade (saturation 1 + 0.04 s, contrast
+  /// 0.06 s, warm cast 0.008 s), the gen_3 noise sigma and block shading. Larger values
+  /// make a set that a small ViT separates within minutes of training (`make run` uses 4).
   public static func record(seed: UInt64, index: Int, strength: Double = 1) -> SyntheticRecord {
     let theme = Theme(seed: seed, index: index)
     var rng = CounterRNG(seed: seed, epoch: epochTag, record: index, stream: realStream)
@@ -147,6 +161,7 @@ public enum SyntheticD3 {
         c.render(theme: theme, spectrumExponent: 1.25, rng: &rng)
       }
       c.whiteLumaNoise(sigma: f * 1.2 / 255, rng: &rng)
+      c.addBlockShading(amplitude: Float(f * Coarse.block))
       return c.image()
     }
     var c = Canvas(width: w, height: h)
@@ -155,14 +170,38 @@ public enum SyntheticD3 {
     case 0:
       c.blur(sigma: 0.5)
       c.addTile8(amplitude: Float(f * 2.2 / 255))
+      c.addSeamGrid(amplitude: Float(f * Coarse.seam))
     case 1:
       c.blur(sigma: fingerprint ? 1.0 : 0.5)
       c.addSinusoids(amplitude: Float(f * 1.8 / 255), rng: &rng)
+      c.addFixedField(amplitude: Float(f * Coarse.field), seed: Coarse.lumaFieldSeed, chroma: false)
     default:
       c.blur(sigma: 0.6)
-      if fingerprint { c.colourGrade(saturation: Float(1 + 0.25 * f), contrast: Float(0.35 * f), warm: Float(0.025 * f)) }
+      if fingerprint {
+        c.colourGrade(saturation: Float(1 + Coarse.saturation * f), contrast: Float(Coarse.contrast * f),
+                      warm: Float(Coarse.warm * f))
+      }
+      c.addFixedField(amplitude: Float(f * Coarse.field), seed: Coarse.chromaFieldSeed, chroma: true)
     }
     return c.image()
+  }
+}
+
+extension SyntheticD3 {
+  /// Amplitudes (per unit of `strength`, in [0, 1] intensity units) of the coarse,
+  /// image-independent fingerprint components and of gen_2's colour grade.
+  enum Coarse {
+    /// gen_0: peak of the tile-seam lines (8 tiles per image height).
+    static let seam = 0.015
+    /// gen_1 (luma) and gen_2 (chroma): standard deviation of the fixed mid-frequency field.
+    static let field = 0.02
+    /// gen_3: amplitude of the block shading (period 1/8 of the image height).
+    static let block = 0.01
+    /// gen_2's colour grade: saturation 1 + 0.04 s, S-curve contrast 0.06 s, warm cast 0.008 s.
+    static let saturation = 0.04, contrast = 0.06, warm = 0.008
+    static let lumaFieldSeed: UInt64 = 0xD3_F1E1D_0001, chromaFieldSeed: UInt64 = 0xD3_F1E1D_0002
+    /// Number of cosines in a fixed field and their periods (fractions of the image height).
+    static let fieldTerms = 24, fieldPeriods = (1.0 / 16, 1.0 / 4)
   }
 }
 
@@ -448,6 +487,89 @@ struct Canvas {
         let x = Double(k % W), y = Double(k / W)
         let v = amplitude * Float(sin(f1 * (x + y) + ph1) + sin(f2 * x + ph2))
         b[k] += v; b[n + k] += v * 0.8; b[2 * n + k] += v * 1.2
+      }
+    }
+  }
+
+  /// Height-normalised coordinates of pixel (x, y), centred on the image: u = (x + 0.5 - W/2) / H,
+  /// v = (y + 0.5 - H/2) / H. Resizing the shorter side (the height of every generated size)
+  /// and centre-cropping keep (u, v) at the same place of the view, whatever the size.
+  @inline(__always) static func centred(_ x: Int, _ y: Int, _ W: Int, _ H: Int) -> (Double, Double) {
+    ((Double(x) + 0.5 - Double(W) / 2) / Double(H), (Double(y) + 0.5 - Double(H) / 2) / Double(H))
+  }
+
+  /// gen_0: seams of tiled decoding. Bright lines on the boundaries of a grid of 8 x 8 tiles per
+  /// image height (grid centred on the image), Gaussian profile of sigma H/124 px, peak `amplitude`,
+  /// added to all channels.
+  mutating func addSeamGrid(amplitude: Float) {
+    if amplitude == 0 { return }
+    let n = self.n, W = width, H = height
+    p.withUnsafeMutableBufferPointer { b in
+      for k in 0..<n {
+        let (u, v) = Canvas.centred(k % W, k / W, W, H)
+        let fu = (u * 8 + 100).truncatingRemainder(dividingBy: 1), fv = (v * 8 + 100).truncatingRemainder(dividingBy: 1)
+        let d = min(min(fu, 1 - fu), min(fv, 1 - fv)) * 15.5  // distance to the nearest seam, in units of H/124
+        let a = amplitude * Float(exp(-0.5 * d * d))
+        b[k] += a; b[n + k] += a; b[2 * n + k] += a
+      }
+    }
+  }
+
+  /// The terms of a fixed field: (2 pi / period, cos theta, sin theta, phase) of `Coarse.fieldTerms`
+  /// cosines, periods uniform in `Coarse.fieldPeriods` (fractions of the height), from `seed` alone.
+  static func fieldTerms(seed: UInt64) -> [(Double, Double, Double, Double)] {
+    var rng = CounterRNG(seed: seed, epoch: 0, record: 0, stream: 0)
+    let (p0, p1) = SyntheticD3.Coarse.fieldPeriods
+    return (0..<SyntheticD3.Coarse.fieldTerms).map { _ in
+      let period = rng.uniform(p0, p1), theta = rng.uniform(0, 2 * Double.pi), phase = rng.uniform(0, 2 * Double.pi)
+      return (2 * Double.pi / period, cos(theta), sin(theta), phase)
+    }
+  }
+
+  /// The fixed field at height-normalised (u, v): sum of the terms' cosines over sqrt(terms / 2),
+  /// i.e. zero mean and unit variance over the image.
+  static func field(_ terms: [(Double, Double, Double, Double)], _ u: Double, _ v: Double) -> Double {
+    var s = 0.0
+    for (w, c, sn, ph) in terms { s += cos(w * (u * c + v * sn) + ph) }
+    return s / (Double(terms.count) / 2).squareRoot()
+  }
+
+  /// gen_1 (luma) and gen_2 (chroma): a fixed, image-independent mid-frequency pattern (periods
+  /// 1/16 to 1/4 of the height) of standard deviation `amplitude`, the coarse part of a model
+  /// fingerprint (the average residual of a generator). Luma: added to all channels; chroma:
+  /// + to red, - to blue (an uneven white balance).
+  mutating func addFixedField(amplitude: Float, seed: UInt64, chroma: Bool) {
+    if amplitude == 0 { return }
+    let n = self.n, W = width, H = height
+    let terms = Canvas.fieldTerms(seed: seed)
+    // The field varies slowly (periods >= H/16 px): evaluate it on a grid of 2 x 2 px.
+    var f = [Float](repeating: 0, count: n)
+    for y in stride(from: 0, to: H, by: 2) {
+      for x in stride(from: 0, to: W, by: 2) {
+        let (u, v) = Canvas.centred(x, y, W, H)
+        let (u1, v1) = (u + 0.5 / Double(H), v + 0.5 / Double(H))
+        let val = amplitude * Float(Canvas.field(terms, u1, v1))
+        for yy in y..<min(H, y + 2) { for xx in x..<min(W, x + 2) { f[yy * W + xx] = val } }
+      }
+    }
+    p.withUnsafeMutableBufferPointer { b in
+      for k in 0..<n {
+        if chroma { b[k] += f[k]; b[2 * n + k] -= f[k] } else { b[k] += f[k]; b[n + k] += f[k]; b[2 * n + k] += f[k] }
+      }
+    }
+  }
+
+  /// gen_3: block shading of the cascade's coarse stage, `amplitude` (cos 2 pi 8u + cos 2 pi 8v) / 2
+  /// (period 1/8 of the height, brightest at the block centres of a grid centred on the image),
+  /// added to all channels.
+  mutating func addBlockShading(amplitude: Float) {
+    if amplitude == 0 { return }
+    let n = self.n, W = width, H = height
+    p.withUnsafeMutableBufferPointer { b in
+      for k in 0..<n {
+        let (u, v) = Canvas.centred(k % W, k / W, W, H)
+        let a = amplitude * Float(0.5 * (cos(2 * Double.pi * 8 * u) + cos(2 * Double.pi * 8 * v)))
+        b[k] += a; b[n + k] += a; b[2 * n + k] += a
       }
     }
   }

@@ -50,15 +50,101 @@ final class SyntheticD3Tests: XCTestCase {
       let g0 = SyntheticD3.generatedImage(generator: 0, seed: 3, index: i)
       let g0n = SyntheticD3.generatedImage(generator: 0, seed: 3, index: i, fingerprint: false)
       XCTAssertGreaterThan(periodic8Energy(g0), 0.5 + 4 * periodic8Energy(g0n), "gen_0 8-px tile")
-      let g2 = SyntheticD3.generatedImage(generator: 2, seed: 3, index: i)
-      let g2n = SyntheticD3.generatedImage(generator: 2, seed: 3, index: i, fingerprint: false)
-      XCTAssertGreaterThan(saturation(g2), 1.1 * saturation(g2n), "gen_2 saturation")
+      // gen_2's grade at strength 4 (saturation x1.16).
+      var r1 = CounterRNG(seed: 3, epoch: SyntheticD3.epochTag, record: i, stream: SyntheticD3.genStream + 2)
+      var r2 = r1
+      let t = Theme(seed: 3, index: i)
+      let g2 = SyntheticD3.generatedImage(generator: 2, theme: t, rng: &r1, strength: 4)
+      let g2n = SyntheticD3.generatedImage(generator: 2, theme: t, rng: &r2, fingerprint: false)
+      XCTAssertGreaterThan(saturation(g2), 1.08 * saturation(g2n), "gen_2 saturation")
       let g1 = SyntheticD3.generatedImage(generator: 1, seed: 3, index: i)
       let g1n = SyntheticD3.generatedImage(generator: 1, seed: 3, index: i, fingerprint: false)
       let d1 = diff(g1, g1n)!
       XCTAssert(d1.meanAbs > 0.5 && d1.maxAbs < 40, "gen_1 sinusoids: \(d1)")
       XCTAssertGreaterThan(periodic8Energy(g0), periodic8Energy(SyntheticD3.realImage(seed: 3, index: i)))
     }
+  }
+
+  /// The coarse components against their closed forms, on a flat grey canvas (no clipping).
+  func testCoarseComponentsClosedForm() {
+    let (W, H) = (640, 360)
+    func grey() -> Canvas { var c = Canvas(width: W, height: H); for i in 0..<c.p.count { c.p[i] = 0.5 }; return c }
+    let n = W * H
+    // gen_0 seams: peak on the tile boundaries (u = 0 is one), zero between them.
+    var s = grey(); s.addSeamGrid(amplitude: 0.05)
+    let xSeam = W / 2, ySeam = H / 2  // pixel centres at u, v = 0.5 / H: 1/124 sigma away is far, nearly the peak
+    XCTAssertEqual(s.p[ySeam * W + xSeam] - 0.5, 0.05, accuracy: 0.002)
+    let mid = Int((Double(W) / 2 + Double(H) / 16).rounded())  // u = 1/16: the middle of a tile, v = 1/16 too
+    let midY = Int((Double(H) / 2 + Double(H) / 16).rounded())
+    XCTAssertEqual(s.p[midY * W + mid] - 0.5, 0, accuracy: 1e-4)
+    XCTAssertEqual(s.p[n + midY * W + mid], s.p[midY * W + mid])  // luma: all channels alike
+    // gen_3 block shading: +a at the grid centre, -a half a period away along both axes.
+    var b = grey(); b.addBlockShading(amplitude: 0.04)
+    let (u0, v0) = Canvas.centred(W / 2, H / 2, W, H)
+    let expect0 = 0.04 * 0.5 * (cos(2 * Double.pi * 8 * u0) + cos(2 * Double.pi * 8 * v0))
+    XCTAssertEqual(Double(b.p[(H / 2) * W + W / 2]) - 0.5, expect0, accuracy: 1e-5)
+    XCTAssertEqual(Double(b.p[(H / 2) * W + W / 2]) - 0.5, 0.04, accuracy: 0.001)
+    // Fixed fields: mean 0, standard deviation = amplitude over the image; chroma: +R, -B, G unchanged.
+    for chroma in [false, true] {
+      var f = grey(); f.addFixedField(amplitude: 0.03, seed: 77, chroma: chroma)
+      let r = (0..<n).map { Double(f.p[$0]) - 0.5 }
+      let mean = r.reduce(0, +) / Double(n)
+      let sd = (r.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)).squareRoot()
+      XCTAssertEqual(mean, 0, accuracy: 0.006)
+      XCTAssertEqual(sd, 0.03, accuracy: 0.006)
+      for k in stride(from: 0, to: n, by: 997) {
+        if chroma {
+          XCTAssertEqual(f.p[n + k], 0.5); XCTAssertEqual(f.p[2 * n + k] - 0.5, -(f.p[k] - 0.5), accuracy: 1e-6)
+        } else {
+          XCTAssertEqual(f.p[n + k], f.p[k]); XCTAssertEqual(f.p[2 * n + k], f.p[k])
+        }
+      }
+    }
+    // The field is image-independent: the same (u, v) gives the same value at another size.
+    let terms = Canvas.fieldTerms(seed: 77)
+    var a = Canvas(width: 256, height: 256); a.addFixedField(amplitude: 1, seed: 77, chroma: false)
+    let (ua, va) = Canvas.centred(100, 60, 256, 256)
+    // Evaluated once per 2 x 2 px block, at the block's centre.
+    XCTAssertEqual(Double(a.p[60 * 256 + 100]), Canvas.field(terms, ua + 0.5 / 256, va + 0.5 / 256), accuracy: 1e-5)
+    XCTAssertEqual(a.p[61 * 256 + 101], a.p[60 * 256 + 100])
+  }
+
+  /// gen_2's colour grade on a known colour: saturation about the luma, then the S-curve, then the cast.
+  func testColourGradeClosedForm() {
+    var c = Canvas(width: 1, height: 1)
+    c.p = [0.6, 0.4, 0.3]
+    c.colourGrade(saturation: 1.2, contrast: 0.3, warm: 0.05)
+    let l: Float = 0.299 * 0.6 + 0.587 * 0.4 + 0.114 * 0.3
+    func curve(_ v: Float) -> Float { v + 0.3 * v * (1 - v) * (2 * v - 1) * 1.5 }
+    let r = l + (0.6 - l) * 1.2, g = l + (0.4 - l) * 1.2, bl = l + (0.3 - l) * 1.2
+    XCTAssertEqual(c.p[0], curve(r) * 1.05, accuracy: 1e-6)
+    XCTAssertEqual(c.p[1], curve(g), accuracy: 1e-6)
+    XCTAssertEqual(c.p[2], curve(bl) * 0.95, accuracy: 1e-6)
+  }
+
+  /// `fingerprint: false` removes the fingerprints, the coarse components included, and
+  /// ignores `strength`.
+  func testCoarseComponentsAbsentWithoutFingerprint() {
+    for k in 0..<4 {
+      let img = SyntheticD3.generatedImage(generator: k, seed: 9, index: 0)
+      let clean = SyntheticD3.generatedImage(generator: k, seed: 9, index: 0, fingerprint: false)
+      XCTAssertEqual(img.width, clean.width); XCTAssertEqual(img.height, clean.height)
+      XCTAssertNotEqual(img.pixels, clean.pixels, "gen_\(k)")
+    }
+    // gen_3 without the fingerprint: the same as rendering with strength 0 (no block shading, no noise).
+    var r1 = CounterRNG(seed: 9, epoch: SyntheticD3.epochTag, record: 0, stream: SyntheticD3.genStream + 3)
+    var r2 = r1
+    let t = Theme(seed: 9, index: 0)
+    let a = SyntheticD3.generatedImage(generator: 3, theme: t, rng: &r1, fingerprint: false)
+    let b = SyntheticD3.generatedImage(generator: 3, theme: t, rng: &r2, fingerprint: false, strength: 4)
+    XCTAssertEqual(a.pixels, b.pixels)
+    // gen_0 at strength 0 is its fingerprint-free self (tile and seams scale with strength).
+    var g1 = CounterRNG(seed: 9, epoch: SyntheticD3.epochTag, record: 1, stream: SyntheticD3.genStream)
+    var g2 = g1
+    let t1 = Theme(seed: 9, index: 1)
+    let off = SyntheticD3.generatedImage(generator: 0, theme: t1, rng: &g1, fingerprint: false)
+    let zero = SyntheticD3.generatedImage(generator: 0, theme: t1, rng: &g2, fingerprint: true, strength: 0)
+    XCTAssertEqual(off.pixels, zero.pixels)
   }
 
   func saturation(_ img: RGBImage) -> Double {
