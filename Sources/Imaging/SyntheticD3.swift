@@ -48,7 +48,7 @@ public struct SyntheticRecord: Sendable {
 /// - gen_1 ("SD 2.1-like"): spectral peaks, two faint fixed-frequency sinusoids
 ///   (periods 6 px diagonal and 11 px horizontal, amplitude 1.8/255 each, random phase)
 ///   and an extra 1-px blur of fine detail; and a fixed mid-frequency luma field (24
-///   cosines of periods H/16 to H/4, fixed phases; standard deviation 0.02), the coarse
+///   cosines of periods H/16 to H/4, fixed phases; standard deviation 0.03), the coarse
 ///   part of the generator's average residual;
 /// - gen_2 ("SDXL-like"): colour statistics, saturation x1.04, an S-shaped tone curve
 ///   (contrast 0.06), a warm cast (+0.8% red, -0.8% blue); and an uneven white balance: a
@@ -174,14 +174,14 @@ public enum SyntheticD3 {
     case 1:
       c.blur(sigma: fingerprint ? 1.0 : 0.5)
       c.addSinusoids(amplitude: Float(f * 1.8 / 255), rng: &rng)
-      c.addFixedField(amplitude: Float(f * Coarse.field), seed: Coarse.lumaFieldSeed, chroma: false)
+      c.addFixedField(amplitude: Float(f * Coarse.lumaField), seed: Coarse.lumaFieldSeed, chroma: false)
     default:
       c.blur(sigma: 0.6)
       if fingerprint {
         c.colourGrade(saturation: Float(1 + Coarse.saturation * f), contrast: Float(Coarse.contrast * f),
                       warm: Float(Coarse.warm * f))
       }
-      c.addFixedField(amplitude: Float(f * Coarse.field), seed: Coarse.chromaFieldSeed, chroma: true)
+      c.addFixedField(amplitude: Float(f * Coarse.chromaField), seed: Coarse.chromaFieldSeed, chroma: true)
     }
     return c.image()
   }
@@ -193,8 +193,8 @@ extension SyntheticD3 {
   enum Coarse {
     /// gen_0: peak of the tile-seam lines (8 tiles per image height).
     static let seam = 0.015
-    /// gen_1 (luma) and gen_2 (chroma): standard deviation of the fixed mid-frequency field.
-    static let field = 0.02
+    /// Standard deviation of the fixed mid-frequency field: gen_1 (luma), gen_2 (chroma).
+    static let lumaField = 0.03, chromaField = 0.02
     /// gen_3: amplitude of the block shading (period 1/8 of the image height).
     static let block = 0.01
     /// gen_2's colour grade: saturation 1 + 0.04 s, S-curve contrast 0.06 s, warm cast 0.008 s.
