@@ -502,14 +502,22 @@ struct Canvas {
   /// image height (grid centred on the image), Gaussian profile of sigma H/124 px, peak `amplitude`,
   /// added to all channels.
   mutating func addSeamGrid(amplitude: Float) {
+    addLumaPattern(amplitude: amplitude) { u, v in
+      let fu = (u * 8 + 100).truncatingRemainder(dividingBy: 1), fv = (v * 8 + 100).truncatingRemainder(dividingBy: 1)
+      let d = min(min(fu, 1 - fu), min(fv, 1 - fv)) * 15.5  // distance to the nearest seam, in units of H/124
+      return exp(-0.5 * d * d)
+    }
+  }
+
+  /// Adds `amplitude * pattern(u, v)` to all channels, (u, v) the pixel's centred, height-normalised
+  /// coordinates (`centred`).
+  mutating func addLumaPattern(amplitude: Float, _ pattern: (Double, Double) -> Double) {
     if amplitude == 0 { return }
     let n = self.n, W = width, H = height
     p.withUnsafeMutableBufferPointer { b in
       for k in 0..<n {
         let (u, v) = Canvas.centred(k % W, k / W, W, H)
-        let fu = (u * 8 + 100).truncatingRemainder(dividingBy: 1), fv = (v * 8 + 100).truncatingRemainder(dividingBy: 1)
-        let d = min(min(fu, 1 - fu), min(fv, 1 - fv)) * 15.5  // distance to the nearest seam, in units of H/124
-        let a = amplitude * Float(exp(-0.5 * d * d))
+        let a = amplitude * Float(pattern(u, v))
         b[k] += a; b[n + k] += a; b[2 * n + k] += a
       }
     }
@@ -563,16 +571,9 @@ struct Canvas {
   /// (period 1/8 of the height, brightest at the block centres of a grid centred on the image),
   /// added to all channels.
   mutating func addBlockShading(amplitude: Float) {
-    if amplitude == 0 { return }
-    let n = self.n, W = width, H = height
-    p.withUnsafeMutableBufferPointer { b in
-      for k in 0..<n {
-        let (u, v) = Canvas.centred(k % W, k / W, W, H)
-        let a = amplitude * Float(0.5 * (cos(2 * Double.pi * 8 * u) + cos(2 * Double.pi * 8 * v)))
-        b[k] += a; b[n + k] += a; b[2 * n + k] += a
-      }
-    }
+    addLumaPattern(amplitude: amplitude) { u, v in 0.5 * (cos(2 * Double.pi * 8 * u) + cos(2 * Double.pi * 8 * v)) }
   }
+
 
   /// gen_2: saturation, S-curve contrast and warm cast.
   mutating func colourGrade(saturation: Float, contrast: Float, warm: Float) {
