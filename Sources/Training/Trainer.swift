@@ -278,9 +278,9 @@ public final class Trainer {
           lastMetrics["comm_frac_min"] = sum(lo, 0) / max(timeSinceLog, 1e-9)
           lastMetrics["comm_frac_max"] = sum(hi, 0) / max(timeSinceLog, 1e-9)
           // The gradient all-reduce: alone (blocking, measured at start) and the wait left after backward.
-          lastMetrics["allreduce_alone_s"] = allReduceAlone
-          lastMetrics["allreduce_wait_s"] = sum(lo, 1) / max(steps, 1)
           let gradWait = sum(lo, 1) / max(steps, 1)
+          lastMetrics["allreduce_alone_s"] = allReduceAlone
+          lastMetrics["allreduce_wait_s"] = gradWait
           lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - gradWait / max(allReduceAlone, 1e-9)))
         }
         // Share of this rank's views that were bit-identical to another view and skipped.
