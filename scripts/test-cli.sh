@@ -19,6 +19,13 @@ ok() { echo "ok   $*"; pass=$((pass + 1)); }
   || { cat "$T/cmp.txt"; exit 1; }
 ok "cde step matches PyTorch: $(tail -1 "$T/cmp.txt")"
 
+core_of() { grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4; }
+# Tolerance of the N-rank and gradient-caching comparisons: only the summation order differs. OpenBLAS's
+# AVX2 kernel (Haswell, Zen) also rounds a GEMM row by its position in a group of 12 rows, and a rank's
+# share of the batch puts rows at other positions: 1.05e-5 was measured there on a near-zero bias gradient.
+XRTOL=1e-5
+case "$("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | core_of)" in Haswell | Zen) XRTOL=3e-5 ;; esac
+
 # cde step under mpirun -np 2 and -np 4 equals one rank (B=4 records split over the ranks).
 "$BIN" random-views --records 4 --size 48 --local-size 32 --seed 3 --out "$T/views4.safetensors"
 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" --config $FIX/small.yaml \
@@ -26,7 +33,7 @@ ok "cde step matches PyTorch: $(tail -1 "$T/cmp.txt")"
 for np in 2 4; do
   $MPIRUN -np $np "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
     --config $FIX/small.yaml --out "$T/np$np.safetensors" --threads 1 >/dev/null
-  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol 1e-5 --atol-prefix param.=2e-5 >"$T/cmp$np.txt" \
+  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 >"$T/cmp$np.txt" \
     || { cat "$T/cmp$np.txt"; exit 1; }
   ok "mpirun -np $np cde step equals one rank: $(tail -1 "$T/cmp$np.txt")"
 done
@@ -34,7 +41,7 @@ done
 # Gradient caching (chunks of 1 record, under mpirun -np 2) gives the direct step's results.
 $MPIRUN -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
   --config $FIX/small.yaml --out "$T/gc.safetensors" --threads 1 --grad-cache-chunk 1 >/dev/null
-"$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol 1e-5 --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
+"$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
   || { cat "$T/cmpgc.txt"; exit 1; }
 ok "gradient caching (chunks of 1 record, 2 ranks) equals the direct step: $(tail -1 "$T/cmpgc.txt")"
 
@@ -42,8 +49,9 @@ ok "gradient caching (chunks of 1 record, 2 ranks) equals the direct step: $(tai
 # OpenBLAS's own detection picked a lower tier (Debian's 0.3.21 picks Haswell on Zen 5, Prescott on Zen 4);
 # an OPENBLAS_CORETYPE of a lower tier is lifted too, unless CDE_BLAS_CORE=keep. Checked single-process and under
 # mpirun (the re-execution precedes MPI_Init).
-core_of() { grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4; }
-if grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|dq)' | grep -qx 4; then
+if [ -n "${CDE_BLAS_CORE:-}" ]; then
+  echo "skip OpenBLAS kernel check: CDE_BLAS_CORE=$CDE_BLAS_CORE is set"
+elif grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|dq)' | grep -qx 4; then
   c1=$(env -u OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
   c2=$(OPENBLAS_CORETYPE=Haswell $MPIRUN -np 2 -x OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
   case "$c1/$c2" in SkylakeX/SkylakeX | Cooperlake/Cooperlake | SapphireRapids/SapphireRapids) ;;
