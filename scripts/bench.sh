@@ -36,18 +36,13 @@ torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
 
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
-echo "== OpenBLAS sgemm (2048^3 per rank, single-threaded OpenBLAS, rows split over the rank's threads)"
 SG="bench --sgemm --steps 10 --json"
-J11S=$("$BIN" $SG --threads 1)
-S11=$(echo "$J11S" | json sgemm_gflop_per_s)
-echo "   OpenBLAS kernel: $(echo "$J11S" | grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4) (cde picks the CPU's best; see README)"
-S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
-printf "   1 rank x 1 thread: %.1f GFLOP/s   2 ranks x 1 thread: %.1f GFLOP/s   1 rank x 2 threads: %.1f GFLOP/s\n" "$S11" "$S21" "$S12"
+echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | grep -o '"blas_core":"[A-Za-z0-9]*"' \
+  | cut -d'"' -f4) (cde picks the CPU's best; see README). Each layout's sgemm rate (2048^3 per rank,
+   single-threaded OpenBLAS, rows split over the rank's threads) is measured just before its step: the speed drifts."
 
 for L in $SIZES; do
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
-  # Each layout's sgemm rate is measured again just before its step: the machine's speed drifts.
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
   J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json)
   PROF=""
