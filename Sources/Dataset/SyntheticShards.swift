@@ -24,8 +24,9 @@ public func syntheticKey(_ index: Int) -> String {
 
 /// Encoded members of synthetic record `index` (role, extension, bytes), images from
 /// `SyntheticD3.record(seed:index:)`.
-public func syntheticMembers(seed: UInt64, index: Int, strength: Double = 1) throws -> [(role: RecordRole, ext: String, data: Data)] {
-  let rec = SyntheticD3.record(seed: seed, index: index, strength: strength)
+public func syntheticMembers(seed: UInt64, index: Int, strength: Double = 1,
+                             scene: SyntheticD3.SceneSharing = .theme) throws -> [(role: RecordRole, ext: String, data: Data)] {
+  let rec = SyntheticD3.record(seed: seed, index: index, strength: strength, scene: scene)
   var out: [(RecordRole, String, Data)] = []
   for (i, m) in ([rec.real] + rec.gens).enumerated() {
     out.append((RecordRole.images[i], m.fileExtension, m.data))
@@ -40,9 +41,9 @@ public func syntheticMembers(seed: UInt64, index: Int, strength: Double = 1) thr
 /// over records (`threads`), a chunk at a time; the output is byte-identical for a given (records, shardSize, seed, layout).
 public func writeSyntheticD3(out: String, records: Int, shardSize: Int, seed: UInt64, layout: SynthLayout,
                              threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                             strength: Double = 1) throws -> SynthSummary {
+                             strength: Double = 1, scene: SyntheticD3.SceneSharing = .theme) throws -> SynthSummary {
   try writeRecords(out: out, records: records, shardSize: shardSize, layout: layout, threads: threads) {
-    try syntheticMembers(seed: seed, index: $0, strength: strength)
+    try syntheticMembers(seed: seed, index: $0, strength: strength, scene: scene)
   }
 }
 

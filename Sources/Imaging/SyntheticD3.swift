@@ -71,7 +71,7 @@ public enum SyntheticD3 {
 
   /// Streams of the counter RNG (epoch field = `epochTag`, so they never meet view streams).
   static let epochTag = 0x0D3_5EED
-  static let themeStream = 100, realStream = 101, genStream = 110
+  static let themeStream = 100, realStream = 101, layoutStream = 102, genStream = 110
 
   /// The record `index` of the synthetic dataset `seed`.
   ///
@@ -80,18 +80,34 @@ public enum SyntheticD3 {
   /// field amplitudes, the gen_2 field and colour grade (saturation 1 + 0.04 s, contrast
   /// 0.06 s, warm cast 0.008 s), the gen_3 noise sigma and block shading. Larger values
   /// make a set that a small ViT separates within minutes of training (`make run` uses 4).
-  public static func record(seed: UInt64, index: Int, strength: Double = 1) -> SyntheticRecord {
+  ///
+  /// `scene` says what the five images of a record share: `.theme` (each image lays out its
+  /// own scene of the record's palette and scene type, as D3's images share only a caption) or
+  /// `.layout` (the four generated images re-render the real image's scene: same background,
+  /// value noise, shapes and illumination, at the real image's size, with the generated
+  /// spectrum and each generator's fingerprint; like image-to-image generation). With `.layout`
+  /// nothing but the camera and generator traces tells a real image from its generated twins.
+  public static func record(seed: UInt64, index: Int, strength: Double = 1, scene: SceneSharing = .theme)
+    -> SyntheticRecord
+  {
     let theme = Theme(seed: seed, index: index)
     var rng = CounterRNG(seed: seed, epoch: epochTag, record: index, stream: realStream)
-    let real = realImage(theme: theme, rng: &rng, strength: strength)
+    let layout = scene == .layout ? CounterRNG(seed: seed, epoch: epochTag, record: index, stream: layoutStream) : nil
+    let real = realImage(theme: theme, rng: &rng, strength: strength, layout: layout)
     let realEnc = encodeReal(real, rng: &rng)
     var gens: [SyntheticImage] = []
     for k in 0..<4 {
       var g = CounterRNG(seed: seed, epoch: epochTag, record: index, stream: genStream + k)
-      let img = generatedImage(generator: k, theme: theme, rng: &g, strength: strength)
+      let twin = layout.map { (rng: $0, width: real.width, height: real.height) }
+      let img = generatedImage(generator: k, theme: theme, rng: &g, strength: strength, twin: twin)
       gens.append(encodeGenerated(img, rng: &g))
     }
     return SyntheticRecord(caption: theme.caption, real: realEnc, gens: gens)
+  }
+
+  /// What the images of one synthetic record share (see `record(seed:index:strength:scene:)`).
+  public enum SceneSharing: String, Sendable, CaseIterable {
+    case theme, layout
   }
 
   /// The unencoded real image of a record (for tests and previews).
@@ -132,13 +148,19 @@ public enum SyntheticD3 {
 
   // MARK: Images
 
-  static func realImage(theme: Theme, rng: inout CounterRNG, strength: Double = 1) -> RGBImage {
+  /// `layout`: the scene's random stream when the record's images share one layout (the
+  /// scene is then drawn from it, the camera's traces still from `rng`).
+  static func realImage(theme: Theme, rng: inout CounterRNG, strength: Double = 1, layout: CounterRNG? = nil) -> RGBImage {
     let aspects: [Double] = [1, 4.0 / 3, 3.0 / 2, 16.0 / 9, 3.0 / 4, 2.0 / 3]
     let short = 200 + rng.int(below: 301)
     let a = aspects[rng.int(below: aspects.count)]
     let (w, h) = a >= 1 ? (min(800, Int(Double(short) * a)), short) : (short, min(800, Int(Double(short) / a)))
     var c = Canvas(width: w, height: h)
-    c.render(theme: theme, spectrumExponent: 1.0, rng: &rng)
+    if var scene = layout {
+      c.render(theme: theme, spectrumExponent: 1.0, rng: &scene)
+    } else {
+      c.render(theme: theme, spectrumExponent: 1.0, rng: &rng)
+    }
     c.blur(sigma: rng.uniform(0.6, 1.1))
     c.vignette(strength: rng.uniform(0.05, 0.25))
     let s2 = strength * strength  // sigma scales with strength, variance with its square
@@ -146,10 +168,20 @@ public enum SyntheticD3 {
     return c.image()
   }
 
+  /// `twin`: the real image's scene stream and size, when the generated image re-renders it.
   static func generatedImage(generator k: Int, theme: Theme, rng: inout CounterRNG, fingerprint: Bool = true,
-                             strength: Double = 1) -> RGBImage {
-    let (w, h) = generatedSizes[rng.int(below: generatedSizes.count)]
+                             strength: Double = 1, twin: (rng: CounterRNG, width: Int, height: Int)? = nil) -> RGBImage {
+    let drawn = generatedSizes[rng.int(below: generatedSizes.count)]
+    let (w, h) = twin.map { ($0.width, $0.height) } ?? drawn
     let f: Double = fingerprint ? strength : 0
+    if let twin {
+      // The real image's scene at its size; gen_3's coarse stage is its 4x box-average.
+      var scene = twin.rng
+      var c = Canvas(width: w, height: h)
+      c.render(theme: theme, spectrumExponent: 1.25, rng: &scene)
+      if k == 3 && fingerprint { c = c.downsampled4().upsampled4() }
+      return fingerprinted(c, generator: k, f: f, fingerprint: fingerprint, rng: &rng)
+    }
     if k == 3 {
       var c: Canvas
       if fingerprint {
@@ -160,13 +192,21 @@ public enum SyntheticD3 {
         c = Canvas(width: w, height: h)
         c.render(theme: theme, spectrumExponent: 1.25, rng: &rng)
       }
-      c.whiteLumaNoise(sigma: f * 1.2 / 255, rng: &rng)
-      c.addBlockShading(amplitude: Float(f * Coarse.block))
-      return c.image()
+      return fingerprinted(c, generator: k, f: f, fingerprint: fingerprint, rng: &rng)
     }
     var c = Canvas(width: w, height: h)
     c.render(theme: theme, spectrumExponent: 1.25, rng: &rng)
+    return fingerprinted(c, generator: k, f: f, fingerprint: fingerprint, rng: &rng)
+  }
+
+  /// Generator k's fingerprint (strength f) on a rendered scene (gen_3's already up-sampled).
+  static func fingerprinted(_ canvas: Canvas, generator k: Int, f: Double, fingerprint: Bool,
+                            rng: inout CounterRNG) -> RGBImage {
+    var c = canvas
     switch k {
+    case 3:
+      c.whiteLumaNoise(sigma: f * 1.2 / 255, rng: &rng)
+      c.addBlockShading(amplitude: Float(f * Coarse.block))
     case 0:
       c.blur(sigma: 0.5)
       c.addTile8(amplitude: Float(f * 2.2 / 255))
@@ -593,6 +633,26 @@ struct Canvas {
   }
 
   /// gen_3: x4 bilinear up-sampling (align-corners false).
+  /// 4x4 box average (the size rounded down to a multiple of 4).
+  func downsampled4() -> Canvas {
+    var out = Canvas(width: max(1, width / 4), height: max(1, height / 4))
+    let W = width, OW = out.width, ON = out.n
+    p.withUnsafeBufferPointer { s in
+      out.p.withUnsafeMutableBufferPointer { o in
+        for c in 0..<3 {
+          for y in 0..<out.height {
+            for x in 0..<OW {
+              var acc: Float = 0
+              for dy in 0..<4 { for dx in 0..<4 { acc += s[c * n + (4 * y + dy) * W + 4 * x + dx] } }
+              o[c * ON + y * OW + x] = acc / 16
+            }
+          }
+        }
+      }
+    }
+    return out
+  }
+
   func upsampled4() -> Canvas {
     var out = Canvas(width: width * 4, height: height * 4)
     let W = width, H = height, OW = out.width, ON = out.n

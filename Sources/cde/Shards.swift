@@ -22,16 +22,22 @@ struct Shards: ParsableCommand {
     @Option(help: "Threads making images (default: all cores).") var threads: Int?
     @Option(help: "Scale of every real-vs-generated cue (1: the documented subtle levels; see docs/synthetic-d3.md).")
     var strength: Double = 1
+    @Option(help: "What a record's images share: theme (palette and scene type, each image its own layout) or layout (the generated images re-render the real image's scene).")
+    var scene: String = "theme"
 
     func run() throws {
       guard strength >= 0, strength <= 20 else { throw ValidationError("--strength must be between 0 and 20 (got \(strength))") }
       guard let lay = SynthLayout(rawValue: layout) else {
         throw ValidationError("--layout must be wds or folders (got \(layout))")
       }
+      guard let sharing = SyntheticD3.SceneSharing(rawValue: scene) else {
+        throw ValidationError("--scene must be theme or layout (got \(scene))")
+      }
       let t0 = Date()
       let s = try runOrExit {
         try writeSyntheticD3(out: out, records: records, shardSize: shardSize, seed: seed, layout: lay,
-                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount, strength: strength)
+                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount, strength: strength,
+                             scene: sharing)
       }
       let secs = Date().timeIntervalSince(t0)
       print("wrote \(s.records) records, \(s.files.count) files, \(s.bytes / 1024) KiB in \(out) (\(String(format: "%.1f", secs)) s)")

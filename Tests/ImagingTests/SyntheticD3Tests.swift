@@ -22,6 +22,40 @@ final class SyntheticD3Tests: XCTestCase {
     }
   }
 
+  /// `scene: .layout`: every generated image re-renders the real image's scene at its size, so it
+  /// correlates strongly with the real image; under `.theme` the layouts are independent. Both
+  /// modes are deterministic.
+  func testSharedLayoutTwinsTheRealScene() throws {
+    func luma(_ img: RGBImage) -> [Double] {
+      var v: [Double] = []
+      for y in 0..<img.height { for x in 0..<img.width { let (r, g, b) = img[x, y]; v.append((Double(r) + Double(g) + Double(b)) / 3) } }
+      return v
+    }
+    func corr(_ a: [Double], _ b: [Double]) -> Double {
+      let ma = a.reduce(0, +) / Double(a.count), mb = b.reduce(0, +) / Double(b.count)
+      var ab = 0.0, aa = 0.0, bb = 0.0
+      for i in 0..<a.count { ab += (a[i] - ma) * (b[i] - mb); aa += (a[i] - ma) * (a[i] - ma); bb += (b[i] - mb) * (b[i] - mb) }
+      return ab / (aa * bb).squareRoot()
+    }
+    for i in 0..<3 {
+      let twin = SyntheticD3.record(seed: 11, index: i, strength: 1, scene: .layout)
+      XCTAssertEqual(twin.real.data, SyntheticD3.record(seed: 11, index: i, strength: 1, scene: .layout).real.data)
+      let real = try ImageCodec.decode(twin.real.data, name: "real")
+      let own = SyntheticD3.record(seed: 11, index: i, strength: 1, scene: .theme)
+      for k in 0..<4 {
+        let g = try ImageCodec.decode(twin.gens[k].data, name: "gen_\(k)")
+        // gen_3's coarse stage rounds the size down to a multiple of 4.
+        XCTAssertEqual(g.width, k == 3 ? real.width / 4 * 4 : real.width)
+        XCTAssertEqual(g.height, k == 3 ? real.height / 4 * 4 : real.height)
+        if k != 3 { XCTAssertGreaterThan(corr(luma(real), luma(g)), 0.8, "record \(i) gen_\(k) is not the real scene") }
+        let independent = try ImageCodec.decode(own.gens[k].data, name: "gen_\(k)")
+        if independent.width == real.width && independent.height == real.height {
+          XCTAssertLessThan(corr(luma(real), luma(independent)), 0.8)
+        }
+      }
+    }
+  }
+
   /// Mean energy of the 8x8-periodic component of the high-pass residual: large for
   /// gen_0 (its decoder tile), small for real images.
   func periodic8Energy(_ img: RGBImage) -> Double {
