@@ -96,4 +96,20 @@ if "$BIN" train --config configs/smoke.yaml --set model.widht=3 --out "$T/F" 2>"
 grep -q "model.widht" "$T/F.err" || { cat "$T/F.err"; fail "error does not name the key"; }
 ok "unknown config key is one clear error: $(head -1 "$T/F.err")"
 
+# G: --dump-views writes the initial weights and, per step and rank, what was trained on, without
+# changing training: the final model is bit-identical to run A's.
+$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/G" --dump-views "$T/G/views" >"$T/G.log"
+cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/G" 20)/model.safetensors" || fail "--dump-views changed training"
+n=$(ls "$T/G/views"/step-*.rank[01].safetensors | wc -l)
+[ "$n" = 40 ] && [ -f "$T/G/views/init.safetensors" ] || fail "--dump-views wrote $n step files (expected 40) or no init.safetensors"
+if "$BIN" train "${TINY[@]}" --out "$T/G2" --dump-views /proc/cde-no-such-dir 2>"$T/G2.err"; then fail "unwritable --dump-views accepted"; fi
+grep -q -- "--dump-views /proc/cde-no-such-dir" "$T/G2.err" || { cat "$T/G2.err"; fail "error does not name --dump-views"; }
+ok "--dump-views: init weights and 2 x 20 step files, final model bit-identical to the run without it"
+
+# H: trajectory parity: 20 steps of warmup + cosine with weight decay on 2 ranks and on 1 rank against the
+# PyTorch + timm replay committed by scripts/parity_train.py (losses 1e-3 relative, parameters 1e-2).
+python3 scripts/parity_train.py --cde "$BIN" --check-fixtures Tests/Fixtures/Training/trajectory >"$T/H.log" 2>&1 \
+  || { cat "$T/H.log"; fail "trajectory differs from the PyTorch fixtures"; }
+ok "trajectory parity with PyTorch + timm: $(grep -c -- '-> PASS' "$T/H.log") runs (2 ranks, 1 rank) within tolerance; $(grep '(2 ranks) vs' "$T/H.log" | tail -1 | sed 's/.*: worst/worst/; s/ (blocks.*//')"
+
 echo "train: $pass passed"

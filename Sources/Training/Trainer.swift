@@ -71,6 +71,8 @@ public final class Trainer {
   /// when it is about to run step N (a crash at a chosen point).
   let traceRecords: FileHandle?
   let faultStep: Int?
+  /// `--dump-views DIR` (Trainer+ViewDump.swift); nil: off.
+  var viewDumpDirectory: URL?
 
   public var isCoordinator: Bool { comm.rank == 0 }
 
@@ -241,6 +243,7 @@ public final class Trainer {
       let perm = derangement(g, seed: stepSeed(globalStep))
       let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
                            lr: control.lr, weightDecay: control.weightDecay)
+      try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
       guard r.loss.isFinite else {
         // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
         throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")

@@ -21,6 +21,10 @@ struct Train: ParsableCommand {
   @Option(help: "Run directory (checkpoints, metrics, TensorBoard events).") var out: String
   @Option(help: "auto: continue from the newest valid checkpoint in --out if any; or a checkpoint/run path.")
   var resume: String?
+  @Option(name: .customLong("dump-views"), help: ArgumentHelp(
+    "Write per step and rank the views trained on, record ids, permutation, lr and weight decay to DIR (parity checks).",
+    valueName: "DIR"))
+  var dumpViews: String?
   @OptionGroup var compute: ComputeOptions
 
   func run() throws {
@@ -36,6 +40,7 @@ struct Train: ParsableCommand {
     do {
       let cfg = try TrainConfig.load(path: config, overrides: overrides)
       let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, log: log)
+      if let dumpViews { try trainer.startViewDump(directory: dumpViews) }
       let outcome = try trainer.train()
       trainer.close()
       if comm.rank == 0 {
