@@ -14,6 +14,7 @@ extension HTMLReport {
   /// Metrics drawn by the health charts (left out of the generic charts).
   static func isHealthMetric(_ name: String) -> Bool {
     name.hasPrefix("loss_") || name.hasPrefix("emb_") || name.hasPrefix("grad_norm") || name == "final_ln_weight_norm"
+      || name == "health_s"
   }
 
   /// The summary card: the last loss against the collapse value and the last mean cosine.

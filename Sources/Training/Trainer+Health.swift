@@ -18,10 +18,13 @@ extension Trainer {
 
   /// On log steps, rank 0 only (every rank holds the same gathered keys and all-reduced
   /// gradients): the embedding figures, gradient norms and final LayerNorm weight norm of
-  /// the step just run (`CoDEStep.healthMetrics`). About O(4 G D + parameters) flops, once per log.
+  /// the step just run (`CoDEStep.healthMetrics`). About O(4 G D + parameters) flops, once per
+  /// log, outside the timed step; `health_s` is the seconds it took.
   func addHealthMetrics(_ r: CoDEStep.Result) {
+    let t0 = monotonic()
     let m = step.healthMetrics(r, globalBatch: config.train.globalBatch, meter: health.meter, norms: health.norms)
     for (k, v) in m { lastMetrics[k] = v }
+    lastMetrics["health_s"] = monotonic() - t0
   }
 
   /// The health part of the progress line: collapse ratio and mean embedding cosine.
