@@ -33,9 +33,15 @@ case "$("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | core_of)" in Has
 for np in 2 4; do
   $MPIRUN -np $np "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
     --config $FIX/small.yaml --out "$T/np$np.safetensors" --threads 1 >/dev/null
-  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 >"$T/cmp$np.txt" \
-    || { cat "$T/cmp$np.txt"; exit 1; }
+  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 --verbose \
+    >"$T/cmp$np.txt" || { grep -v '^ok ' "$T/cmp$np.txt"; exit 1; }
   ok "mpirun -np $np cde step equals one rank: $(tail -1 "$T/cmp$np.txt")"
+  # Among them the training health figures (4 loss terms, collapse value and ratio, 3 embedding figures,
+  # 5 gradient norms of the depth-2 ViT, final LayerNorm weight norm), computed from gathered / all-reduced data.
+  nh=$(grep -c '^ok *health\.' "$T/cmp$np.txt" || true)
+  [ "$nh" -eq 15 ] || { grep 'health\.' "$T/cmp$np.txt"; echo "expected 15 health.* tensors equal to one rank's, got $nh"; exit 1; }
+  ok "mpirun -np $np cde step: the $nh health figures equal one rank's ($(grep -h '^ok *health\.' "$T/cmp$np.txt" \
+    | awk '{ gsub(",", "", $4); if ($4 + 0 > w) w = $4 + 0 } END { printf "worst relative error %.1e", w }'))"
 done
 
 # Gradient caching (chunks of 1 record, under mpirun -np 2) gives the direct step's results.
@@ -64,6 +70,21 @@ elif grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|d
 else
   echo "skip OpenBLAS AVX-512 kernel check: this CPU has no AVX-512"
 fi
+
+# cde eval on image inputs (a test-layout folder, a directory of shards), embedding them itself, gives the
+# same report as cde embed + cde eval on the embedding files; "all" is marked balanced in the JSON.
+"$BIN" shards synth --layout folders --records 10 --seed 21 --out "$T/probe" >/dev/null
+"$BIN" shards synth --records 6 --shard-size 3 --seed 22 --out "$T/test" >/dev/null
+SMALL=(--model $FIX/model_small.safetensors --config $FIX/small.yaml --preprocess resize-crop --threads 1)
+for s in probe test; do "$BIN" embed "${SMALL[@]}" --quiet --out "$T/e-$s.safetensors" "$T/$s"; done
+"$BIN" eval --probe "$T/e-probe.safetensors" --test "$T/e-test.safetensors" --json --no-save >"$T/eval-files.json"
+"$BIN" eval "${SMALL[@]}" --probe "$T/probe" --test "$T/test" --json --no-save >"$T/eval-images.json"
+cmp "$T/eval-files.json" "$T/eval-images.json" || { diff "$T/eval-files.json" "$T/eval-images.json"; exit 1; }
+grep -q '"all": {.*"balanced": true}' "$T/eval-images.json" || { cat "$T/eval-images.json"; exit 1; }
+ok "cde eval --model M --probe DIR --test SHARDS equals cde embed + cde eval ($(grep -c '"gen_' "$T/eval-images.json") per-generator rows, identical JSON)"
+if "$BIN" eval --probe "$T/probe" --test "$T/e-test.safetensors" 2>"$T/err.txt"; then exit 1; fi
+head -1 "$T/err.txt" | grep -q -- "--probe $T/probe is not an embedding file" || { cat "$T/err.txt"; exit 1; }
+ok "cde eval on images without --model is one clear error: $(head -1 "$T/err.txt")"
 
 # Bad input: one clear line, non-zero exit.
 if "$BIN" step --init-seed 1 --views /nonexistent.safetensors --out "$T/x" 2>"$T/err.txt"; then exit 1; fi

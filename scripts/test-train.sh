@@ -33,6 +33,39 @@ assert 0 <= m["allreduce_overlap"] <= 1 and m["allreduce_alone_s"] > 0 and m["al
 PY
 ok "run of 20 steps under mpirun -np 2 (metrics.jsonl, TensorBoard events, checkpoints)"
 
+# Health figures in every log line: the four terms average to loss_real / loss_fake, loss_collapse = ln(1 + G),
+# the ratio is loss / (2 ln(1 + G)); the plateau warnings of the log are those the documented rule
+# (docs/training-health.md) gives on the logged figures, at most one per episode.
+python3 - "$T/A/metrics.jsonl" "$T/A.log" <<'PY' || fail "run A: health figures missing or inconsistent"
+import json, math, re, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+keys = ["loss_global_real", "loss_global_fake", "loss_multiscale_real", "loss_multiscale_fake", "loss_collapse",
+        "loss_collapse_ratio", "emb_mean_cos", "emb_centroid_cos", "emb_dim_std", "final_ln_weight_norm",
+        "grad_norm_patch_embed", "grad_norm_block_0", "grad_norm_block_1", "grad_norm_final_norm", "grad_norm"]
+want, inside, run, first = [], False, 0, 0
+for m in lines:
+    assert all(k in m for k in keys), [k for k in keys if k not in m]
+    assert abs((m["loss_global_real"] + m["loss_multiscale_real"]) / 2 - m["loss_real"]) < 1e-6 * m["loss_real"], m
+    assert abs((m["loss_global_fake"] + m["loss_multiscale_fake"]) / 2 - m["loss_fake"]) < 1e-6 * m["loss_fake"], m
+    assert abs(m["loss_collapse"] - math.log(1 + 8)) < 1e-12 and abs(m["loss_collapse_ratio"] - m["loss"] / (2 * math.log(9))) < 1e-12
+    assert -1 <= m["emb_centroid_cos"] <= 1 and -1 <= m["emb_mean_cos"] <= 1 and m["emb_dim_std"] >= 0
+    parts = sum(m[k] ** 2 for k in keys[10:14])
+    assert abs(math.sqrt(parts) - m["grad_norm"]) < 1e-9 * m["grad_norm"], m
+    r, c = m["loss_collapse_ratio"], m["emb_mean_cos"]
+    if inside:
+        inside = not (r < 0.95 or c < 0.90)
+    elif r > 0.97 and c > 0.95:
+        run += 1
+        if run == 3:
+            want.append(m["step"]); inside = True; run = 0
+    else:
+        run = 0
+got = [int(x) for x in re.findall(r"warning: collapse plateau: \d+ consecutive logs \(steps \d+-(\d+)\)", open(sys.argv[2]).read())]
+assert got == want, (got, want)
+print(f"plateau warnings at steps {got}")
+PY
+ok "run A: health figures in every log line, consistent with the loss; plateau warnings as the rule says"
+
 # B: killed with SIGKILL on rank 1 after its step-10 checkpoint, then resumed: bit-identical to A.
 if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" >"$T/B1.log" 2>&1; then
   fail "run B should have died"
@@ -56,6 +89,21 @@ for np in 1 4; do
   done
   cmp "$T/traceA.steps" "$T/traceC$np.steps" || fail "resume with $np rank(s) reads another record order"
   ok "resume of the step-10 checkpoint with $np rank(s): same global order of records as the 2-rank run"
+  # Same steps from the same parameters: the health figures of steps 15 and 20 equal the 2-rank run's
+  # (computed on gathered / all-reduced data; only the summation order differs).
+  worst=$(python3 - "$T/A/metrics.jsonl" "$T/C$np/metrics.jsonl" <<'PY'
+import json, sys
+a, c = ({m["step"]: m for m in map(json.loads, open(p))} for p in sys.argv[1:])
+keys = [k for k in a[20] if k.startswith(("loss", "emb_", "grad_norm", "final_ln"))]
+worst = 0.0
+for s in (15, 20):
+    for k in keys:
+        worst = max(worst, abs(a[s][k] - c[s][k]) / max(abs(a[s][k]), 1e-3))
+print(f"{worst:.1e}")
+PY
+) || fail "resume with $np rank(s): metrics missing"
+  python3 -c "import sys; sys.exit(0 if float('$worst') < 1e-4 else 1)" || fail "health figures with $np rank(s) differ from 2 ranks by $worst"
+  ok "health figures of steps 15 and 20 with $np rank(s) equal the 2-rank run's (worst relative difference $worst)"
 done
 
 # D: a truncated newest checkpoint is detected and the previous one is used, with a warning.

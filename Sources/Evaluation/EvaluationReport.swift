@@ -31,6 +31,17 @@ public struct SubsetMetrics: Sendable, Equatable {
 }
 
 /// Results of one classifier: subsets `gen_k` (real vs gen_k) in ascending k, then `all`.
+///
+/// `all` is balanced, so that a detector answering "fake" for everything scores 50 %
+/// whatever the numbers of real and generated test images:
+///
+///     all.real_acc = accuracy on the real rows
+///     all.fake_acc = (1/K) sum_k gen_k.fake_acc        each of the K generators weighted equally
+///     all.acc      = (all.real_acc + all.fake_acc) / 2  (the one defined, when the other is not)
+///     all.auc      = (1/K) sum_k gen_k.auc
+///
+/// which is scikit-learn's `balanced_accuracy_score` (and `recall_score`, `roc_auc_score`)
+/// with sample weight 1 / n_c for a row of class c (real, gen_0, ...).
 public struct ClassifierResult: Sendable, Equatable {
   public var name: String
   public var subsets: [(name: String, metrics: SubsetMetrics)]
@@ -48,7 +59,7 @@ public struct ClassifierResult: Sendable, Equatable {
 
   /// Per-generator and overall metrics of predictions for test rows with `labels`
   /// (0 real, k + 1 gen_k, < 0 unknown: left out). Subset gen_k = the real rows and the
-  /// gen_k rows; `all` = every labelled row.
+  /// gen_k rows; `all` = every labelled row, balanced as the type's comment says.
   public static func evaluate(name: String, predictions p: Predictions, labels: [Int64]) -> ClassifierResult {
     precondition(p.labels.count == labels.count)
     let gens = Array(Set(labels.filter { $0 > 0 })).sorted()
@@ -61,7 +72,15 @@ public struct ClassifierResult: Sendable, Equatable {
       return SubsetMetrics.compute(predicted: pl, scores: sc, truth: tr)
     }
     for g in gens { subsets.append(("gen_\(g - 1)", metrics { $0 == 0 || $0 == g })) }
-    subsets.append(("all", metrics { _ in true }))
+    func mean(_ v: [Double?]) -> Double? {
+      let x = v.compactMap { $0 }
+      return x.isEmpty ? nil : x.reduce(0, +) / Double(x.count)
+    }
+    let pooled = metrics { _ in true }
+    let fake = mean(subsets.map(\.1.fakeAcc))
+    let all = SubsetMetrics(realAcc: pooled.realAcc, fakeAcc: fake, acc: mean([pooled.realAcc, fake]),
+                            auc: mean(subsets.map(\.1.auc)), nReal: pooled.nReal, nFake: pooled.nFake)
+    subsets.append(("all", all))
     return ClassifierResult(name: name, subsets: subsets)
   }
 }
@@ -69,7 +88,9 @@ public struct ClassifierResult: Sendable, Equatable {
 /// The evaluation of a set of classifiers on a test set.
 ///
 /// JSON: `{"linear": {"gen_0": {"real_acc": .., "fake_acc": .., "acc": .., "auc": ..}, ..,
-/// "all": {..}}, "knn": {..}, "svm": {..}}` (fractions; null where undefined).
+/// "all": {.., "balanced": true}}, "knn": {..}, "svm": {..}}` (fractions; null where undefined).
+/// `all` is the balanced figure (`ClassifierResult`), marked by `"balanced": true`; files
+/// written before that change have a pooled `all` and no such key.
 public struct EvaluationReport: Sendable, Equatable {
   public var classifiers: [ClassifierResult]
 
@@ -89,7 +110,7 @@ public struct EvaluationReport: Sendable, Equatable {
       for (si, s) in c.subsets.enumerated() {
         let m = s.metrics
         out += "    \"\(s.name)\": {\"real_acc\": \(num(m.realAcc)), \"fake_acc\": \(num(m.fakeAcc)), "
-        out += "\"acc\": \(num(m.acc)), \"auc\": \(num(m.auc))}"
+        out += "\"acc\": \(num(m.acc)), \"auc\": \(num(m.auc))" + (s.name == "all" ? ", \"balanced\": true}" : "}")
         out += si + 1 < c.subsets.count ? ",\n" : "\n"
       }
       out += ci + 1 < classifiers.count ? "  },\n" : "  }\n"
@@ -147,6 +168,7 @@ public struct EvaluationReport: Sendable, Equatable {
                      + pct(m.acc) + "   " + auc(m.auc) + String(format: "  %6d  %6d", m.nReal, m.nFake))
       }
     }
+    lines.append("all: balanced, accuracy = (real acc + fake acc) / 2 with fake acc and AUC the means over the generators")
     return lines.joined(separator: "\n") + "\n"
   }
 }

@@ -82,6 +82,8 @@ enum SVG {
     var color: String
     var points: [(x: Double, y: Double)]
     var smooth: Bool = true
+    /// Drawn dashed and thin (a reference line such as the collapse value).
+    var dashed: Bool = false
   }
 
   /// Debiased exponential moving average with half-life `n / 60` points (at least 1).
@@ -164,7 +166,8 @@ enum SVG {
         let stride = Double(line.count) / Double(buckets * 2)
         line = (0..<(buckets * 2)).map { line[Int(Double($0) * stride)] } + [line.last!]
       }
-      s += "<polyline points=\"\(polyline(line, sx, sy))\" fill=\"none\" stroke=\"\(ser.color)\" stroke-width=\"2\" stroke-linejoin=\"round\"><title>\(esc(ser.name))</title></polyline>"
+      let stroke = ser.dashed ? "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"" : "stroke-width=\"2\""
+      s += "<polyline points=\"\(polyline(line, sx, sy))\" fill=\"none\" stroke=\"\(ser.color)\" \(stroke) stroke-linejoin=\"round\"><title>\(esc(ser.name))</title></polyline>"
     }
     s += "</g></svg>"
     return s

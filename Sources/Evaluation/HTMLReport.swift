@@ -1,7 +1,8 @@
 import Foundation
 
 /// A one-file HTML report of a run (inline CSS and SVG, no scripts, no network):
-/// summary cards; loss terms, learning rate, throughput and data wait over steps
+/// summary cards; loss terms against their collapse value, embedding and gradient health
+/// figures (HTMLReport+Health.swift), learning rate, throughput and data wait over steps
 /// (`RUN/metrics.jsonl`); per-generator accuracy bars and a metrics table of the last
 /// evaluation (`RUN/eval.json`); a PCA projection of the test embeddings coloured by
 /// class (`RUN/embeddings-test.safetensors`). Any of the three inputs may be missing.
@@ -113,6 +114,7 @@ public struct HTMLReport {
         let first = loss.count > 40 ? SVG.ema(Array(loss.prefix(max(loss.count / 50, 1))).map(\.value)).last! : loss[0].value
         cards.append(("Loss", SVG.number(sm.last!), "from \(SVG.number(first)) at the start"))
       }
+      if let c = collapseCard(m) { cards.append(c) }
       if let r = m["records_per_s"], !r.isEmpty {
         let med = median(r.map(\.value))
         cards.append(("Throughput", SVG.number(med), "records/s (median)"))
@@ -125,7 +127,8 @@ public struct HTMLReport {
       let best = e.classifiers.compactMap { c in c["all"]?.acc.map { (c.name, $0, c["all"]?.auc) } }.max { $0.1 < $1.1 }
       if let b = best {
         let t = HTMLReport.classifierTitles[b.0] ?? b.0
-        cards.append(("Best detector", String(format: "%.1f%%", 100 * b.1), "\(t)" + (b.2.map { String(format: ", AUC %.3f", $0) } ?? "")))
+        cards.append(("Best detector", String(format: "%.1f%%", 100 * b.1),
+                      "\(t), balanced accuracy" + (b.2.map { String(format: ", AUC %.3f", $0) } ?? "")))
       }
     }
     guard !cards.isEmpty else { return "" }
@@ -160,12 +163,15 @@ public struct HTMLReport {
     let present = lossSeries.filter { m[$0.0] != nil }
     if !present.isEmpty {
       s += "<div class=\"card wide\"><h3>Loss</h3>"
-      s += legend(present.map { ($0.1, $0.2) })
-      s += SVG.lineChart(present.map { SVG.Series(name: $0.1, color: $0.2, points: points($0.0)) },
+      let collapse = totalCollapseSeries()
+      s += legend(present.map { ($0.1, $0.2) } + collapse.map {
+        ($0.name, "repeating-linear-gradient(90deg,\($0.color) 0 4px,transparent 4px 7px)")
+      })
+      s += SVG.lineChart(present.map { SVG.Series(name: $0.1, color: $0.2, points: points($0.0)) } + collapse,
                          width: 1100, height: 300, yLabel: "InfoNCE", yFloorZero: true)
       s += "<p class=\"note\">Bold lines are smoothed (exponential moving average); the shaded band is the range of the raw values.</p></div>"
     }
-    s += "</section><section class=\"grid3\">"
+    s += "</section>" + healthSection(m) + "<section class=\"grid3\">"
     let w = 400.0, h = 240.0
     if m["lr"] != nil {
       s += "<div class=\"card\"><h3>Learning rate</h3>"
@@ -186,7 +192,7 @@ public struct HTMLReport {
       s += "<p class=\"note\">Time a step waited for its batch; spikes mean the loader fell behind.</p></div>"
     }
     let known: Set<String> = ["loss", "loss_real", "loss_fake", "lr", "records_per_s", "data_wait_s", "epoch", "time", "elapsed_s", "rank"]
-    let others = m.names.filter { !known.contains($0) && (m[$0]?.count ?? 0) > 1 }.prefix(6)
+    let others = m.names.filter { !known.contains($0) && !HTMLReport.isHealthMetric($0) && (m[$0]?.count ?? 0) > 1 }.prefix(6)
     for name in others {
       s += "<div class=\"card\"><h3>\(SVG.esc(name))</h3>"
       s += SVG.lineChart([SVG.Series(name: name, color: "#5f6b7a", points: points(name))], width: w, height: h, yLabel: name)
@@ -210,7 +216,9 @@ public struct HTMLReport {
     s += "<div class=\"card\"><h3>Accuracy per generator</h3>"
     s += legend(series.map { ($0.name, $0.color) } + [("chance", "repeating-linear-gradient(90deg,#999 0 4px,transparent 4px 7px)")])
     s += SVG.groupedBars(groups: groups, series: series)
-    s += "<p class=\"note\">gen_k: the real test images and the images of generator k; all: every test image.</p></div>"
+    s += "<p class=\"note\">gen_k: the real test images and the images of generator k. all: balanced accuracy, the mean of "
+    s += "the accuracy on real images and the accuracy on generated images, each generator weighted equally (a detector "
+    s += "that answers \"fake\" for everything scores 50%).</p></div>"
     s += "<div class=\"card\"><h3>Metrics</h3><table class=\"metrics\"><thead><tr><th></th>"
     s += groups.map { "<th>\(SVG.esc($0))</th>" }.joined() + "</tr></thead><tbody>"
     for c in e.classifiers {
@@ -226,14 +234,15 @@ public struct HTMLReport {
       }
       s += "</tr>"
     }
-    s += "</tbody></table><p class=\"note\">Accuracy in %, with the accuracy on real and on fake images and the ROC AUC (fake = positive).</p>"
+    s += "</tbody></table><p class=\"note\">Accuracy in %, with the accuracy on real and on fake images and the ROC AUC (fake = positive). "
+    s += "In the all column, fake accuracy and AUC are the means over the generators and accuracy the mean of real and fake.</p>"
     if let b = baseline, !b.classifiers.isEmpty {
       let cells = b.classifiers.map { c -> String in
         let acc = c["all"]?.acc.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
         let trained = e[c.name]?["all"]?.acc.map { String(format: "%.1f%%", 100 * $0) } ?? "–"
         return "\(SVG.esc(HTMLReport.classifierTitles[c.name] ?? c.name)) \(acc) (trained \(trained))"
       }
-      s += "<p class=\"note\">Random-init baseline (same shape, same probe and test images), overall accuracy: "
+      s += "<p class=\"note\">Random-init baseline (same shape, same probe and test images), balanced accuracy: "
       s += cells.joined(separator: " · ") + ".</p>"
     }
     s += "</div>"

@@ -52,8 +52,35 @@ public final class CoDELoss {
   /// This rank's share of each loss: `real + fake = total`.
   public struct Value {
     public var real: Double, fake: Double
+    /// This rank's share of each of the four InfoNCE terms (the sum over its queries
+    /// divided by G, so that the shares of all ranks add up to the term):
+    /// `terms.globalReal + terms.multiscaleReal == 2 * real` up to rounding, same for fake.
+    public var terms = LossTerms()
     public var total: Double { real + fake }
   }
+
+  /// The four InfoNCE terms, each the mean over the G queries of the global batch:
+  /// `globalReal = InfoNCE(r, r'[pi], f')`, `multiscaleReal = InfoNCE(r_l, r_g, f_g)`,
+  /// `globalFake = InfoNCE(f, f'[pi], r')`, `multiscaleFake = InfoNCE(f_l, f_g, r_g)`;
+  /// `L_real = (globalReal + multiscaleReal) / 2`, `L_fake = (globalFake + multiscaleFake) / 2`.
+  /// At a constant embedding every logit of a query is equal, so each term is
+  /// `ln(1 + G)` (one positive and G negatives): `CoDELoss.collapseValue(globalBatch:)`.
+  public struct LossTerms: Equatable {
+    public var globalReal = 0.0, multiscaleReal = 0.0, globalFake = 0.0, multiscaleFake = 0.0
+    public init() {}
+    public init(globalReal: Double, multiscaleReal: Double, globalFake: Double, multiscaleFake: Double) {
+      self.globalReal = globalReal; self.multiscaleReal = multiscaleReal
+      self.globalFake = globalFake; self.multiscaleFake = multiscaleFake
+    }
+    /// In the order of `names`.
+    public var values: [Double] { [globalReal, globalFake, multiscaleReal, multiscaleFake] }
+    /// Metric names (metrics.jsonl, TensorBoard `train/...`, `cde step` output), in the order of `values`.
+    public static let names = ["loss_global_real", "loss_global_fake", "loss_multiscale_real", "loss_multiscale_fake"]
+  }
+
+  /// `ln(1 + G)`: the value of each InfoNCE term when all embeddings are equal (CoDE's
+  /// collapse plateau); the total loss `L` is then `2 ln(1 + G)`.
+  public static func collapseValue(globalBatch g: Int) -> Double { log(1 + Double(g)) }
 
   /// Computes the loss share and writes (overwrites) all gradients.
   /// `perm` is the permutation of the global batch (length G).
@@ -71,6 +98,7 @@ public final class CoDELoss {
     let permuted = (0..<b).map { perm[offset + $0] }
     let direct = (0..<b).map { offset + $0 }
     var real = 0.0, fake = 0.0
+    var share = [0.0, 0.0, 0.0, 0.0]
     // (query set, positive key set, positive rows, negative key set)
     let terms: [(Int, Int, [Int], Int, Bool)] = [
       (0, 0, permuted, 1, true),  // InfoNCE(r, r'[pi], f')
@@ -78,15 +106,17 @@ public final class CoDELoss {
       (1, 1, permuted, 0, false),  // InfoNCE(f, f'[pi], r')
       (3, 3, direct, 2, false),  // InfoNCE(f_l, f_g, r_g)
     ]
-    for (qi, pi, rows, ni, isReal) in terms {
+    for (t, (qi, pi, rows, ni, isReal)) in terms.enumerated() {
       let v = infoNCE(q: nq[qi], pos: nk[pi], posRows: rows, neg: nk[ni], b: b, g: g, d: d, weight: w)
       if isReal { real += v } else { fake += v }
+      share[t] = 2 * v  // weight 1 / (2G): twice the share is this rank's part of the term's mean
     }
     nq[0].backward(into: dq.real); nq[1].backward(into: dq.fake)
     nq[2].backward(into: dq.localReal); nq[3].backward(into: dq.localFake)
     nk[0].backward(into: dk.augReal); nk[1].backward(into: dk.augFake)
     nk[2].backward(into: dk.globalReal); nk[3].backward(into: dk.globalFake)
-    return Value(real: real, fake: fake)
+    return Value(real: real, fake: fake,
+                 terms: LossTerms(globalReal: share[0], multiscaleReal: share[1], globalFake: share[2], multiscaleFake: share[3]))
   }
 
   /// Sum over this rank's queries of `weight * term_i`, accumulating the

@@ -70,6 +70,8 @@ public final class CoDEStep {
     public var loss: Double
     public var lossReal: Double
     public var lossFake: Double
+    /// The four InfoNCE terms of the global batch (summed over ranks).
+    public var terms = CoDELoss.LossTerms()
     /// Seconds this step spent in the forward+loss, backward (incl. overlapped all-reduce) and optimiser.
     public var forwardSeconds = 0.0, backwardSeconds = 0.0, optimizerSeconds = 0.0
     /// Seconds blocked in MPI calls during this step: all of them, and those after
@@ -157,9 +159,11 @@ public final class CoDEStep {
         comm.reduceScatterSum(p.baseAddress!, into: dg.baseAddress! + 2 * bd, countPerRank: 4 * bd)
       }
     }
-    var parts = [v.real, v.fake]
+    let t = v.terms
+    var parts = [v.real, v.fake, t.globalReal, t.multiscaleReal, t.globalFake, t.multiscaleFake]
     comm.allReduce(&parts, op: .sum)
-    return Result(loss: parts[0] + parts[1], lossReal: parts[0], lossFake: parts[1])
+    return Result(loss: parts[0] + parts[1], lossReal: parts[0], lossFake: parts[1],
+                  terms: .init(globalReal: parts[2], multiscaleReal: parts[3], globalFake: parts[4], multiscaleFake: parts[5]))
   }
 
   /// Parameter gradients (overwritten, summed over ranks) for the batch of the

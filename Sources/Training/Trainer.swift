@@ -65,6 +65,7 @@ public final class Trainer {
   var lastMetrics: [String: Double] = [:]
   var metricsLog: MetricsLog?
   var tensorboard: TensorBoardWriter?
+  lazy var health = TrainingHealth(model: model)
   /// Testing aids read from the environment: CDE_TRACE_RECORDS=FILE appends
   /// "step rank id..." per step (the records this rank trained on) to FILE.rankR;
   /// (FILE.rankR, one file per rank); CDE_FAULT_KILL_AT_STEP=N with CDE_FAULT_RANK=R sends SIGKILL to rank R
@@ -263,6 +264,7 @@ public final class Trainer {
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
         "epoch": Double(loader.cursor.epoch),
       ]
+      addLossTermMetrics(r)
 
       if globalStep % max(1, config.train.logEvery) == 0 || globalStep == total {
         let rps = Double(recordsSinceLog) / max(timeSinceLog, 1e-9)
@@ -289,7 +291,10 @@ public final class Trainer {
         // Share of this rank's views that were bit-identical to another view and skipped.
         lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
         lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
-        if isCoordinator { report(total: total, wall0: wall0) }
+        if isCoordinator {
+          addHealthMetrics(r)
+          report(total: total, wall0: wall0)
+        }
         recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
         stepComm.removeAll(keepingCapacity: true)
       }
@@ -342,13 +347,15 @@ public final class Trainer {
     let rps = m["records_per_s"] ?? 0
     let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
     let commMin = m["comm_frac_min"].map { String(format: " (last rank %.0f%%)", 100 * $0) } ?? ""
-    log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%%@  elapsed %@  ETA %@",
-               globalStep, total, m["loss"] ?? .nan, m["loss_real"] ?? .nan, m["loss_fake"] ?? .nan, m["lr"] ?? 0, rps,
+    log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f%@)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%%@  elapsed %@  ETA %@",
+               globalStep, total, m["loss"] ?? .nan, m["loss_real"] ?? .nan, m["loss_fake"] ?? .nan,
+               healthSummary() as NSString, m["lr"] ?? 0, rps,
                100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), commMin as NSString, duration(elapsed),
                duration(remaining)))
     metricsLog?.append(step: globalStep, m)
     tensorboard?.add(scalars: m.sorted { $0.key < $1.key }.map { ("train/" + $0.key, $0.value) }, step: globalStep)
     tensorboard?.flush()
+    checkPlateau()
   }
 
   /// Rank 0 writes model, optimiser and trainer state; other ranks wait.

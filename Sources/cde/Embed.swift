@@ -67,40 +67,20 @@ struct Embed: ParsableCommand {
   }
 
   func execute() throws {
-    let pre = preprocess
     quietImageWarnings()
     compute.apply()
-    let items = try listImageItems(paths, indexDirectory: indexDir)
     let model: EmbeddingModel
-    var meta: [String: String] = ["producer": "cde embed", "preprocess": pre.rawValue]
+    var meta: [String: String]
     if let seed = initSeed {
       model = try EmbeddingModel(randomSeed: seed, config: try loadModelConfig(modelOptions.config))
-      meta["model"] = "random-init:seed=\(seed)"
+      meta = ["model": "random-init:seed=\(seed)"]
     } else {
       model = try modelOptions.load()
-      meta["model"] = absolutePath(modelOptions.model!)
-      meta["model_file"] = absolutePath(model.weights!.path)
-      meta["model_layout"] = model.weights!.layout.rawValue
+      meta = modelOptions.metadata(model)
     }
-    meta["image_size"] = "\(model.imageSize)"
-    meta["ln_eps"] = "\(model.config.lnEps)"
-    let bar = ProgressBar(total: items.count, enabled: !quiet)
     let t0 = Date()
-    let result = try ImageEmbedder(model: model, preprocess: pre, batchSize: batch).run(items) { done, total in
-      bar.update(done)
-    }
-    bar.finish()
-    for f in result.failures { printErr("skipped \(f.message)") }
-    guard !result.rows.isEmpty else {
-      throw CLIError("\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
-    }
-    if !result.failures.isEmpty {
-      let data = try JSONSerialization.data(withJSONObject: result.failures.map { $0.source })
-      meta["skipped"] = String(decoding: data, as: UTF8.self)
-    }
-    let file = try EmbeddingFile(embeddings: result.embeddings, dimension: result.dimension,
-                                 labels: result.rows.map { items[$0].label }, sources: result.rows.map { items[$0].source },
-                                 metadata: meta)
+    let (file, items, skipped) = try embedImages(paths, model: model, metadata: meta, preprocess: preprocess, batch: batch,
+                                                 indexDir: indexDir, progress: !quiet)
     try file.write(to: out)
     if !quiet {
       var counts: [Int64: Int] = [:]
@@ -109,9 +89,53 @@ struct Embed: ParsableCommand {
         .map { "\(EmbeddingFile.className($0)) \(counts[$0]!)" }.joined(separator: ", ")
       let secs = Date().timeIntervalSince(t0)
       print(String(format: "%@: %d embeddings of %d (%@)%@, %.1f images/s", out, file.count, file.dimension, classes,
-                   result.failures.isEmpty ? "" : ", \(result.failures.count) skipped", Double(items.count) / max(secs, 1e-9)))
+                   skipped == 0 ? "" : ", \(skipped) skipped", Double(items) / max(secs, 1e-9)))
     }
   }
+}
+
+extension ModelOptions {
+  /// The metadata `cde embed` records for a loaded model: its path, file and layout.
+  func metadata(_ model: EmbeddingModel) -> [String: String] {
+    var meta: [String: String] = ["model": absolutePath(self.model!)]
+    if let w = model.weights {
+      meta["model_file"] = absolutePath(w.path)
+      meta["model_layout"] = w.layout.rawValue
+    }
+    return meta
+  }
+}
+
+/// Embeddings of images, folders or shards with `model`, as `cde embed` writes them (also
+/// what `cde eval` runs on image folders): labels from the folder or member names, sources,
+/// and `metadata` plus producer, preprocess, image_size, ln_eps and the skipped images.
+/// Unreadable images are reported on stderr and left out; none readable is an error.
+/// Returns the embeddings, the number of images listed and the number skipped.
+func embedImages(_ paths: [String], model: EmbeddingModel, metadata: [String: String], preprocess pre: EmbedPreprocess,
+                 batch: Int, indexDir: String?, progress: Bool) throws -> (EmbeddingFile, Int, Int) {
+  let items = try listImageItems(paths, indexDirectory: indexDir)
+  var meta = metadata
+  meta["producer"] = "cde embed"
+  meta["preprocess"] = pre.rawValue
+  meta["image_size"] = "\(model.imageSize)"
+  meta["ln_eps"] = "\(model.config.lnEps)"
+  let bar = ProgressBar(total: items.count, enabled: progress)
+  let result = try ImageEmbedder(model: model, preprocess: pre, batchSize: batch).run(items) { done, total in
+    bar.update(done)
+  }
+  bar.finish()
+  for f in result.failures { printErr("skipped \(f.message)") }
+  guard !result.rows.isEmpty else {
+    throw CLIError("\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
+  }
+  if !result.failures.isEmpty {
+    let data = try JSONSerialization.data(withJSONObject: result.failures.map { $0.source })
+    meta["skipped"] = String(decoding: data, as: UTF8.self)
+  }
+  let file = try EmbeddingFile(embeddings: result.embeddings, dimension: result.dimension,
+                               labels: result.rows.map { items[$0].label }, sources: result.rows.map { items[$0].source },
+                               metadata: meta)
+  return (file, items.count, result.failures.count)
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.

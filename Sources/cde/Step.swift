@@ -14,8 +14,9 @@ struct Step: ParsableCommand {
     discussion: """
       VIEWS holds F32 tensors real, fake, aug_real, aug_fake, global_real, global_fake [B,3,S,S], \
       local_real, local_fake [B,3,L,L] (normalised pixels) and I64 perm [B]. The output holds loss [1], \
-      loss_real, loss_fake, embedding.<view> [B,D] for the eight views, grad.<name> for every parameter and \
-      param.<name> after one AdamW step.
+      loss_real, loss_fake, embedding.<view> [B,D] for the eight views, grad.<name> for every parameter, \
+      param.<name> after one AdamW step, and health.<figure> [1] for each health figure `cde train` logs \
+      (loss terms, embedding figures, gradient norms; see Sources/Training/EmbeddingHealth.swift).
       """)
 
   @Option(help: "Model weights (safetensors, timm names).") var model: String?
@@ -107,16 +108,25 @@ struct Step: ParsableCommand {
     for (i, n) in CoDEStep.globalViewNames.enumerated() { embeddings.append((n, gatherRows(step.globalEmbeddings! + i * lb * d))) }
     for (i, n) in CoDEStep.localViewNames.enumerated() { embeddings.append((n, gatherRows(step.localEmbeddings! + i * lb * d))) }
     step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
+    // The trainer's health figures of this step, from the gathered keys and the all-reduced gradients.
+    let health = step.healthMetrics(r, globalBatch: b, meter: EmbeddingHealthMeter(),
+                                    norms: GradientNorms(layout: vit.layout, depth: cfg.depth))
     guard comm.rank == 0 else { return }
     var w = SafeTensorsWriter(metadata: ["producer": "cde step", "ranks": "\(comm.size)"])
     w.add("loss", floats: [Float(r.loss)], shape: [1])
     w.add("loss_real", floats: [Float(r.lossReal)], shape: [1])
     w.add("loss_fake", floats: [Float(r.lossFake)], shape: [1])
     for (n, e) in embeddings { w.add("embedding.\(n)", floats: e, shape: [b, d]) }
+    for (n, v) in health.sorted(by: { $0.key < $1.key }) { w.add("health.\(n)", floats: [Float(v)], shape: [1]) }
     vit.addTensors(to: &w, from: vit.grads, prefix: "grad.")
     vit.addTensors(to: &w, prefix: "param.")
     try w.write(to: out)
     print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d on %d rank(s), %dpx global, %dpx local -> %@", r.loss,
                  r.lossReal, r.lossFake, b, comm.size, s, l, out))
+    print(String(format: "health: terms %.6f %.6f %.6f %.6f (global real, fake, multi-scale real, fake; ln(1+B) = %.6f), "
+                 + "emb mean cos %.6f, centroid cos %.6f, dim std %.6f, grad norm %.6e, final LN weight norm %.6f",
+                 health["loss_global_real"]!, health["loss_global_fake"]!, health["loss_multiscale_real"]!,
+                 health["loss_multiscale_fake"]!, health["loss_collapse"]!, health["emb_mean_cos"]!,
+                 health["emb_centroid_cos"]!, health["emb_dim_std"]!, health["grad_norm"]!, health["final_ln_weight_norm"]!))
   }
 }

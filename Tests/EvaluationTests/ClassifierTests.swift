@@ -92,6 +92,34 @@ final class ClassifierTests: XCTestCase {
     XCTAssertEqual(c.rho, rho, accuracy: 0.01 * abs(rho) + 1e-6)
   }
 
+  /// The balanced "all" against scikit-learn's (balanced_accuracy_score, recall_score and
+  /// roc_auc_score with sample weight 1 / n_class) on sklearn's own predictions and scores,
+  /// on the whole labelled test set and on a subset with unequal generator counts
+  /// (400 real, 250, 150, 60, 20 of gen_0 ... gen_3) where pooling would differ.
+  func testBalancedAllMatchesSklearn() throws {
+    let metrics = try XCTUnwrap(skJSON["metrics"] as? [String: [String: [String: Double]]])
+    let subset = try XCTUnwrap(skJSON["balanced_subset"] as? [String: Any])
+    let rows = try XCTUnwrap(subset["rows"] as? [Int])
+    let subMetrics = try XCTUnwrap(subset["metrics"] as? [String: [String: Double]])
+    for kind in ClassifierKind.allCases {
+      let pred = try sk.ints("\(kind.rawValue)_pred").map { Int($0) }
+      let score = try fixtureDoubles(sk, "\(kind.rawValue)_score")
+      for (name, idx, ref) in [("all rows", Array(known.labels.indices), metrics[kind.rawValue]?["all"]),
+                               ("unequal subset", rows, subMetrics[kind.rawValue])] {
+        let ref = try XCTUnwrap(ref)
+        let p = Predictions(labels: idx.map { pred[$0] }, scores: idx.map { score[$0] })
+        let all = try XCTUnwrap(ClassifierResult.evaluate(name: kind.rawValue, predictions: p, labels: idx.map { known.labels[$0] })["all"])
+        for (key, v) in [("real_acc", all.realAcc), ("fake_acc", all.fakeAcc), ("acc", all.acc), ("auc", all.auc)] {
+          XCTAssertEqual(try XCTUnwrap(v), try XCTUnwrap(ref[key]), accuracy: 1e-12, "\(kind) \(name) \(key)")
+        }
+      }
+    }
+    // The subset really weights generators unequally: pooling its rows gives another accuracy.
+    let pred = try sk.ints("knn_pred").map { Int($0) }
+    let pooled = Double(rows.filter { (known.labels[$0] > 0 ? 1 : 0) == pred[$0] }.count) / Double(rows.count)
+    XCTAssertGreaterThan(abs(pooled - subMetrics["knn"]!["acc"]!), 0.02)
+  }
+
   func testSaveLoadRoundTrip() throws {
     let dir = try temporaryDirectory(self)
     let (_, fitted) = try runEvaluation(probe: probe, test: test)

@@ -12,7 +12,14 @@ final class HTMLReportTests: XCTestCase {
       var lines: [String] = []
       for s in 1...500 {
         let loss = 2 + 10 * exp(-Double(s) / 100)
-        lines.append("{\"step\": \(s), \"loss\": \(loss), \"loss_real\": \(loss / 2), \"loss_fake\": \(loss / 2), \"lr\": \(Double(s) * 1e-5), \"records_per_s\": 1.5, \"data_wait_s\": 0.01, \"grad_norm\": \(1 + Double(s % 7)), \"ok\": true}")
+        // Health figures as `cde train` logs them (G = 32: collapse ln 33).
+        let c = log(33.0), t = loss / 2
+        let health = "\"loss_collapse\": \(c), \"loss_collapse_ratio\": \(loss / (2 * c)), \"loss_global_real\": \(t), "
+          + "\"loss_global_fake\": \(t), \"loss_multiscale_real\": \(t * 0.9), \"loss_multiscale_fake\": \(t * 0.8), "
+          + "\"emb_mean_cos\": \(1 - Double(s) / 1000), \"emb_centroid_cos\": 0.9, \"emb_dim_std\": 0.01, "
+          + "\"final_ln_weight_norm\": 8, \"grad_norm_patch_embed\": 0.1, \"grad_norm_block_0\": 0.2, \"grad_norm_block_1\": 0.3, "
+          + "\"grad_norm_final_norm\": 0.05, \"comm_frac\": 0.02, "
+        lines.append("{\"step\": \(s), \"loss\": \(loss), \"loss_real\": \(loss / 2), \"loss_fake\": \(loss / 2), \"lr\": \(Double(s) * 1e-5), \"records_per_s\": 1.5, \"data_wait_s\": 0.01, " + health + "\"grad_norm\": \(1 + Double(s % 7)), \"ok\": true}")
       }
       lines.append("{\"event\": \"checkpoint\"}")
       lines.append("{\"step\": 501, \"loss\": 1.")  // torn last line
@@ -42,10 +49,22 @@ final class HTMLReportTests: XCTestCase {
     // The run name is escaped.
     XCTAssertTrue(html.contains("run &lt;&amp;&gt; &quot;1&quot;"))
     XCTAssertFalse(html.contains("<&>"))
-    // Curves: loss (3 series), lr, throughput, data wait and the extra numeric metric.
-    for title in ["<h3>Loss</h3>", "<h3>Learning rate</h3>", "<h3>Throughput</h3>", "<h3>Data wait</h3>", "<h3>grad_norm</h3>"] {
+    // Curves: loss (3 series), lr, throughput, data wait, the health figures and the extra numeric metric.
+    for title in ["<h3>Loss</h3>", "<h3>Learning rate</h3>", "<h3>Throughput</h3>", "<h3>Data wait</h3>", "<h3>comm_frac</h3>",
+                  "<h3>Loss terms against collapse</h3>", "<h3>Embedding cosines</h3>", "<h3>Embedding spread</h3>",
+                  "<h3>Final LayerNorm weight</h3>", "<h3>Gradient norms</h3>"] {
       XCTAssertTrue(html.contains(title), title)
     }
+    // Health metrics are not drawn again as generic charts.
+    for name in ["grad_norm", "emb_mean_cos", "loss_global_real", "grad_norm_block_0"] { XCTAssertFalse(html.contains("<h3>\(name)</h3>"), name) }
+    // The collapse lines: 2 ln(1+G) on the total loss, ln(1+G) on the terms; the four terms and both blocks drawn.
+    XCTAssertEqual(html.components(separatedBy: "stroke-dasharray=\"6 4\"").count - 1, 2)
+    for name in ["<title>collapse 2 ln(1+G)</title>", "<title>collapse ln(1+G)</title>", "<title>global, real</title>",
+                 "<title>multi-scale, fake</title>", "<title>block 0</title>", "<title>block 1</title>"] {
+      XCTAssertTrue(html.contains(name), name)
+    }
+    let ratio = (2 + 10 * exp(-5.0)) / (2 * log(33.0))
+    XCTAssertTrue(html.contains(String(format: "%.3f×", ratio)), "collapse card")
     XCTAssertFalse(html.contains("<h3>ok</h3>"), "booleans are not metrics")
     XCTAssertTrue(html.contains(">500<"), "last step shown")
     XCTAssertTrue(html.contains("2 skipped"), "the torn line and the line without a step")

@@ -39,11 +39,22 @@ final class MetricsTests: XCTestCase {
     XCTAssertEqual(g0.acc, 0.6)
     XCTAssertEqual(g0.nReal, 3)
     XCTAssertEqual(g0.nFake, 2)
+    // "all" is balanced: real 2/3; fake = mean of gen_0's 1/2 and gen_1's 1/1 (not the
+    // pooled 2/3); accuracy = (2/3 + 3/4) / 2 (not the pooled 4/6).
     let all = r["all"]!
-    XCTAssertEqual(all.fakeAcc!, 2.0 / 3, accuracy: 1e-15)
-    XCTAssertEqual(all.acc!, 4.0 / 6, accuracy: 1e-15)
-    // AUC over 6 labelled rows: positives 0.8, 0.3, 0.7 against negatives 0.1, 0.2, 0.9.
-    XCTAssertEqual(all.auc!, 6.0 / 9, accuracy: 1e-15)
+    XCTAssertEqual(all.realAcc!, 2.0 / 3, accuracy: 1e-15)
+    XCTAssertEqual(all.fakeAcc!, 0.75, accuracy: 1e-15)
+    XCTAssertEqual(all.acc!, 17.0 / 24, accuracy: 1e-15)
+    XCTAssertEqual(all.nReal, 3)
+    XCTAssertEqual(all.nFake, 3)
+    // AUC: mean of gen_0's (0.8 and 0.3 each above 0.1 and 0.2, below 0.9: 4/6) and
+    // gen_1's (0.7 above two of three: 2/3).
+    XCTAssertEqual(all.auc!, 2.0 / 3, accuracy: 1e-15)
+    // Everything answered "fake": 50 % however many real and generated rows there are.
+    let constant = Predictions(labels: Array(repeating: 1, count: 7), scores: Array(repeating: 1, count: 7))
+    let allFake = ClassifierResult.evaluate(name: "x", predictions: constant, labels: [0, 1, 1, 2, 2, 2, 2])["all"]!
+    XCTAssertEqual(allFake.acc, 0.5)
+    XCTAssertEqual(allFake.auc, 0.5)
   }
 
   func testReportJSONRoundTripAndTable() throws {
