@@ -37,7 +37,8 @@ public struct SyntheticRecord: Sendable {
 /// as JPEG q 75-95 (55%), PNG (25%), BMP (7%), TIFF (7%), GIF (6%); plus one fingerprint
 /// per generator, of the kinds reported for diffusion models. Each has a fine (pixel-level)
 /// part and a coarse, image-independent part (a fixed pattern in height-normalised coordinates
-/// centred on the image, u = (x - W/2)/H, v = (y - H/2)/H, so it lands at the same place of
+/// centred on the image, u = (x - W/2)/S, v = (y - H/2)/S with S the shorter side (the height of
+/// every D3 size), so it lands at the same place of
 /// the 248-resize/224-centre-crop view for every generated size). Amplitudes at strength 1,
 /// in [0, 1] intensity units (x 255 for grey levels):
 /// - gen_0 ("SD 1.4-like", latent VAE decoder): a fixed zero-mean 8x8-pixel tile added
@@ -58,7 +59,7 @@ public struct SyntheticRecord: Sendable {
 ///   up-sampled x4 bilinearly (4-px interpolation periodicity, soft detail), then a
 ///   spatially white, signal-independent luma noise (sigma 1.2/255) like a
 ///   super-resolution stage's hallucinated texture; and block shading of the coarse
-///   stage, 0.01 (cos 2 pi 8u + cos 2 pi 8v) / 2 (period H/8).
+///   stage, 0.005 (cos 2 pi 8u + cos 2 pi 8v) / 2 (period S/8).
 /// The fine parts are a few grey levels, the coarse parts one to five at strength 1: a
 /// single pixel does not tell the class (a pixel's value varies with the random palette
 /// far more), while a ViT's patches, which see the same pattern at the same place in every
@@ -175,11 +176,11 @@ public enum SyntheticD3 {
     let (w, h) = twin.map { ($0.width, $0.height) } ?? drawn
     let f: Double = fingerprint ? strength : 0
     if let twin {
-      // The real image's scene at its size; gen_3's coarse stage is its 4x box-average.
+      // The real image's scene at its size; gen_3's cascade works on its 4x box average.
       var scene = twin.rng
       var c = Canvas(width: w, height: h)
       c.render(theme: theme, spectrumExponent: 1.25, rng: &scene)
-      if k == 3 && fingerprint { c = c.downsampled4().upsampled4() }
+      if k == 3 && fingerprint { c = c.cascade4(detail: 0.5) }
       return fingerprinted(c, generator: k, f: f, fingerprint: fingerprint, rng: &rng)
     }
     if k == 3 {
@@ -236,7 +237,7 @@ extension SyntheticD3 {
     /// Standard deviation of the fixed mid-frequency field: gen_1 (luma), gen_2 (chroma).
     static let lumaField = 0.03, chromaField = 0.02
     /// gen_3: amplitude of the block shading (period 1/8 of the image height).
-    static let block = 0.01
+    static let block = 0.005
     /// gen_2's colour grade: saturation 1 + 0.04 s, S-curve contrast 0.06 s, warm cast 0.008 s.
     static let saturation = 0.04, contrast = 0.06, warm = 0.008
     static let lumaFieldSeed: UInt64 = 0xD3_F1E1D_0001, chromaFieldSeed: UInt64 = 0xD3_F1E1D_0002
@@ -531,11 +532,13 @@ struct Canvas {
     }
   }
 
-  /// Height-normalised coordinates of pixel (x, y), centred on the image: u = (x + 0.5 - W/2) / H,
-  /// v = (y + 0.5 - H/2) / H. Resizing the shorter side (the height of every generated size)
-  /// and centre-cropping keep (u, v) at the same place of the view, whatever the size.
+  /// Coordinates of pixel (x, y) normalised by the shorter side S = min(W, H) and centred on the
+  /// image: u = (x + 0.5 - W/2) / S, v = (y + 0.5 - H/2) / S (S is the height of every D3 size).
+  /// Resizing the shorter side and centre-cropping keep (u, v) at the same place of the view,
+  /// whatever the size or orientation.
   @inline(__always) static func centred(_ x: Int, _ y: Int, _ W: Int, _ H: Int) -> (Double, Double) {
-    ((Double(x) + 0.5 - Double(W) / 2) / Double(H), (Double(y) + 0.5 - Double(H) / 2) / Double(H))
+    let S = Double(min(W, H))
+    return ((Double(x) + 0.5 - Double(W) / 2) / S, (Double(y) + 0.5 - Double(H) / 2) / S)
   }
 
   /// gen_0: seams of tiled decoding. Bright lines on the boundaries of a grid of 8 x 8 tiles per
@@ -595,7 +598,7 @@ struct Canvas {
     for y in stride(from: 0, to: H, by: 2) {
       for x in stride(from: 0, to: W, by: 2) {
         let (u, v) = Canvas.centred(x, y, W, H)
-        let (u1, v1) = (u + 0.5 / Double(H), v + 0.5 / Double(H))
+        let (u1, v1) = (u + 0.5 / Double(min(W, H)), v + 0.5 / Double(min(W, H)))
         let val = amplitude * Float(Canvas.field(terms, u1, v1))
         for yy in y..<min(H, y + 2) { for xx in x..<min(W, x + 2) { f[yy * W + xx] = val } }
       }
@@ -633,6 +636,27 @@ struct Canvas {
   }
 
   /// gen_3: x4 bilinear up-sampling (align-corners false).
+  /// A pixel cascade on a full-size rendering: the 4x4 box average up-sampled x4 (the coarse
+  /// stage), plus `detail` times the fine detail that it lost (what the super-resolution stage
+  /// restores). The size is rounded down to a multiple of 4.
+  func cascade4(detail: Float) -> Canvas {
+    var out = downsampled4().upsampled4()
+    let W = width, OW = out.width, ON = out.n
+    p.withUnsafeBufferPointer { s in
+      out.p.withUnsafeMutableBufferPointer { o in
+        for c in 0..<3 {
+          for y in 0..<out.height {
+            for x in 0..<OW {
+              let k = c * ON + y * OW + x
+              o[k] += detail * (s[c * n + y * W + x] - o[k])
+            }
+          }
+        }
+      }
+    }
+    return out
+  }
+
   /// 4x4 box average (the size rounded down to a multiple of 4).
   func downsampled4() -> Canvas {
     var out = Canvas(width: max(1, width / 4), height: max(1, height / 4))
