@@ -102,7 +102,7 @@ extension Trainer {
     var tb = scores.filter { $0.value.isFinite }.sorted { $0.key < $1.key }
       .map { ("eval/" + $0.key.replacingOccurrences(of: ".", with: "/"), $0.value) }
     tb.append(("eval/seconds", seconds))
-    if let value { tb.append(("eval/" + name.replacingOccurrences(of: ".", with: "/"), value)) }
+    if let value, scores[name] == nil { tb.append(("eval/" + name.replacingOccurrences(of: ".", with: "/"), value)) }
     if let best = earlyStopping.best { tb.append(("eval/best", best)) }
     tensorboard?.add(scalars: tb, step: globalStep)
     tensorboard?.flush()
