@@ -42,8 +42,13 @@ SYNTH_STRENGTH ?= 4
 run: build
 	@if [ ! -d $(DATA)/train ]; then \
 	  $(BIN) shards synth --out $(DATA)/train --records $(SYNTH_RECORDS) --shard-size 64 --seed 1 --strength $(SYNTH_STRENGTH); fi
+	@if [ ! -d $(DATA)/probe/real ]; then \
+	  $(BIN) shards synth --layout folders --records 100 --seed 1001 --strength $(SYNTH_STRENGTH) --out $(DATA)/probe; fi
+	@if [ ! -d $(DATA)/test/real ]; then \
+	  $(BIN) shards synth --layout folders --records 60 --seed 1002 --strength $(SYNTH_STRENGTH) --out $(DATA)/test; fi
 	CDE=$(BIN) bash cluster/cde-mpirun.sh -n $(NP) -- train --config configs/smoke.yaml \
-	  --set 'data.train=[$(DATA)/train]' --out $(RUN) --resume auto
+	  --set 'data.train=[$(DATA)/train]' --set 'eval.probe=[$(DATA)/probe]' --set 'eval.test=[$(DATA)/test]' \
+	  --out $(RUN) --resume auto
 	BIN=$(BIN) STRENGTH=$(SYNTH_STRENGTH) PROBE_RECORDS=100 TEST_RECORDS=60 PREPROCESS=resize-crop \
 	  bash scripts/eval-smoke.sh $(RUN) $(DATA)
 	@echo "run: $(RUN) (checkpoints in $(RUN)/checkpoints, metrics in $(RUN)/metrics.jsonl, report $(RUN)/report.html)"

@@ -16,7 +16,8 @@ fail() { echo "FAIL $*"; exit 1; }
 TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width=32 --set model.depth=2
       --set model.heads=2 --set model.patch=16 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=8
       --set train.steps=20 --set checkpoint.every_steps=10 --set checkpoint.keep=3 --set train.log_every=5
-      --set optim.warmup_steps=5 --set data.loader_threads=1 --set train.consistency_check_every=5 --threads 1)
+      --set optim.warmup_steps=5 --set data.loader_threads=1 --set train.consistency_check_every=5 --set eval.every_steps=0
+      --threads 1)
 ckpt() { echo "$1/checkpoints/step-$(printf %08d "$2")"; }
 
 # A: 2k = 20 steps without interruption.
@@ -139,12 +140,113 @@ stop_test E1 TERM 0 env CDE="$BIN" bash cluster/cde-mpirun.sh -n 2 --threads 1 -
 stop_test E2 USR1 0 $MPIRUN -np 2 "$BIN"
 stop_test E3 TERM "" $MPIRUN -np 2 "$BIN"
 
+# G: a probe evaluation during training gives what `cde embed` + `cde eval` give for the same checkpoint
+# and images, alone and under mpirun -np 2 (the ranks embed contiguous shares of the batches).
+"$BIN" shards synth --layout folders --records 12 --seed 1001 --out "$T/probe" >/dev/null
+"$BIN" shards synth --layout folders --records 8 --seed 1002 --out "$T/test" >/dev/null
+EVAL=(--set "eval.probe=[$T/probe]" --set "eval.test=[$T/test]" --set eval.classifiers=linear,knn,svm
+      --set eval.max_probe_images=40 --set eval.max_test_images=30)
+# The capped sets: 40 / 5 classes = the first 8 probe images of each class folder, 30 / 5 = the first 6 test images.
+for split in probe:8 test:6; do
+  name=${split%:*} n=${split#*:}
+  for c in real gen_0 gen_1 gen_2 gen_3; do
+    mkdir -p "$T/$name-cap/$c"
+    (cd "$T/$name/$c" && ls | LC_ALL=C sort | head -"$n" | xargs -I{} cp {} "$T/$name-cap/$c/")
+  done
+done
+for np in 1 2; do
+  $MPIRUN -np $np "$BIN" train "${TINY[@]}" "${EVAL[@]}" --set train.steps=6 --set eval.every_steps=6 --out "$T/G$np" >"$T/G$np.log"
+  grep -q "^eval step 6: .*40 probe + 30 test images" "$T/G$np.log" || { cat "$T/G$np.log"; fail "G$np: no evaluation line at step 6"; }
+  for split in probe test; do
+    "$BIN" embed --model "$(ckpt "$T/G$np" 6)" --config "$T/G$np/config.yaml" --preprocess resize-crop --quiet \
+      --out "$T/G$np-$split.safetensors" "$T/$split-cap"
+  done
+  "$BIN" eval --probe "$T/G$np-probe.safetensors" --test "$T/G$np-test.safetensors" --classifiers linear,knn,svm --json \
+    --no-save >"$T/G$np-eval.json"
+  python3 - "$T/G$np/metrics.jsonl" "$T/G$np-eval.json" <<'PY' || fail "G$np: evaluation during training differs from cde eval"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"eval"' in l]
+assert len(rows) == 1 and rows[0]["step"] == 6, rows
+got, want = rows[0]["eval"], json.load(open(sys.argv[2]))
+assert sorted(got) == sorted(want) == ["knn", "linear", "svm"], (sorted(got), sorted(want))
+n = 0
+for c in want:
+    assert sorted(got[c]) == sorted(want[c]), (c, sorted(got[c]), sorted(want[c]))
+    for s in want[c]:
+        for k, v in want[c][s].items():
+            assert got[c][s][k] == v, (c, s, k, got[c][s][k], v)
+            n += 1
+assert rows[0]["eval_s"] > 0 and rows[0]["eval_best_step"] == 6 and rows[0]["eval_failed"] == 0, rows[0]
+print(f"{n} values equal")
+PY
+  ok "mpirun -np $np: evaluation at the last step equals cde embed + cde eval of its checkpoint (linear, kNN, SVM; accuracies and AUC)"
+done
+cmp "$(ckpt "$T/G1" 6)/model.safetensors" "$T/G1/checkpoints/best/model.safetensors" || fail "best checkpoint is not the evaluated model"
+ok "RUN/checkpoints/best holds the evaluated model"
+
+# H: early stopping (patience 3, an evaluation every 2 steps) killed with SIGKILL after an evaluation that
+# did not improve, and resumed: the best metric and the patience count continue, the run stops at the
+# same step, with the same final and best models as the uninterrupted run.
+H=("${TINY[@]}" "${EVAL[@]}" --set eval.classifiers=linear --set eval.max_probe_images=0 --set eval.max_test_images=0
+   --set eval.every_steps=2 --set checkpoint.every_steps=2 --set train.early_stop_patience=3 --set train.steps=200)
+$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HA" >"$T/HA.log"
+grep -q '"state":"early-stopped"' "$T/HA/status.json" || { cat "$T/HA.log"; fail "run HA did not stop early"; }
+S=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/HA/status.json")
+E=$((S - 2))
+python3 - "$T/HA/metrics.jsonl" "$S" <<'PY' >"$T/HA.evals" || fail "run HA: evaluation rows inconsistent with patience 3"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"eval"' in l]
+s = int(sys.argv[2])
+assert rows[-1]["step"] == s and rows[-1]["eval_stale"] == 3 and rows[-2]["eval_stale"] == 2, rows[-2:]
+assert rows[-1]["eval_best"] == max(r["eval_metric"] for r in rows), rows
+print(" ".join(f'{r["step"]}:{r["eval_metric"]:.4f}' for r in rows))
+PY
+if CDE_FAULT_KILL_AT_STEP=$((E + 1)) CDE_FAULT_RANK=1 $MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" >"$T/HB1.log" 2>&1; then
+  fail "run HB should have died"
+fi
+$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB2.log"
+grep -q "resuming from .*step-$(printf %08d $E)" "$T/HB2.log" || { cat "$T/HB2.log"; fail "run HB did not resume from step $E"; }
+grep -q '"state":"early-stopped","step":'"$S" "$T/HB/status.json" || { cat "$T/HB2.log"; fail "run HB did not stop early at step $S"; }
+for f in model optimizer; do
+  cmp "$(ckpt "$T/HA" "$S")/$f.safetensors" "$(ckpt "$T/HB" "$S")/$f.safetensors" || fail "HB: final $f differs from HA"
+done
+cmp "$T/HA/checkpoints/best/model.safetensors" "$T/HB/checkpoints/best/model.safetensors" || fail "HB: best model differs from HA"
+python3 - "$T/HA/metrics.jsonl" "$T/HB/metrics.jsonl" "$(ckpt "$T/HB" "$E")/trainer.json" <<'PY' || fail "HB: evaluation rows or saved state differ from HA"
+import json, sys
+def rows(p): return [{k: v for k, v in json.loads(l).items() if k not in ("time", "eval_s")} for l in open(p) if '"eval"' in l]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert a == b, (a, b)
+st = json.load(open(sys.argv[3]))["earlyStopping"]
+assert st["stale"] == 2 and st["best"] == a[-2]["eval_best"] and st["bestStep"] == a[-2]["eval_best_step"], st
+PY
+$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB3.log"
+grep -q "^early stop at step $S" "$T/HB3.log" && ! grep -q "^step " "$T/HB3.log" || { cat "$T/HB3.log"; fail "HB: resuming an early-stopped run trained again"; }
+ok "early stop at step $S (patience 3; step:metric $(cat "$T/HA.evals")); kill -9 at step $((E + 1)), resume from step $E (2 evaluations without improvement): same stop, final and best models bit-identical"
+
+# I: evaluation paths that do not exist or hold no labelled images: one line before the first step.
+mkdir -p "$T/empty" "$T/unlabelled" "$T/onlyreal/real"
+cp "$(ls "$T/probe/real/"* | head -1)" "$T/unlabelled/x.png"
+cp "$(ls "$T/probe/real/"* | head -1)" "$T/onlyreal/real/"
+bad_eval() {  # name, expected message, --set overrides...
+  local name=$1 want=$2; shift 2
+  if "$BIN" train "${TINY[@]}" "${EVAL[@]}" --set eval.every_steps=5 "$@" --out "$T/I$name" >"$T/I$name.out" 2>"$T/I$name.err"; then
+    fail "I$name: accepted"
+  fi
+  [ "$(wc -l <"$T/I$name.err")" = 1 ] && grep -q -- "$want" "$T/I$name.err" || { cat "$T/I$name.err"; fail "I$name: expected one line with '$want'"; }
+  ! grep -q "^step \|^training " "$T/I$name.out" && [ ! -d "$T/I$name/checkpoints" ] || fail "I$name: training started"
+  ok "bad evaluation input ($name) before the first step: $(cat "$T/I$name.err")"
+}
+bad_eval missing "eval.probe: $T/nope: no such file or directory" --set "eval.probe=[$T/nope]"
+bad_eval empty "eval.test: .*$T/empty" --set "eval.test=[$T/empty]"
+bad_eval unlabelled "eval.probe: $T/unlabelled: no labelled images" --set "eval.probe=[$T/unlabelled]"
+bad_eval onlyreal "eval.test: $T/onlyreal: needs real and generated" --set "eval.test=[$T/onlyreal]"
+
 # F: bad config keys are one clear error.
 if "$BIN" train --config configs/smoke.yaml --set model.widht=3 --out "$T/F" 2>"$T/F.err"; then fail "bad key accepted"; fi
 grep -q "model.widht" "$T/F.err" || { cat "$T/F.err"; fail "error does not name the key"; }
 ok "unknown config key is one clear error: $(head -1 "$T/F.err")"
 
-# G: --dump-views writes the initial weights and, per step and rank, what was trained on, without
+# J: --dump-views writes the initial weights and, per step and rank, what was trained on, without
 # changing training: the final model is bit-identical to run A's.
 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/G" --dump-views "$T/G/views" >"$T/G.log"
 cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/G" 20)/model.safetensors" || fail "--dump-views changed training"
@@ -154,7 +256,7 @@ if "$BIN" train "${TINY[@]}" --out "$T/G2" --dump-views /proc/cde-no-such-dir 2>
 grep -q -- "--dump-views /proc/cde-no-such-dir" "$T/G2.err" || { cat "$T/G2.err"; fail "error does not name --dump-views"; }
 ok "--dump-views: init weights and 2 x 20 step files, final model bit-identical to the run without it"
 
-# H: trajectory parity: 20 steps of warmup + cosine with weight decay on 2 ranks and on 1 rank against the
+# K: trajectory parity: 20 steps of warmup + cosine with weight decay on 2 ranks and on 1 rank against the
 # PyTorch + timm replay committed by scripts/parity_train.py (losses 1e-3 relative, parameters 1e-2).
 python3 scripts/parity_train.py --cde "$BIN" --check-fixtures Tests/Fixtures/Training/trajectory >"$T/H.log" 2>&1 \
   || { cat "$T/H.log"; fail "trajectory differs from the PyTorch fixtures"; }

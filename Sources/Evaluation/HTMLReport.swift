@@ -3,7 +3,8 @@ import Foundation
 /// A one-file HTML report of a run (inline CSS and SVG, no scripts, no network):
 /// summary cards; loss terms against their collapse value, embedding and gradient health
 /// figures (HTMLReport+Health.swift), learning rate, throughput and data wait over steps
-/// (`RUN/metrics.jsonl`); per-generator accuracy bars and a metrics table of the last
+/// (`RUN/metrics.jsonl`); probe accuracy over steps (its evaluation rows, HTMLReport+Probes.swift);
+/// per-generator accuracy bars and a metrics table of the last
 /// evaluation (`RUN/eval.json`); a PCA projection of the test embeddings coloured by
 /// class (`RUN/embeddings-test.safetensors`). Any of the three inputs may be missing.
 public struct HTMLReport {
@@ -87,6 +88,7 @@ public struct HTMLReport {
     body += "<div class=\"gen\">report generated \(df.string(from: generated))</div></header>"
     body += cards()
     body += trainingSection()
+    body += probeSection()
     body += detectionSection()
     body += embeddingSection()
     if !notes.isEmpty {
@@ -122,6 +124,7 @@ public struct HTMLReport {
       if let w = m["data_wait_s"], !w.isEmpty {
         cards.append(("Data wait", SVG.number(median(w.map(\.value))) + " s", "per step (median), max \(SVG.number(w.map(\.value).max()!)) s"))
       }
+      if let c = probeCard() { cards.append(c) }
     }
     if let e = evaluation {
       let best = e.classifiers.compactMap { c in c["all"]?.acc.map { (c.name, $0, c["all"]?.auc) } }.max { $0.1 < $1.1 }
@@ -192,7 +195,9 @@ public struct HTMLReport {
       s += "<p class=\"note\">Time a step waited for its batch; spikes mean the loader fell behind.</p></div>"
     }
     let known: Set<String> = ["loss", "loss_real", "loss_fake", "lr", "records_per_s", "data_wait_s", "epoch", "time", "elapsed_s", "rank"]
-    let others = m.names.filter { !known.contains($0) && !HTMLReport.isHealthMetric($0) && (m[$0]?.count ?? 0) > 1 }.prefix(6)
+    let others = m.names.filter {
+      !known.contains($0) && !HTMLReport.isHealthMetric($0) && !$0.hasPrefix("eval") && (m[$0]?.count ?? 0) > 1
+    }.prefix(6)
     for name in others {
       s += "<div class=\"card\"><h3>\(SVG.esc(name))</h3>"
       s += SVG.lineChart([SVG.Series(name: name, color: "#5f6b7a", points: points(name))], width: w, height: h, yLabel: name)

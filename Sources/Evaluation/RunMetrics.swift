@@ -2,8 +2,10 @@ import Foundation
 
 /// The training log of a run, `RUN/metrics.jsonl`: one JSON object per line with a
 /// numeric `step` and any numeric metrics (`loss`, `loss_real`, `loss_fake`, `lr`,
-/// `records_per_s`, `data_wait_s`, ...). Lines without a step, non-numeric values and
-/// a torn last line (a run killed mid-write) are skipped and counted.
+/// `records_per_s`, `data_wait_s`, ...). Nested objects are flattened with dotted names:
+/// the probe evaluation row's `{"eval": {"linear": {"gen_0": {"acc": 0.9}}}}` gives
+/// `eval.linear.gen_0.acc`. Lines without a step, non-numeric values and a torn last
+/// line (a run killed mid-write) are skipped and counted.
 public struct RunMetrics: Sendable {
   /// Values of each metric as (step, value) in file order.
   public var series: [String: [(step: Double, value: Double)]]
@@ -29,12 +31,18 @@ public struct RunMetrics: Sendable {
       guard let obj = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any],
         let stepN = number(obj["step"])
       else { skippedLines += 1; continue }
-      let step = stepN
-      for key in obj.keys.sorted() where key != "step" {
-        guard let v = number(obj[key]), v.isFinite else { continue }
-        if series[key] == nil { series[key] = []; names.append(key) }
-        series[key]!.append((step, v))
-      }
+      add(obj, prefix: "", step: stepN)
+    }
+  }
+
+  /// Appends the numbers of `obj` (nested objects flattened as `prefix.key`) at `step`.
+  mutating func add(_ obj: [String: Any], prefix: String, step: Double) {
+    for key in obj.keys.sorted() where !(prefix.isEmpty && key == "step") {
+      let name = prefix.isEmpty ? key : prefix + "." + key
+      if let inner = obj[key] as? [String: Any] { add(inner, prefix: name, step: step); continue }
+      guard let v = number(obj[key]), v.isFinite else { continue }
+      if series[name] == nil { series[name] = []; names.append(name) }
+      series[name]!.append((step, v))
     }
   }
 

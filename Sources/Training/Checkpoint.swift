@@ -41,6 +41,11 @@ public struct Checkpoint {
 /// newest `keep` checkpoints are removed. A crash at any moment leaves earlier
 /// checkpoints intact and at worst a `.tmp-*` directory, which readers ignore and
 /// the next `save` removes.
+///
+/// RUN/checkpoints/best (`saveBest`) holds the same files for the best probe
+/// evaluation so far; it is replaced in place (the old one is moved aside to
+/// `.old-best-PID` first and moved back by the next save if the replacement never
+/// arrived) and never pruned.
 public final class CheckpointStore {
   public let runDirectory: URL
   /// RUN/checkpoints
@@ -71,6 +76,32 @@ public final class CheckpointStore {
   /// `step`, `format` and `files` are set by the store.
   @discardableResult
   public func save<S: Encodable>(step: Int, files: [(name: String, data: Data)], state: S) throws -> URL {
+    try save(step: step, files: files, trainerState: try Self.object(state, step: step))
+  }
+
+  /// As `save(step:files:state:)` with the state as a JSON object.
+  @discardableResult
+  public func save(step: Int, files: [(name: String, data: Data)], trainerState: [String: Any]) throws -> URL {
+    let final = try writeDirectory(name: Self.name(step: step), step: step, files: files, trainerState: trainerState)
+    prune()
+    return final
+  }
+
+  /// Name of the best checkpoint's directory, RUN/checkpoints/best.
+  public static let bestName = "best"
+
+  /// RUN/checkpoints/best (it may not exist).
+  public var bestURL: URL { directory.appendingPathComponent(Self.bestName, isDirectory: true) }
+
+  /// Writes RUN/checkpoints/best as `save` writes a step (same files, checksums and
+  /// atomic replacement), outside the keep-K rotation: `prune` and `latestValid` only
+  /// consider step-NNNNNNNN directories.
+  @discardableResult
+  public func saveBest<S: Encodable>(step: Int, files: [(name: String, data: Data)], state: S) throws -> URL {
+    try writeDirectory(name: Self.bestName, step: step, files: files, trainerState: try Self.object(state, step: step))
+  }
+
+  static func object<S: Encodable>(_ state: S, step: Int) throws -> [String: Any] {
     let encoded: Data
     do { encoded = try JSONEncoder().encode(state) } catch {
       throw CheckpointError("checkpoint step \(step): cannot encode the trainer state: \(error)")
@@ -78,12 +109,11 @@ public final class CheckpointStore {
     guard let object = try? JSONSerialization.jsonObject(with: encoded) as? [String: Any] else {
       throw CheckpointError("checkpoint step \(step): the trainer state must encode to a JSON object")
     }
-    return try save(step: step, files: files, trainerState: object)
+    return object
   }
 
-  /// As `save(step:files:state:)` with the state as a JSON object.
-  @discardableResult
-  public func save(step: Int, files: [(name: String, data: Data)], trainerState: [String: Any]) throws -> URL {
+  /// Writes directory `name` atomically (temporary directory, fsync, rename).
+  func writeDirectory(name: String, step: Int, files: [(name: String, data: Data)], trainerState: [String: Any]) throws -> URL {
     precondition(step >= 0, "checkpoint step must not be negative")
     let fm = FileManager.default
     do {
@@ -92,7 +122,6 @@ public final class CheckpointStore {
       throw CheckpointError("\(directory.path): cannot create: \(error.localizedDescription)")
     }
     cleanLeftovers()
-    let name = Self.name(step: step)
     let tmp = directory.appendingPathComponent(".tmp-" + name, isDirectory: true)
     let final = directory.appendingPathComponent(name, isDirectory: true)
     try? fm.removeItem(at: tmp)
@@ -133,7 +162,6 @@ public final class CheckpointStore {
     }
     try Self.syncDirectory(directory.path)
     if let old { try? fm.removeItem(at: old) }
-    prune()
     return final
   }
 
@@ -144,12 +172,19 @@ public final class CheckpointStore {
     for c in all.dropLast(keep) { try? FileManager.default.removeItem(at: c.url) }
   }
 
-  /// Removes `.tmp-*` and `.old-*` directories left by an interrupted save.
+  /// Removes `.tmp-*` and `.old-*` directories left by an interrupted save; an
+  /// `.old-NAME-PID` whose NAME is missing (a crash between moving the old checkpoint
+  /// aside and renaming its replacement into place) is moved back to NAME instead.
   public func cleanLeftovers() {
     let fm = FileManager.default
     guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else { return }
-    for n in names where n.hasPrefix(".tmp-") || n.hasPrefix(".old-") {
-      try? fm.removeItem(at: directory.appendingPathComponent(n))
+    for n in names.sorted() where n.hasPrefix(".tmp-") || n.hasPrefix(".old-") {
+      let url = directory.appendingPathComponent(n)
+      if n.hasPrefix(".old-"), let dash = n.lastIndex(of: "-"), dash > n.index(n.startIndex, offsetBy: 5) {
+        let original = directory.appendingPathComponent(String(n[n.index(n.startIndex, offsetBy: 5)..<dash]))
+        if !fm.fileExists(atPath: original.path), rename(url.path, original.path) == 0 { continue }
+      }
+      try? fm.removeItem(at: url)
     }
   }
 

@@ -201,7 +201,7 @@ extension TrainConfig {
     }
     guard let root else { return [:] }
     guard let top = root.mapping else {
-      throw ConfigError("\(source)\(at(root)): the top level must be a mapping of sections (model, data, train, optim, checkpoint, loss)")
+      throw ConfigError("\(source)\(at(root)): the top level must be a mapping of sections (model, data, train, optim, checkpoint, loss, eval)")
     }
     var layer: ConfigLayer = [:]
     for (kNode, vNode) in top {
@@ -423,6 +423,8 @@ extension TrainConfig {
     if checkpoint.everySteps < 0 { throw fail("checkpoint.every_steps", "must not be negative") }
     if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be at least 1") }
     if !(loss.temperature > 0) { throw fail("loss.temperature", "must be positive") }
+    if train.earlyStopPatience < 0 { throw fail("train.early_stop_patience", "must be 0 (off) or positive") }
+    try validateEval(fail)
   }
 
   /// Checks that need the number of ranks.
@@ -475,7 +477,7 @@ extension TrainConfig {
   public func toYAML() -> String {
     var out = ""
     let tree = toJSONObject()
-    for section in ["model", "data", "train", "optim", "checkpoint", "loss"] {
+    for section in ["model", "data", "train", "optim", "checkpoint", "loss", "eval"] {
       guard let values = tree[section] as? [String: Any], let schema = ConfigSchema.sections[section] else { continue }
       out += "\(section):\n"
       for key in values.keys.sorted() {

@@ -19,6 +19,7 @@ public struct TrainConfig: Codable, Equatable {
   public var optim = OptimConfig()
   public var checkpoint = CheckpointConfig()
   public var loss = LossConfig()
+  public var eval = EvalConfig()
 
   public init() {}
 }
@@ -86,6 +87,9 @@ public struct TrainLoopConfig: ConfigSection {
   public var logEvery = 10
   /// Steps between checks that all replicas hold identical parameters (0: never).
   public var consistencyCheckEvery = 100
+  /// Probe evaluations (`eval.every_steps`) without an improvement of `eval.best_metric`
+  /// after which training stops (0: never).
+  public var earlyStopPatience = 0
 
   public init() {}
 }
@@ -129,6 +133,42 @@ public struct CheckpointConfig: ConfigSection {
 public struct LossConfig: ConfigSection {
   /// InfoNCE temperature t.
   public var temperature = 0.1
+
+  public init() {}
+}
+
+/// How an evaluation image becomes the model's input (the spellings of `cde embed --preprocess`).
+public enum EvalPreprocess: String, ConfigChoice {
+  /// The training base view: shorter side to floor(S / 0.9), bicubic, centre crop S.
+  case resizeCrop = "resize-crop"
+  /// The authors' inference: centre crop S at native resolution (padded when smaller).
+  case centerCrop = "center-crop"
+}
+
+/// Probe evaluation during training, as the authors' trainer does every epoch: the
+/// classifiers are fitted on the embeddings of `probe` and scored on `test`, per
+/// generator; the best model is kept in RUN/checkpoints/best and
+/// `train.early_stop_patience` stops on `best_metric`.
+public struct EvalConfig: ConfigSection {
+  /// Labelled images to fit the classifiers on: shards, shard globs or test-layout
+  /// folders (`real/`, `gen_0/` ... `gen_3/`), read as `cde embed` reads them.
+  public var probe: [String] = []
+  /// Labelled images to score the classifiers on (same forms as `probe`).
+  public var test: [String] = []
+  /// Steps between evaluations (0: no evaluation); the last step is evaluated too.
+  public var everySteps = 0
+  /// Classifiers fitted: any of linear, knn, svm.
+  public var classifiers = ["linear", "knn"]
+  /// `resize-crop` (the training base view) or `center-crop` (the authors' inference).
+  public var preprocess = EvalPreprocess.resizeCrop
+  /// Most probe images used (0: all); a class-balanced subset, each class's first images.
+  public var maxProbeImages = 0
+  /// Most test images used (0: all), chosen as for `max_probe_images`.
+  public var maxTestImages = 0
+  /// The metric that selects the best model and drives early stopping (higher is
+  /// better): CLASSIFIER.SUBSET.METRIC with SUBSET gen_k, all, or mean (the mean over
+  /// the generators) and METRIC acc, real_acc, fake_acc or auc.
+  public var bestMetric = "linear.mean.acc"
 
   public init() {}
 }

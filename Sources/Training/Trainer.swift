@@ -23,6 +23,8 @@ public struct TrainerState: Codable {
   /// Last logged metrics (loss terms, lr, throughput).
   public var metrics: [String: Double]
   public var time: String
+  /// Best probe metric, its step and the evaluations since (absent before probe evaluation existed).
+  public var earlyStopping: EarlyStopping? = nil
 }
 
 /// Why `Trainer.run` returned.
@@ -31,6 +33,8 @@ public enum TrainOutcome: Equatable {
   case finished
   /// A stop signal arrived; a checkpoint of the current step was written.
   case stopped(signal: Int32)
+  /// `train.early_stop_patience` probe evaluations brought no improvement; a checkpoint was written.
+  case earlyStopped
 }
 
 public struct TrainError: Error, CustomStringConvertible {
@@ -74,6 +78,9 @@ public final class Trainer {
   let faultStep: Int?
   /// `--dump-views DIR` (Trainer+ViewDump.swift); nil: off.
   var viewDumpDirectory: URL?
+  /// Probe evaluation during training (`eval.*`), and its best-metric / patience state.
+  let evaluator: ProbeEvaluator?
+  var earlyStopping = EarlyStopping()
 
   public var isCoordinator: Bool { comm.rank == 0 }
 
@@ -81,8 +88,10 @@ public final class Trainer {
   /// the newest that verifies, if any; a path: that checkpoint or run), and
   /// opens the data stream at the restored cursor.
   public init(config: TrainConfig, runDirectory: String, resume: String?, communicator: Communicator,
-              log: @escaping (String) -> Void) throws {
+              evaluator: ProbeEvaluator? = nil, log: @escaping (String) -> Void) throws {
     self.config = config
+    self.evaluator = evaluator
+    if config.evaluates && evaluator == nil { throw TrainError("eval.every_steps is set but no probe evaluator was given") }
     comm = communicator
     self.log = log
     run = URL(fileURLWithPath: runDirectory, isDirectory: true)
@@ -120,6 +129,7 @@ public final class Trainer {
       comm.broadcast(&s, root: 0)
       startStep = Int(s)
     }
+    earlyStopping = state?.earlyStopping ?? EarlyStopping()
     if let state, state.config.model != config.model {
       throw TrainError("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
     }
@@ -199,6 +209,7 @@ public final class Trainer {
           + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
           + "steps \(globalStep)..<\(total); run \(run.path)")
     }
+    if earlyStopping.shouldStop(patience: config.train.earlyStopPatience) { return finishEarly() }
     let wall0 = monotonic()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
     var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
@@ -298,13 +309,15 @@ public final class Trainer {
         recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
         stepComm.removeAll(keepingCapacity: true)
       }
-      if control.checkpoint != 0 { try saveCheckpoint() }
+      let stopEarly = try evaluateIfDue(total: total)
+      if control.checkpoint != 0 || stopEarly { try saveCheckpoint() }
       let every = config.train.consistencyCheckEvery
       if comm.size > 1, every > 0, globalStep % every == 0 {
         if !comm.replicasIdentical(model.params, count: model.parameterCount) {
           throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
         }
       }
+      if stopEarly { return finishEarly() }
     }
     if isCoordinator {
       tensorboard?.flush()
@@ -358,8 +371,8 @@ public final class Trainer {
     checkPlateau()
   }
 
-  /// Rank 0 writes model, optimiser and trainer state; other ranks wait.
-  func saveCheckpoint() throws {
+  /// Rank 0 writes model, optimiser and trainer state (as RUN/checkpoints/best when `best`); other ranks wait.
+  func saveCheckpoint(best: Bool = false) throws {
     if isCoordinator {
       var mw = SafeTensorsWriter(metadata: ["format": "pt", "producer": "cde train", "step": "\(globalStep)"])
       model.addTensors(to: &mw)
@@ -369,10 +382,12 @@ public final class Trainer {
       let state = TrainerState(
         epoch: loader.cursor.epoch, dataCursor: loader.cursor, schedule: schedule, seed: config.train.seed,
         worldSize: comm.size, globalBatch: config.train.globalBatch, optimizerSteps: step.optimizer.stepCount,
-        config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()))
-      let url = try store.save(step: globalStep, files: [("model.safetensors", mw.serialized()),
-                                                          ("optimizer.safetensors", ow.serialized())], state: state)
-      log("checkpoint \(url.path)")
+        config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()),
+        earlyStopping: earlyStopping)
+      let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", ow.serialized())]
+      let url = best ? try store.saveBest(step: globalStep, files: files, state: state)
+                     : try store.save(step: globalStep, files: files, state: state)
+      log((best ? "best checkpoint " : "checkpoint ") + url.path)
     }
     comm.barrier()
   }

@@ -12,7 +12,11 @@ struct Train: ParsableCommand {
       Rank 0 coordinates: learning-rate schedule, checkpoints (RUN/checkpoints/step-NNNNNNNN), \
       progress lines, RUN/metrics.jsonl and TensorBoard event files in RUN. SIGTERM, SIGUSR1 or \
       SIGINT on any rank writes a checkpoint of the current step and stops with status 0; \
-      `--resume auto` then continues exactly where the run stopped.
+      `--resume auto` then continues exactly where the run stopped. With eval.every_steps, \
+      eval.probe and eval.test, the ranks embed the probe and test images every K steps, rank 0 \
+      fits the probe classifiers and logs per-generator accuracy (metrics.jsonl \"eval\", \
+      TensorBoard eval/...), keeps the best model in RUN/checkpoints/best and stops after \
+      train.early_stop_patience evaluations without improvement (status.json: early-stopped).
       """)
 
   @Option(help: "YAML config (configs/smoke.yaml, configs/d3-vit-tiny.yaml).") var config: String
@@ -39,7 +43,9 @@ struct Train: ParsableCommand {
     }
     do {
       let cfg = try TrainConfig.load(path: config, overrides: overrides)
-      let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, log: log)
+      if cfg.evaluates { quietImageWarnings() }
+      let probes = cfg.evaluates ? try TrainingProbes(config: cfg) : nil
+      let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, evaluator: probes, log: log)
       if let dumpViews { try trainer.startViewDump(directory: dumpViews) }
       let outcome = try trainer.train()
       trainer.close()
@@ -48,6 +54,7 @@ struct Train: ParsableCommand {
         switch outcome {
         case .finished: state = "finished"
         case .stopped(let s): state = "stopped (\(StopSignal.name(s)))"
+        case .earlyStopped: state = "early-stopped"
         }
         let ckpt = URL(fileURLWithPath: out).appendingPathComponent("checkpoints").path
         print("run \(state): \(out) (checkpoints in \(ckpt), metrics in \(out)/metrics.jsonl)")

@@ -66,6 +66,37 @@ final class CheckpointTests: XCTestCase {
     XCTAssertEqual(left, ["step-00000200", "step-00000300"])
   }
 
+  /// RUN/checkpoints/best: verified like a step checkpoint, replaced in place, never pruned
+  /// nor taken by --resume auto; an interrupted replacement is moved back.
+  func testBestCheckpointStaysOutOfTheRotation() throws {
+    let (s, warnings) = store(1)
+    try s.save(step: 10, files: files(10), state: State(epoch: 0, cursor: 10, seed: 1, worldSize: 1))
+    let best = try s.saveBest(step: 10, files: files(10), state: State(epoch: 0, cursor: 10, seed: 1, worldSize: 1))
+    XCTAssertEqual(best, s.bestURL)
+    XCTAssertEqual(best.lastPathComponent, "best")
+    for step in [20, 30] { try s.save(step: step, files: files(step), state: State(epoch: 0, cursor: step, seed: 1, worldSize: 1)) }
+    try s.saveBest(step: 30, files: files(30), state: State(epoch: 0, cursor: 30, seed: 1, worldSize: 1))
+    XCTAssertEqual(s.list().map(\.step), [30], "keep 1 prunes steps, not best")
+    XCTAssertEqual(s.latestValid()?.url.lastPathComponent, "step-00000030")
+    let c = try CheckpointStore.verify(s.bestURL)
+    XCTAssertEqual(c.step, 30)
+    XCTAssertEqual(try Data(contentsOf: c.file("model.safetensors")), files(30)[0].data)
+    // Altered: verification names the file.
+    let model = c.file("model.safetensors")
+    var bytes = try Data(contentsOf: model)
+    bytes[5] ^= 1
+    try bytes.write(to: model)
+    XCTAssertThrowsError(try CheckpointStore.verify(s.bestURL)) { XCTAssertTrue("\($0)".contains("SHA-256 mismatch"), "\($0)") }
+    // A crash between moving the old best aside and renaming the new one into place.
+    try s.saveBest(step: 30, files: files(30), state: State(epoch: 0, cursor: 30, seed: 1, worldSize: 1))
+    let aside = s.directory.appendingPathComponent(".old-best-12345")
+    XCTAssertEqual(rename(s.bestURL.path, aside.path), 0)
+    s.cleanLeftovers()
+    XCTAssertEqual(try CheckpointStore.verify(s.bestURL).step, 30)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: aside.path))
+    XCTAssertTrue(warnings.lines.isEmpty)
+  }
+
   func testAlteredNewestFallsBackWithWarning() throws {
     let (s, warnings) = store()
     for step in [10, 20, 30] { try s.save(step: step, files: files(step), state: ["epoch": 0]) }
