@@ -36,20 +36,26 @@ test: deps
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.
-# SYNTH_STRENGTH scales the synthetic real-vs-generated cues (see docs/synthetic-d3.md).
+# SYNTH_STRENGTH scales the synthetic real-vs-generated cues, SYNTH_SCENE says what a record's
+# images share (layout: the generated images re-render the real scene), SYNTH_SEED picks the
+# data set (train SEED, probe SEED+1000, test SEED+1001); see docs/synthetic-d3.md and
+# docs/learnability.md ("A smoke run that learns").
 SYNTH_RECORDS ?= 256
-SYNTH_STRENGTH ?= 4
+SYNTH_STRENGTH ?= 7
+SYNTH_SCENE ?= layout
+SYNTH_SEED ?= 1
+SYNTH = $(BIN) shards synth --strength $(SYNTH_STRENGTH) --scene $(SYNTH_SCENE)
 run: build
 	@if [ ! -d $(DATA)/train ]; then \
-	  $(BIN) shards synth --out $(DATA)/train --records $(SYNTH_RECORDS) --shard-size 64 --seed 1 --strength $(SYNTH_STRENGTH); fi
+	  $(SYNTH) --out $(DATA)/train --records $(SYNTH_RECORDS) --shard-size 64 --seed $(SYNTH_SEED); fi
 	@if [ ! -d $(DATA)/probe/real ]; then \
-	  $(BIN) shards synth --layout folders --records 100 --seed 1001 --strength $(SYNTH_STRENGTH) --out $(DATA)/probe; fi
+	  $(SYNTH) --layout folders --records 100 --seed $$(( $(SYNTH_SEED) + 1000 )) --out $(DATA)/probe; fi
 	@if [ ! -d $(DATA)/test/real ]; then \
-	  $(BIN) shards synth --layout folders --records 60 --seed 1002 --strength $(SYNTH_STRENGTH) --out $(DATA)/test; fi
+	  $(SYNTH) --layout folders --records 60 --seed $$(( $(SYNTH_SEED) + 1001 )) --out $(DATA)/test; fi
 	CDE=$(BIN) bash cluster/cde-mpirun.sh -n $(NP) -- train --config configs/smoke.yaml \
 	  --set 'data.train=[$(DATA)/train]' --set 'eval.probe=[$(DATA)/probe]' --set 'eval.test=[$(DATA)/test]' \
 	  --out $(RUN) --resume auto
-	BIN=$(BIN) STRENGTH=$(SYNTH_STRENGTH) PROBE_RECORDS=100 TEST_RECORDS=60 PREPROCESS=resize-crop \
+	BIN=$(BIN) STRENGTH=$(SYNTH_STRENGTH) SCENE=$(SYNTH_SCENE) PROBE_RECORDS=100 TEST_RECORDS=60 PREPROCESS=resize-crop \
 	  bash scripts/eval-smoke.sh $(RUN) $(DATA)
 	@echo "run: $(RUN) (checkpoints in $(RUN)/checkpoints, metrics in $(RUN)/metrics.jsonl, report $(RUN)/report.html)"
 
