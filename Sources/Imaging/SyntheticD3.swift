@@ -635,7 +635,6 @@ struct Canvas {
     }
   }
 
-  /// gen_3: x4 bilinear up-sampling (align-corners false).
   /// A pixel cascade on a full-size rendering: the 4x4 box average up-sampled x4 (the coarse
   /// stage), plus `detail` times the fine detail that it lost (what the super-resolution stage
   /// restores). The size is rounded down to a multiple of 4.
@@ -677,6 +676,7 @@ struct Canvas {
     return out
   }
 
+  /// gen_3: x4 bilinear up-sampling (align-corners false).
   func upsampled4() -> Canvas {
     var out = Canvas(width: width * 4, height: height * 4)
     let W = width, H = height, OW = out.width, ON = out.n
