@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collectives
 import Foundation
+import Imaging
 import Kernels
 import Training
 
@@ -39,6 +40,7 @@ struct Train: ParsableCommand {
     }
     do {
       let cfg = try TrainConfig.load(path: config, overrides: overrides)
+      ImageCodec.policy = DecodePolicy(maxPixels: cfg.data.maxImagePixels)  // also for the evaluation after training
       let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, log: log)
       if let dumpViews { try trainer.startViewDump(directory: dumpViews) }
       let outcome = try trainer.train()
