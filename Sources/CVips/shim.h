@@ -1,5 +1,6 @@
 #ifndef CDE_CVIPS_SHIM_H
 #define CDE_CVIPS_SHIM_H
+#include <string.h>
 #include <vips/vips.h>
 // Variadic libvips calls and macros are wrapped here as plain functions when Swift needs them.
 static inline int cde_vips_init(const char *argv0) { return VIPS_INIT(argv0); }
@@ -9,8 +10,17 @@ static inline int cde_vips_init(const char *argv0) { return VIPS_INIT(argv0); }
 
 /// Loads an image from memory; the loader is chosen from the bytes (JPEG, PNG,
 /// GIF, TIFF, WebP natively; BMP through libvips' ImageMagick loader).
+/// Only the header is read here (libvips loads lazily); pixels are decoded when the
+/// image is written. `fail_on` makes damage found while decoding an error instead of a
+/// VIPS-WARNING and grey or black filler (libvips `VipsFailOn`, 8.12 and later): JPEG
+/// stops on any libjpeg warning (each one means corrupt entropy data or markers), the
+/// other loaders on errors and truncation (libpng, libtiff and ImageMagick also warn
+/// about benign things, such as an unexpected ICC profile, that Pillow accepts).
 static inline VipsImage *cde_vips_load_buffer(const void *buf, size_t len) {
-  return vips_image_new_from_buffer(buf, len, "", NULL);
+  const char *loader = vips_foreign_find_load_buffer(buf, len);
+  if (loader == NULL) return NULL;  // message already in vips_error_buffer()
+  VipsFailOn level = strstr(loader, "Jpeg") != NULL ? VIPS_FAIL_ON_WARNING : VIPS_FAIL_ON_ERROR;
+  return vips_image_new_from_buffer(buf, len, "", "fail_on", level, NULL);
 }
 /// Converts any interpretation (B_W, CMYK, RGB16, LAB...) to 8-bit sRGB, keeping alpha.
 static inline int cde_vips_to_srgb(VipsImage *in, VipsImage **out) {

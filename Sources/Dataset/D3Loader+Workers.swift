@@ -174,7 +174,7 @@ final class LoaderState: @unchecked Sendable {
       note(local, member: key, reason: .unreadable, "\(error) (record skipped)")
       return nil
     }
-    do { return try ImageCodec.decode(data, name: source.memberName(r, role)) } catch {
+    do { return try ImageCodec.decode(data, name: source.memberName(r, role), policy: config.decodePolicy) } catch {
       note(local, member: key, reason: .corruptImage, "\(error) (record skipped)")
       return nil
     }

@@ -25,6 +25,10 @@ public struct LoaderConfig {
   public var stepsPerEpoch: Int? = nil
   /// Where the one-line warnings go (a bad record is reported once).
   public var warn: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }
+  /// Where the start-up lines go (records per source and in total; see `RecordCatalog.summary`).
+  public var info: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+  /// Decoding policy of the images (damage, pixel limit); nil: `ImageCodec.policy`.
+  public var decodePolicy: DecodePolicy? = nil
 
   public init(paths: [String], seed: UInt64, globalBatch: Int, rank: Int = 0, worldSize: Int = 1,
               spec: ViewSpec, threads: Int = 1, prefetch: Int = 2, sampling: Sampling = .global,
@@ -74,7 +78,8 @@ public final class D3Loader {
     self.config = config
     B = G / N
     let what = config.paths.joined(separator: " ")
-    let all = try resolveDataPaths(config.paths)
+    var ignored: [String] = []
+    let all = try resolveDataPaths(config.paths, ignored: &ignored)
     var shardNumbers: [Int]
     switch config.sampling {
     case .global:
@@ -91,7 +96,14 @@ public final class D3Loader {
       let opened = Set(catalog.sources.map { $0.location })
       shardNumbers = mine.filter { opened.contains(all[$0]) }
     }
-    for u in catalog.unreadable { config.warn("\(u) (skipped)") }
+    // What was found, so that no loss is silent: every rank of a shard-local run has its
+    // own sources; with global sampling all ranks open the same ones and rank 0 reports.
+    if config.sampling == .shardLocal || config.rank == 0 {
+      let (lines, warnings) = catalog.summary()
+      let who = config.sampling == .shardLocal && config.worldSize > 1 ? "rank \(config.rank): " : ""
+      for l in lines { config.info(who + l) }
+      for w in ignored + warnings { config.warn(w) }
+    }
     try catalog.requireRecords(what)
     let R = catalog.count
     let spe: Int

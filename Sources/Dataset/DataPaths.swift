@@ -50,6 +50,14 @@ func isFolderLayout(_ dir: String) -> Bool {
 ///   subdirectories in the test layout (e.g. `augm/`, `no_augm/`).
 /// A path that does not exist, or a directory with neither, is an error naming it.
 public func resolveDataPaths(_ paths: [String]) throws -> [DataLocation] {
+  var ignored: [String] = []
+  return try resolveDataPaths(paths, ignored: &ignored)
+}
+
+/// As `resolveDataPaths(_:)`; `ignored` receives one line per directory that holds
+/// files which are neither `.tar` shards nor test-layout folders (shard index caches
+/// `*.cdeidx` aside), naming them, so that callers can warn about them.
+public func resolveDataPaths(_ paths: [String], ignored: inout [String]) throws -> [DataLocation] {
   if paths.isEmpty { throw DatasetError("no data paths given") }
   var out: [DataLocation] = []
   for raw in paths {
@@ -57,16 +65,16 @@ public func resolveDataPaths(_ paths: [String]) throws -> [DataLocation] {
       if p.contains("*") || p.contains("?") || p.contains("[") {
         let matches = globPaths(p)
         if matches.isEmpty { throw DatasetError("\(p): no files match") }
-        for m in matches { out.append(contentsOf: try resolveOne(m)) }
+        for m in matches { out.append(contentsOf: try resolveOne(m, ignored: &ignored)) }
       } else {
-        out.append(contentsOf: try resolveOne(p))
+        out.append(contentsOf: try resolveOne(p, ignored: &ignored))
       }
     }
   }
   return out
 }
 
-private func resolveOne(_ p: String) throws -> [DataLocation] {
+private func resolveOne(_ p: String, ignored: inout [String]) throws -> [DataLocation] {
   guard let dir = isDirectory(p) else { throw DatasetError("\(p): no such file or directory") }
   if !dir { return [.shard(p)] }
   if isFolderLayout(p) { return [.folders(p)] }
@@ -75,10 +83,16 @@ private func resolveOne(_ p: String) throws -> [DataLocation] {
     throw DatasetError("\(p): cannot list directory")
   }
   var out: [DataLocation] = []
+  var other: [String] = []
   for n in names where !n.hasPrefix(".") {
     let full = (p as NSString).appendingPathComponent(n)
     if n.hasSuffix(".tar"), isDirectory(full) == false { out.append(.shard(full)) }
     else if isDirectory(full) == true, isFolderLayout(full) { out.append(.folders(full)) }
+    else if isDirectory(full) == false, !n.hasSuffix(".cdeidx"), !n.contains(".cdeidx.tmp") { other.append(n) }
+  }
+  if !other.isEmpty {
+    let shown = other.prefix(5).joined(separator: ", ") + (other.count > 5 ? ", ..." : "")
+    ignored.append("\(p): \(other.count) file(s) that are not .tar shards ignored (\(shown))")
   }
   if out.isEmpty { throw DatasetError("\(p): no .tar shards and no real/ gen_0/ ... gen_3/ folders") }
   return out

@@ -6,6 +6,11 @@ public enum SkipReason: String, Codable, Sendable, CaseIterable {
   case truncatedMember = "truncated member"
   case corruptImage = "corrupt image"
   case unreadable = "unreadable file"
+  /// An image member lost to a damaged tar header next to the record (see `TarScanner`).
+  case damaged = "damaged shard"
+
+  /// Reasons that mean the shard itself is damaged (the record was lost to it).
+  public var isDamage: Bool { self == .damaged || self == .truncatedMember }
 }
 
 /// Records of one shard or one folder set.
@@ -14,6 +19,8 @@ public protocol RecordSource: AnyObject {
   var count: Int { get }
   /// Problems of the whole source (truncated shard, unreadable file), one line each.
   var issues: [String] { get }
+  /// True when the source is damaged (records were or may have been lost to it).
+  var damaged: Bool { get }
   func key(_ r: Int) -> String
   func has(_ r: Int, _ role: RecordRole) -> Bool
   /// Bytes of a member; throws a one-line `DatasetError` when it cannot be read.
@@ -25,6 +32,8 @@ public protocol RecordSource: AnyObject {
 }
 
 extension RecordSource {
+  public var damaged: Bool { false }
+
   public func staticProblem(_ r: Int) -> (SkipReason, String)? {
     let missing = RecordRole.images.filter { !has(r, $0) }
     if missing.isEmpty { return nil }
@@ -39,6 +48,7 @@ public final class TarShardSource: RecordSource {
   public var location: DataLocation { .shard(file.name) }
   public var count: Int { index.count }
   public var issues: [String] { index.issues }
+  public var damaged: Bool { index.damaged }
 
   public init(path: String, indexDirectory: String? = nil, useCache: Bool = true) throws {
     file = try FileByteSource(path: path)
@@ -71,6 +81,9 @@ public final class TarShardSource: RecordSource {
     }
     let missing = RecordRole.images.filter { !has(r, $0) }
     if missing.isEmpty { return nil }
+    if index.flags(r) & ShardIndex.flagDamaged != 0 {
+      return (.damaged, "no " + missing.map(\.tag).joined(separator: ", ") + ", lost to a damaged tar header next to it")
+    }
     return (.missingMember, "no " + missing.map(\.tag).joined(separator: ", "))
   }
 }
@@ -166,9 +179,28 @@ public final class RecordCatalog {
 
   func requireRecords(_ what: String) throws {
     if count == 0 {
-      let why = unreadable.first.map { " (\($0))" } ?? ""
+      let first = unreadable.first ?? sources.first { !$0.issues.isEmpty }.map { "\($0.location.path): \($0.issues[0])" }
+      let why = first.map { " (\($0))" } ?? ""
       throw DatasetError("\(what): no records found\(why)")
     }
+  }
+
+  /// What opening the sources found, for the start-up log: one line per source
+  /// (`PATH: N records`), then the total; and one warning per source that is damaged,
+  /// not a shard, or could not be opened (each issue named), matching `cde shards check`.
+  public func summary() -> (lines: [String], warnings: [String]) {
+    var lines: [String] = [], warnings: [String] = []
+    for s in sources {
+      lines.append("data: \(s.location.path): \(s.count) records")
+      if !s.issues.isEmpty {
+        let what = s.count == 0 ? "no records, skipped" : s.damaged ? "records lost to damage" : "problems"
+        warnings.append("\(s.location.path): \(what): " + s.issues.joined(separator: "; "))
+      }
+    }
+    for u in unreadable { warnings.append("\(u) (skipped)") }
+    lines.append("data: \(count) records in \(sources.count) source(s)"
+                 + (unreadable.isEmpty ? "" : ", \(unreadable.count) unreadable"))
+    return (lines, warnings)
   }
 
   /// (source, record within the source) of a record id (binary search over `bases`).

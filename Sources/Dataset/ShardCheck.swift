@@ -11,13 +11,33 @@ public struct SourceCheck: Sendable {
   public var skipped: [Skip] = []
   /// Source-level problems (truncation, bad headers, cannot open).
   public var issues: [String] = []
+  /// The source is damaged (bad headers, truncation, not a tar, cannot open): records
+  /// were or may have been lost even where none is listed as skipped.
+  public var damaged = false
+  /// Records found but lost to the damage (skipped as `damaged shard` or `truncated member`).
+  public var lost: Int { skipped.filter { $0.reason.isDamage }.count }
+}
+
+/// The result of `checkData`: every source's report, and the files that were ignored
+/// (not `.tar` shards, in a directory of shards).
+public struct DataCheck: Sendable {
+  public var sources: [SourceCheck]
+  public var ignored: [String]
 }
 
 /// Checks shards / folders (`threads` records decoded in parallel). Throws only for a path
 /// that does not exist; unreadable shards are reported in their `SourceCheck`.
-public func checkData(paths: [String], threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [SourceCheck] {
+public func checkData(paths: [String], threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                      policy: DecodePolicy? = nil) throws -> [SourceCheck] {
+  try checkDataSet(paths: paths, threads: threads, policy: policy).sources
+}
+
+/// As `checkData`, with the ignored files (for `cde shards check`).
+public func checkDataSet(paths: [String], threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                         policy: DecodePolicy? = nil) throws -> DataCheck {
   var out: [SourceCheck] = []
-  for loc in try resolveDataPaths(paths) {
+  var ignored: [String] = []
+  for loc in try resolveDataPaths(paths, ignored: &ignored) {
     var report = SourceCheck(path: loc.path)
     let source: RecordSource
     do {
@@ -27,18 +47,20 @@ public func checkData(paths: [String], threads: Int = ProcessInfo.processInfo.ac
       }
     } catch {
       report.issues.append("\(error)")
+      report.damaged = true
       out.append(report)
       continue
     }
     report.records = source.count
     report.issues = source.issues
+    report.damaged = source.damaged
     var results = [SourceCheck.Skip?](repeating: nil, count: source.count)
     let lock = NSLock()
     let chunks = max(1, min(threads, source.count))
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
       var r = c
       while r < source.count {
-        let res = checkRecord(source, r)
+        let res = checkRecord(source, r, policy)
         lock.lock(); results[r] = res; lock.unlock()
         r += chunks
       }
@@ -48,10 +70,10 @@ public func checkData(paths: [String], threads: Int = ProcessInfo.processInfo.ac
     }
     out.append(report)
   }
-  return out
+  return DataCheck(sources: out, ignored: ignored)
 }
 
-private func checkRecord(_ source: RecordSource, _ r: Int) -> SourceCheck.Skip? {
+private func checkRecord(_ source: RecordSource, _ r: Int, _ policy: DecodePolicy?) -> SourceCheck.Skip? {
   let key = source.key(r)
   if let (reason, detail) = source.staticProblem(r) { return .init(key: key, reason: reason, detail: detail) }
   for role in RecordRole.images {
@@ -59,7 +81,7 @@ private func checkRecord(_ source: RecordSource, _ r: Int) -> SourceCheck.Skip? 
     do { data = try source.read(r, role) } catch {
       return .init(key: key, reason: .unreadable, detail: "\(error)")
     }
-    do { _ = try ImageCodec.decode(data, name: source.memberName(r, role)) } catch {
+    do { _ = try ImageCodec.decode(data, name: source.memberName(r, role), policy: policy) } catch {
       return .init(key: key, reason: .corruptImage, detail: "\(error)")
     }
   }

@@ -1,12 +1,12 @@
 import Foundation
 
 /// On-disk form of a `ShardIndex` (little-endian):
-/// magic "CDEIDX01", shardSize i64, mtimeNs i64, count i64, keyBytes (i64 length + bytes),
+/// magic "CDEIDX02", shardSize i64, mtimeNs i64, count i64, keyBytes (i64 length + bytes),
 /// keyEnds i32 x count, offsets i64 x 7count, sizes u32 x 7count, extCodes u8 x 7count,
 /// flags u8 x count, extTable and issues (i64 count, then i64 length + UTF-8 each).
 /// `decode` validates everything and returns nil on any inconsistency.
 extension ShardIndex {
-  static let magic: [UInt8] = Array("CDEIDX01".utf8)
+  static let magic: [UInt8] = Array("CDEIDX02".utf8)  // 02: damage resynchronisation, flagDamaged
 
   public func encoded() -> [UInt8] {
     var w = ByteWriter()

@@ -57,6 +57,14 @@ public struct ShardIndex: Equatable, Sendable {
   /// Record flags.
   public static let flagTruncatedMember: UInt8 = 1
   public static let flagDuplicateMember: UInt8 = 2
+  /// The record is next to damage (a bad header skipped, or the point where the shard
+  /// is cut) and lacks an image member: the member was most likely lost to it.
+  public static let flagDamaged: UInt8 = 4
+  /// Shard-level damage (bad headers, truncation, not a tar): records were or may have
+  /// been lost. Well-formed shards have none.
+  public var damaged: Bool {
+    issues.contains { i in ["truncated", "badHeader", "badExtendedHeader", "notTar"].contains { i.hasPrefix($0) } }
+  }
 
   public var shardSize: Int64 = 0
   public var modificationTimeNs: Int64 = 0
@@ -133,6 +141,29 @@ public struct ShardIndex: Equatable, Sendable {
       idx.offsets[i] = m.dataOffset
       idx.sizes[i] = UInt32(m.size)
       idx.extCodes[i] = code
+    }
+    // Damage points: a record whose members sit right before or after one, and that
+    // lacks an image member, lost it there.
+    var points: [Int64] = []
+    for issue in tarIssues where issue.kind != .badExtendedHeader {
+      points.append(issue.offset)
+      if let r = issue.resumedAt { points.append(r) }
+    }
+    if !points.isEmpty {
+      for p in points {
+        var before: (Int64, Int)? = nil, after: (Int64, Int)? = nil
+        for r in 0..<idx.count {
+          for k in 0..<slots where idx.sizes[r * slots + k] != absent {
+            let o = idx.offsets[r * slots + k]
+            if o < p, before == nil || o > before!.0 { before = (o, r) }
+            if o > p, after == nil || o < after!.0 { after = (o, r) }
+          }
+        }
+        for (_, r) in [before, after].compactMap({ $0 }) {
+          let incomplete = RecordRole.images.contains { idx.sizes[r * slots + $0.rawValue] == absent }
+          if incomplete { idx.flags[r] |= flagDamaged }
+        }
+      }
     }
     for issue in tarIssues {
       idx.issues.append(issue.description)

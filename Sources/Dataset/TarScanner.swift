@@ -11,13 +11,19 @@ public struct TarMember: Equatable, Sendable {
 /// A problem met while scanning an archive. Scanning never throws on bad content: it
 /// reports issues and keeps every member read before the problem.
 public struct TarIssue: Equatable, Sendable, CustomStringConvertible {
-  public enum Kind: String, Sendable { case truncated, badHeader, badExtendedHeader }
+  /// `truncated`: the file ends inside a header or a member (cut short by a copy).
+  /// `badHeader`: a damaged header (checksum or size) with more data after it; scanning
+  /// resumes at the next valid header, `resumedAt` (nil when there is none).
+  /// `notTar`: no valid header at all (the file is not a tar archive).
+  public enum Kind: String, Sendable { case truncated, badHeader, badExtendedHeader, notTar }
   public var kind: Kind
   /// Byte offset of the header where the problem was found.
   public var offset: Int64
   public var detail: String
   /// The regular-file member cut short, for `.truncated` issues inside member data.
   public var member: String? = nil
+  /// For `.badHeader`: offset of the next valid header, where scanning resumed.
+  public var resumedAt: Int64? = nil
   public var description: String { "\(kind.rawValue) at byte \(offset): \(detail)" }
 }
 
@@ -28,6 +34,14 @@ public struct TarIssue: Equatable, Sendable, CustomStringConvertible {
 ///
 /// Layout: a member is a 512-byte header followed by `size` data bytes padded to a
 /// multiple of 512; the archive ends with a zero block (or at end of file).
+///
+/// Damage (a shard copied between file systems): a header whose checksum does not
+/// verify, or whose size field does not parse, is skipped by searching forward, block
+/// by block (512-byte aligned, as every header is), for the next header whose checksum
+/// verifies; one flipped byte thus loses the one member it hit, not the rest of the
+/// shard. A zero block followed by a valid header further on is damage too (a zeroed
+/// block), not the end of the archive. The end of the file inside a header or a
+/// member's data is truncation.
 public struct TarScanner {
   public static let blockSize: Int64 = 512
   /// Largest GNU long name or pax header accepted (bytes); larger ones are bad data.
@@ -50,6 +64,28 @@ public struct TarScanner {
     var globalPath: String? = nil
     var globalSize: Int64? = nil
 
+    var validHeaders = 0
+
+    /// Records a damaged header at `at` and moves `offset` to the next valid header
+    /// (false: none, the rest of the archive is lost).
+    func skipDamage(at: Int64, _ what: String) throws -> Bool {
+      longName = nil; paxPath = nil; paxSize = nil
+      if let next = try nextValidHeader(after: at) {
+        issues.append(TarIssue(kind: .badHeader, offset: at,
+                               detail: "\(what); \(next - at) bytes skipped to the next valid header at byte \(next)",
+                               resumedAt: next))
+        offset = next
+        return true
+      }
+      if validHeaders == 0 && at == 0 {
+        issues.append(TarIssue(kind: .notTar, offset: 0, detail: "not a tar archive (no valid tar header in \(total) bytes)"))
+      } else {
+        issues.append(TarIssue(kind: .badHeader, offset: at,
+                               detail: "\(what); no valid header after it, rest of archive (\(total - at) bytes) skipped"))
+      }
+      return false
+    }
+
     while offset < total {
       let got = try header.withUnsafeMutableBytes { try source.read(at: offset, count: 512, into: $0.baseAddress!) }
       if got < 512 {
@@ -58,15 +94,25 @@ public struct TarScanner {
         }
         break
       }
-      if header.allSatisfy({ $0 == 0 }) { break }  // end-of-archive marker
+      if header.allSatisfy({ $0 == 0 }) {
+        // End-of-archive marker, unless a valid header follows (a zeroed block).
+        guard let next = try nextValidHeader(after: offset) else { break }
+        issues.append(TarIssue(kind: .badHeader, offset: offset,
+                               detail: "zero block inside the archive; \(next - offset) bytes skipped to the next valid header at byte \(next)",
+                               resumedAt: next))
+        longName = nil; paxPath = nil; paxSize = nil
+        offset = next
+        continue
+      }
       guard TarHeaderField.checksumMatches(header) else {
-        issues.append(TarIssue(kind: .badHeader, offset: offset, detail: "header checksum mismatch; rest of archive skipped"))
+        if try skipDamage(at: offset, "header checksum mismatch") { continue }
         break
       }
       guard var size = TarHeaderField.number(header, 124, 12), size >= 0 else {
-        issues.append(TarIssue(kind: .badHeader, offset: offset, detail: "bad size field; rest of archive skipped"))
+        if try skipDamage(at: offset, "bad size field") { continue }
         break
       }
+      validHeaders += 1
       let type = header[156]
       let headerOffset = offset
       let dataOffset = offset + 512
@@ -136,6 +182,36 @@ public struct TarScanner {
       offset = next
     }
     return issues
+  }
+
+  /// Offset of the first 512-aligned block after `offset` that is a valid header
+  /// (checksum verifies, size field parses), or nil. Reads 64 KiB at a time.
+  public func nextValidHeader(after offset: Int64) throws -> Int64? {
+    let total = source.size
+    let chunk = 128 * 512
+    var buf = [UInt8](repeating: 0, count: chunk)
+    var block = [UInt8](repeating: 0, count: 512)
+    var at = offset + 512
+    while at + 512 <= total {
+      let want = Int(min(Int64(chunk), (total - at) / 512 * 512))
+      let got = try buf.withUnsafeMutableBytes { try source.read(at: at, count: want, into: $0.baseAddress!) }
+      var i = 0
+      while i + 512 <= got {
+        // Cheap filter first: a header's checksum field holds octal digits.
+        let c = buf[i + 148]
+        if c == 0x20 || (c >= 0x30 && c <= 0x37) {
+          for j in 0..<512 { block[j] = buf[i + j] }
+          if !block.allSatisfy({ $0 == 0 }), TarHeaderField.checksumMatches(block),
+             let sz = TarHeaderField.number(block, 124, 12), sz >= 0 {
+            return at + Int64(i)
+          }
+        }
+        i += 512
+      }
+      if got < want || got == 0 { break }
+      at += Int64(got)
+    }
+    return nil
   }
 }
 

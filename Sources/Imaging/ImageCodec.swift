@@ -31,6 +31,22 @@ public enum ImageFormat: String, Sendable, CaseIterable {
   }
 }
 
+/// What decoding accepts (one policy for `shards check`, training, embed, detect and eval).
+///
+/// - Damage is an error for every format: libvips' `fail_on` (see `cde_vips_load_buffer`
+///   in Sources/CVips/shim.h) turns a truncated or corrupt stream into a decode failure
+///   instead of a warning and grey or black filler, as Pillow refuses such files
+///   ("image file is truncated", "broken data stream").
+/// - `maxPixels` bounds width x height, read from the image header before any pixel is
+///   decoded (a decompression bomb: a 1 MB PNG can claim 20000x20000 = 400 M pixels,
+///   1.2 GB as RGB). The default is Pillow's `Image.MAX_IMAGE_PIXELS`,
+///   int(1024 * 1024 * 1024 // 4 // 3) = 89,478,485.
+public struct DecodePolicy: Sendable, Equatable {
+  public static let pillowMaxPixels = 89_478_485
+  public var maxPixels: Int
+  public init(maxPixels: Int = DecodePolicy.pillowMaxPixels) { self.maxPixels = maxPixels }
+}
+
 /// Image decoding and encoding with libvips.
 ///
 /// Decoding accepts any encoding libvips recognises from the bytes (JPEG, PNG, GIF,
@@ -65,10 +81,22 @@ public enum ImageCodec {
     return line
   }
 
+  private static let policyLock = NSLock()
+  nonisolated(unsafe) private static var sharedPolicy = DecodePolicy()
+
+  /// The process-wide decoding policy, used when `decode` is given none. Commands set it
+  /// once from their options (`--max-image-pixels`, `data.max_image_pixels`).
+  public static var policy: DecodePolicy {
+    get { policyLock.lock(); defer { policyLock.unlock() }; return sharedPolicy }
+    set { policyLock.lock(); sharedPolicy = newValue; policyLock.unlock() }
+  }
+
   /// Decodes encoded bytes to RGB. Errors name `name` (a file or member name).
-  public static func decode(_ data: Data, name: String) throws -> RGBImage {
+  /// Damaged data and images over `policy.maxPixels` are errors (see `DecodePolicy`).
+  public static func decode(_ data: Data, name: String, policy: DecodePolicy? = nil) throws -> RGBImage {
     try ensureInit(name)
     if data.isEmpty { throw ImagingError("\(name): empty image file") }
+    let limit = (policy ?? ImageCodec.policy).maxPixels
     // vips_image_new_from_buffer does not copy the bytes: the whole pipeline runs
     // inside one withUnsafeBytes, and the image is written to memory before it ends.
     return try data.withUnsafeBytes { raw -> RGBImage in
@@ -76,6 +104,11 @@ public enum ImageCodec {
         throw ImagingError("\(name): cannot decode image (\(vipsMessage()))")
       }
       defer { g_object_unref(img) }
+      // Header only so far: refuse a decompression bomb before decoding any pixel.
+      let pixels = Int64(vips_image_get_width(img)) * Int64(vips_image_get_height(img))
+      if pixels > Int64(limit) {
+        throw ImagingError("\(name): image of \(vips_image_get_width(img))x\(vips_image_get_height(img)) = \(pixels) pixels exceeds the limit of \(limit) (max_image_pixels; possible decompression bomb)")
+      }
       func step(_ f: (UnsafeMutablePointer<VipsImage>, UnsafeMutablePointer<UnsafeMutablePointer<VipsImage>?>) -> Int32) throws {
         var out: UnsafeMutablePointer<VipsImage>? = nil
         if f(img, &out) != 0 || out == nil {

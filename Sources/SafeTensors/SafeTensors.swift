@@ -102,23 +102,37 @@ public struct SafeTensorsFile: Sendable {
       guard let dtype = DType(rawValue: dtypeName) else {
         throw SafeTensorsError("\(path): tensor \(key): unsupported dtype \(dtypeName)")
       }
+      // Shape and offsets: non-negative integers (not floats, not beyond 2^53); the
+      // element count and byte size are computed with overflow checks, so that a shape
+      // such as [2^31, 2^31, 2^31] is an error, not a trap.
+      guard shapeAny.count <= 64 else {
+        throw SafeTensorsError("\(path): tensor \(key): shape has \(shapeAny.count) dimensions (at most 64)")
+      }
       var shape: [Int] = []
       for s in shapeAny {
-        guard let v = (s as? NSNumber)?.intValue, v >= 0 else {
-          throw SafeTensorsError("\(path): tensor \(key): invalid shape \(shapeAny)")
+        guard let v = SafeTensorsFile.exactInt(s) else {
+          throw SafeTensorsError("\(path): tensor \(key): invalid shape \(String(describing: shapeAny).prefix(200))")
         }
         shape.append(v)
       }
-      guard let b = (offsAny[0] as? NSNumber)?.intValue, let e = (offsAny[1] as? NSNumber)?.intValue,
-        b >= 0, e >= b
+      guard let b = SafeTensorsFile.exactInt(offsAny[0]), let e = SafeTensorsFile.exactInt(offsAny[1]), e >= b
       else { throw SafeTensorsError("\(path): tensor \(key): invalid data_offsets") }
       guard e <= dataLength else {
         throw SafeTensorsError("\(path): tensor \(key): data_offsets [\(b), \(e)] out of range (data section has \(dataLength) bytes; truncated file?)")
       }
-      let info = TensorInfo(dtype: dtype, shape: shape, begin: b, end: e)
-      guard info.count * dtype.byteSize == e - b else {
-        throw SafeTensorsError("\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) needs \(info.count * dtype.byteSize) bytes, offsets give \(e - b)")
+      var elements = 1, overflow = false
+      for d in shape {
+        let (p, o) = elements.multipliedReportingOverflow(by: d)
+        elements = p; overflow = overflow || o
       }
+      let (needed, o2) = elements.multipliedReportingOverflow(by: dtype.byteSize)
+      guard !overflow, !o2 else {
+        throw SafeTensorsError("\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) is too large (its byte size overflows)")
+      }
+      guard needed == e - b else {
+        throw SafeTensorsError("\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) needs \(needed) bytes, offsets give \(e - b)")
+      }
+      let info = TensorInfo(dtype: dtype, shape: shape, begin: b, end: e)
       tensors[key] = info
     }
     let ordered = tensors.sorted { $0.value.begin < $1.value.begin || ($0.value.begin == $1.value.begin && $0.key < $1.key) }
@@ -130,6 +144,17 @@ public struct SafeTensorsFile: Sendable {
     self.tensors = tensors
     self.metadata = metadata
     self.names = ordered.map { $0.key }
+  }
+
+  /// A JSON number that is a non-negative integer no larger than 2^53 (exact in a
+  /// Double), else nil (negative, fractional, huge, or not a number).
+  static func exactInt(_ v: Any) -> Int? {
+    guard let n = v as? NSNumber else { return nil }
+    let d = n.doubleValue
+    guard d.isFinite, d >= 0, d <= 9_007_199_254_740_992, d.rounded() == d else { return nil }
+    let i = n.int64Value
+    guard i >= 0, Double(i) == d else { return nil }
+    return Int(i)
   }
 
   public func info(_ name: String) throws -> TensorInfo {

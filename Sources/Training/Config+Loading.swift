@@ -401,6 +401,7 @@ extension TrainConfig {
     if data.loaderThreads < 0 { throw fail("data.loader_threads", "must be 0 (automatic) or positive") }
     if data.prefetch < 0 { throw fail("data.prefetch", "must not be negative") }
     if data.numTransform < 0 { throw fail("data.num_transform", "must not be negative") }
+    if data.maxImagePixels < 1 { throw fail("data.max_image_pixels", "must be positive") }
     if train.globalBatch <= 0 { throw fail("train.global_batch", "must be positive") }
     if train.steps == nil && train.epochs == nil { throw ConfigError("\(source): set 'train.steps' or 'train.epochs'") }
     if let s = train.steps, s < 0 { throw fail("train.steps", "must not be negative") }

@@ -68,6 +68,9 @@ public struct DataConfig: ConfigSection {
   public var numTransform = 2
   /// Test folder (real/, gen_0/ ... gen_3/) for evaluation after training, if any.
   public var test: String? = nil
+  /// Largest image (width x height) decoded, read from the header before decoding; a
+  /// larger one is a bad record (Pillow's MAX_IMAGE_PIXELS, 89,478,485, by default).
+  public var maxImagePixels = 89_478_485
 
   public init() {}
 }

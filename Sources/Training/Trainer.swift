@@ -169,6 +169,8 @@ public final class Trainer {
       prefetch: config.data.prefetch,
       sampling: config.data.sampling == .global ? .global : .shardLocal)
     lc.warn = { log("warning: " + $0) }
+    lc.info = { log($0) }
+    lc.decodePolicy = DecodePolicy(maxPixels: config.data.maxImagePixels)
     if config.data.sampling == .shardLocal, let spe = config.train.stepsPerEpoch { lc.stepsPerEpoch = spe }
     loader = try D3Loader(config: lc, cursor: state?.dataCursor ?? DataCursor())
     stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch

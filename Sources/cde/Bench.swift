@@ -39,6 +39,19 @@ struct Bench: ParsableCommand {
     if steps < 1 { throw ValidationError("--steps must be at least 1") }
     if localSize < 16 { throw ValidationError("--local-size must be at least one patch") }
     if sgemmSize < 16 { throw ValidationError("--sgemm-size must be at least 16") }
+    if warmup < 0 { throw ValidationError("--warmup must not be negative") }
+    if gradCacheChunk < 0 { throw ValidationError("--grad-cache-chunk must not be negative") }
+    // Sizes against memory before anything is allocated (Double: no overflow).
+    let cfg = (try? loadModelConfig(config)) ?? .tiny
+    let s = Double(cfg.imageSize), l = Double(localSize), c = Double(cfg.channels)
+    let views = Double(records) * c * 4 * (6 * s * s + 2 * l * l)
+    let chunk = Double(gradCacheChunk > 0 ? min(gradCacheChunk, records) : records)
+    let acts = chunk * (6 * vitActivationBytes(cfg, imageSize: cfg.imageSize) + 2 * vitActivationBytes(cfg, imageSize: min(localSize, 1 << 20)))
+    try requireMemory("--records", records, bytes: views + acts, what: "the eight views and the activations of \(records) records")
+    if sgemm {
+      let n = Double(sgemmSize)
+      try requireMemory("--sgemm-size", sgemmSize, bytes: 3 * n * n * 4, what: "three \(sgemmSize)x\(sgemmSize) matrices")
+    }
   }
 
   func run() throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Imaging
 
 /// `cde detect`: real or fake, with a score, for image files.
 struct Detect: ParsableCommand {
@@ -31,6 +32,9 @@ struct Detect: ParsableCommand {
 
   @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
 
+  @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
+  var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
+
   @OptionGroup var compute: ComputeOptions
 
   @Argument(help: "Image files (or folders, shards).") var images: [String]
@@ -38,6 +42,7 @@ struct Detect: ParsableCommand {
   func validate() throws {
     if modelOptions.model == nil { throw ValidationError("--model is required") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    try validateImageOptions(batch: batch, maxImagePixels: maxImagePixels)
     if images.isEmpty { throw ValidationError("give at least one image") }
   }
 
@@ -58,8 +63,10 @@ struct Detect: ParsableCommand {
       bundle = try DetectorBundle.load(modelPath: modelOptions.model!, kinds: kinds)
     }
     quietImageWarnings()
+    ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
     compute.apply()
     let model = try modelOptions.load()
+    try requireBatchMemory(batch, model: model)
     if let c = bundle.classifiers.first(where: { $0.dimension != model.dimension }) {
       throw CLIError("the \(c.kind.rawValue) classifier was fitted on embeddings of dimension \(c.dimension), the model gives \(model.dimension)")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Imaging
 import ViT
 
 /// The model options of `cde embed`, `cde detect` and `cde export`.
@@ -50,6 +51,9 @@ struct Embed: ParsableCommand {
 
   @Flag(help: "No progress bar and no summary.") var quiet = false
 
+  @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
+  var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
+
   @OptionGroup var compute: ComputeOptions
 
   @Argument(help: "Images, folders or shards.") var paths: [String]
@@ -58,6 +62,7 @@ struct Embed: ParsableCommand {
     if (modelOptions.model == nil) == (initSeed == nil) { throw ValidationError("give exactly one of --model and --init-seed") }
     if batch < 1 { throw ValidationError("--batch must be at least 1") }
     if paths.isEmpty { throw ValidationError("give at least one image, folder or shard") }
+    try validateImageOptions(batch: batch, maxImagePixels: maxImagePixels)
   }
 
   func run() throws {
@@ -68,6 +73,7 @@ struct Embed: ParsableCommand {
 
   func execute() throws {
     quietImageWarnings()
+    ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
     compute.apply()
     let model: EmbeddingModel
     var meta: [String: String]
@@ -78,6 +84,7 @@ struct Embed: ParsableCommand {
       model = try modelOptions.load()
       meta = modelOptions.metadata(model)
     }
+    try requireBatchMemory(batch, model: model)
     let t0 = Date()
     let (file, items, skipped) = try embedImages(paths, model: model, metadata: meta, preprocess: preprocess, batch: batch,
                                                  indexDir: indexDir, progress: !quiet)
@@ -174,6 +181,24 @@ func absolutePath(_ p: String) -> String {
 /// libvips prints its own warnings about damaged files to stderr (several lines per
 /// file); the decoder's error already names the file and the reason, so they are
 /// silenced unless the user set VIPS_WARNING.
+/// Checks shared by embed and detect: --batch against memory with the smallest
+/// possible image (one patch; the model's own size is checked once it is loaded, by
+/// `requireBatchMemory`) and --max-image-pixels positive.
+func validateImageOptions(batch: Int, maxImagePixels: Int) throws {
+  if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1 (got \(maxImagePixels))") }
+  try requireMemory("--batch", batch, bytes: Double(batch) * 2 * 3 * 16 * 16 * 4, what: "two input batches of \(batch) images")
+}
+
+/// --batch against memory for the loaded model: two input batches [batch, 3, S, S] and
+/// the forward activations of one.
+func requireBatchMemory(_ batch: Int, model: EmbeddingModel) throws {
+  let s = Double(model.imageSize)
+  let bytes = Double(batch) * (2 * Double(model.config.channels) * s * s * 4 + vitActivationBytes(model.config, imageSize: model.imageSize))
+  do { try requireMemory("--batch", batch, bytes: bytes, what: "the inputs and activations of \(batch) images at \(model.imageSize) px") } catch let e as ValidationError {
+    throw CLIError(e.message)
+  }
+}
+
 func quietImageWarnings() {
   setenv("VIPS_WARNING", "0", 0)
 }

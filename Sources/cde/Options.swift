@@ -78,3 +78,40 @@ func printErr(_ s: String) {
 
 /// `--preprocess center-crop|resize-crop` for embed and detect.
 extension EmbedPreprocess: ExpressibleByArgument {}
+
+/// Bytes this process may still allocate: MemAvailable of /proc/meminfo, or the cgroup v2
+/// limit minus current usage when that is lower; nil when neither can be read.
+func availableMemoryBytes() -> Double? {
+  var best: Double? = nil
+  if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+    for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+      let f = line.split(separator: " ")
+      if f.count >= 2, let kb = Double(f[1]) { best = kb * 1024 }
+    }
+  }
+  func read(_ p: String) -> Double? {
+    (try? String(contentsOfFile: p, encoding: .utf8)).flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+  }
+  if let limit = read("/sys/fs/cgroup/memory.max"), let used = read("/sys/fs/cgroup/memory.current") {
+    best = min(best ?? .infinity, max(0, limit - used))
+  }
+  return best
+}
+
+/// Throws a `ValidationError` naming `option` when `bytes` (a lower-bound estimate of
+/// what the value makes the command allocate) exceed the available memory. Sizes are
+/// checked before anything is allocated, so that a mistyped size is one line, not an
+/// allocation failure with a backtrace.
+func requireMemory(_ option: String, _ value: Int, bytes: Double, what: String) throws {
+  guard let avail = availableMemoryBytes(), bytes > avail else { return }
+  func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / 1_073_741_824) }
+  throw ValidationError("\(option) \(value): \(what) need at least \(gib(bytes)), more than the \(gib(avail)) of memory available")
+}
+
+/// Lower bound of the activation bytes of one image through a ViT forward pass:
+/// tokens x width floats for each of the ~4 tensors every block keeps (LN, attention
+/// output, MLP in and out), over all blocks.
+func vitActivationBytes(_ c: ViTConfig, imageSize s: Int) -> Double {
+  let tokens = Double((s / max(c.patch, 1)) * (s / max(c.patch, 1)) + 1)
+  return tokens * Double(c.width) * 4 * Double(c.depth) * 4
+}

@@ -47,21 +47,39 @@ struct Shards: ParsableCommand {
   struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Validate shards or folders: records, skipped records and their reasons per shard.",
-      discussion: "Exits 0 when at least one record is readable.")
+      discussion: """
+        Every image is decoded with the training policy (damage is an error; images over \
+        --max-image-pixels are refused). Exits 1 when no record is readable, or when a source is \
+        damaged (bad tar headers, truncation, not a tar archive, cannot be opened): records were lost.
+        """)
 
     @Argument(help: "Shards, globs, directories of shards, or real/ gen_k/ folders.") var paths: [String]
     @Option(help: "Threads decoding images (default: all cores).") var threads: Int?
+    @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are bad records (default: Pillow's 89478485).")
+    var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
     @Flag(help: "Print only the per-shard summary lines, not each skipped record.") var quiet = false
 
+    func validate() throws {
+      if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+      if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1 (got \(maxImagePixels))") }
+    }
+
     func run() throws {
-      let reports = try runOrExit {
-        try checkData(paths: paths, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+      setenv("VIPS_WARNING", "0", 0)  // damage is reported per record below
+      let check = try runOrExit {
+        try checkDataSet(paths: paths, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                         policy: DecodePolicy(maxPixels: maxImagePixels))
       }
-      var records = 0, good = 0
+      let reports = check.sources
+      var records = 0, good = 0, lost = 0, damaged = 0
+      for i in check.ignored { print("ignored: \(i)") }
       for r in reports {
         records += r.records
         good += r.good
-        print("\(r.path): \(r.records) records, \(r.good) readable, \(r.skipped.count) skipped")
+        lost += r.lost
+        if r.damaged { damaged += 1 }
+        print("\(r.path): \(r.records) records, \(r.good) readable, \(r.skipped.count) skipped, \(r.lost) lost to damage"
+              + (r.damaged ? " (damaged)" : ""))
         for i in r.issues { print("  issue: \(i)") }
         var byReason: [SkipReason: Int] = [:]
         for s in r.skipped { byReason[s.reason, default: 0] += 1 }
@@ -72,9 +90,14 @@ struct Shards: ParsableCommand {
           for s in r.skipped { print("  skipped \(s.key): \(s.reason.rawValue): \(s.detail)") }
         }
       }
-      print("total: \(reports.count) sources, \(records) records, \(good) readable, \(records - good) skipped")
+      print("total: \(reports.count) sources, \(records) records, \(good) readable, \(records - good) skipped, "
+            + "\(lost) lost to damage, \(damaged) damaged source(s)")
       if good == 0 {
         FileHandle.standardError.write(Data("error: \(paths.joined(separator: " ")): no readable records\n".utf8))
+        throw ExitCode(1)
+      }
+      if damaged > 0 {
+        FileHandle.standardError.write(Data("error: \(damaged) damaged source(s), \(lost) record(s) found lost to damage (more may be lost: see the issues)\n".utf8))
         throw ExitCode(1)
       }
     }
@@ -96,6 +119,17 @@ extension Shards {
     @Option(name: .customLong("local-size"), help: "Side of the local views.") var localSize: Int = 96
     @Option(help: "Sampling seed.") var seed: UInt64 = 42
     @Option(name: .customLong("index-dir"), help: "Directory for shard indexes (default: beside the shards).") var indexDir: String?
+
+    func validate() throws {
+      if threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+      if batch < 1 { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+      if steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+      if imageSize < 1 || localSize < 1 { throw ValidationError("--image-size and --local-size must be positive") }
+      // The loader's pool: prefetch + 1 = 2 batches of eight views [3, S, S] / [3, L, L] as floats.
+      let s = Double(imageSize), l = Double(localSize)
+      try requireMemory("--batch", batch, bytes: 2 * Double(batch) * 3 * 4 * (6 * s * s + 2 * l * l),
+                        what: "two batches of the eight views of \(batch) records")
+    }
 
     func run() throws {
       var config = LoaderConfig(paths: paths, seed: seed, globalBatch: batch,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collectives
 import Foundation
+import Imaging
 import Kernels
 import Training
 
@@ -43,6 +44,7 @@ struct Train: ParsableCommand {
     }
     do {
       let cfg = try TrainConfig.load(path: config, overrides: overrides)
+      ImageCodec.policy = DecodePolicy(maxPixels: cfg.data.maxImagePixels)  // also for the probe evaluations
       if cfg.evaluates { quietImageWarnings() }
       let probes = cfg.evaluates ? try TrainingProbes(config: cfg) : nil
       let trainer = try Trainer(config: cfg, runDirectory: out, resume: resume, communicator: comm, evaluator: probes, log: log)

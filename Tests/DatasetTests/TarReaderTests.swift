@@ -97,7 +97,7 @@ final class TarReaderTests: XCTestCase {
     XCTAssertNil(TarHeaderField.paxRecords(Array("99 path=x\n".utf8)))
   }
 
-  func testCorruptHeaderStopsWithIssueAndKeepsEarlierMembers() throws {
+  func testCorruptHeaderIsSkippedToTheNextValidHeader() throws {
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixture.path("py_ustar.tar"))))
     let full = try ShardIndex.build(source: MemoryByteSource(bytes))
     // Corrupt the header of the 3rd member (offset of its data minus 512).
@@ -106,10 +106,12 @@ final class TarReaderTests: XCTestCase {
     bytes[Int(offsets[2]) - 512 + 10] ^= 0x55
     var members: [TarMember] = []
     let issues = try TarScanner(source: MemoryByteSource(bytes)).scan { members.append($0) }
-    XCTAssertEqual(members.count, 2)
+    XCTAssertEqual(members.count, offsets.count - 1)
+    XCTAssertEqual(members.map(\.dataOffset), offsets.enumerated().filter { $0.offset != 2 }.map(\.element))
     XCTAssertEqual(issues.map(\.kind), [.badHeader])
+    XCTAssertEqual(issues[0].resumedAt, offsets[3] - 512)
     let idx = try ShardIndex.build(source: MemoryByteSource(bytes))
-    XCTAssertEqual(idx.count, 1)
+    XCTAssertEqual(idx.count, full.count)
     XCTAssertEqual(idx.key(0), full.key(0))
   }
 

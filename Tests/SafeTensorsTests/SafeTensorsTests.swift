@@ -56,4 +56,40 @@ final class SafeTensorsTests: XCTestCase {
     XCTAssertThrowsError(try f.read("a", into: &dst, shape: [6, 2])) { XCTAssertTrue("\($0)".contains("expected [6, 2]")) }
     XCTAssertThrowsError(try f.read("perm", into: &dst)) { XCTAssertTrue("\($0)".contains("expected F32")) }
   }
+
+  /// A header with one tensor entry (written by hand: the writer only makes valid files).
+  func header(_ entry: String, data: Int = 4) -> Data {
+    var h = Data("{\"w\":\(entry)}".utf8)
+    while h.count % 8 != 0 { h.append(0x20) }
+    var out = Data()
+    var n = UInt64(h.count).littleEndian
+    withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+    return out + h + Data(count: data)
+  }
+
+  /// Overflowing or absurd shapes are one-line errors, not traps (SafeTensors.swift used
+  /// to trap computing the element count of [2^31, 2^31, 2^31]).
+  func testOverflowingAndAbsurdShapes() {
+    let cases: [(String, String)] = [
+      ("{\"dtype\":\"F32\",\"shape\":[2147483648,2147483648,2147483648],\"data_offsets\":[0,4]}", "overflows"),
+      ("{\"dtype\":\"F32\",\"shape\":[4611686018427387904,2],\"data_offsets\":[0,4]}", "invalid shape"),
+      ("{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}", "overflows"),
+      ("{\"dtype\":\"F64\",\"shape\":[1152921504606846976],\"data_offsets\":[0,4]}", "invalid shape"),
+      ("{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}", "invalid shape"),
+      ("{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}", "invalid shape"),
+      ("{\"dtype\":\"F32\",\"shape\":[1e30],\"data_offsets\":[0,4]}", "invalid shape"),
+      ("{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}", "needs 8 bytes, offsets give 4"),
+      ("{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,18446744073709551616]}", "invalid data_offsets"),
+      ("{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}", "invalid data_offsets"),
+      ("{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,9007199254740992]}", "out of range"),
+    ]
+    for (entry, want) in cases {
+      XCTAssertThrowsError(try SafeTensorsFile(data: header(entry), path: "h.safetensors"), entry) {
+        XCTAssertTrue("\($0)".hasPrefix("h.safetensors: tensor w: ") && "\($0)".contains(want), "\(entry): \($0)")
+        XCTAssertFalse("\($0)".contains("\n"))
+      }
+    }
+    // The same layout with a consistent shape is accepted.
+    XCTAssertEqual(try SafeTensorsFile(data: header("{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[0,4]}")).info("w").count, 1)
+  }
 }
