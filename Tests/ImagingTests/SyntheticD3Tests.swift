@@ -47,10 +47,10 @@ final class SyntheticD3Tests: XCTestCase {
         // gen_3's coarse stage rounds the size down to a multiple of 4.
         XCTAssertEqual(g.width, k == 3 ? real.width / 4 * 4 : real.width)
         XCTAssertEqual(g.height, k == 3 ? real.height / 4 * 4 : real.height)
-        if k != 3 { XCTAssertGreaterThan(corr(luma(real), luma(g)), 0.8, "record \(i) gen_\(k) is not the real scene") }
+        if k != 3 { XCTAssertGreaterThan(corr(luma(real), luma(g)), 0.6, "record \(i) gen_\(k) is not the real scene") }
         let independent = try ImageCodec.decode(own.gens[k].data, name: "gen_\(k)")
         if independent.width == real.width && independent.height == real.height {
-          XCTAssertLessThan(corr(luma(real), luma(independent)), 0.8)
+          XCTAssertLessThan(corr(luma(real), luma(independent)), 0.6)
         }
       }
     }
