@@ -81,7 +81,7 @@ extension Trainer {
   }
 
   /// Rank 0: a progress line, a metrics.jsonl row {"step", "time", "eval": {classifier:
-  /// {subset: {metric: value}}} (the structure of `cde eval --json`), "eval_s",
+  /// {subset: {metric: value}}} (the structure of `cde eval --json`, "all" with "balanced": true), "eval_s",
   /// "eval_metric", "eval_best", "eval_best_step", "eval_stale", "eval_failed"} and
   /// TensorBoard scalars eval/CLASSIFIER/SUBSET/METRIC.
   func reportEvaluation(_ scores: [String: Double], value: Double?, seconds: Double, failed: Int, summary: String) {
@@ -92,6 +92,8 @@ extension Trainer {
       guard p.count == 3 else { continue }
       nested[p[0], default: [:]][p[1], default: [:]][p[2]] = v.isFinite ? v : NSNull()
     }
+    // As in `cde eval --json`: the "all" subset is the balanced figure (EvaluationReport).
+    for c in nested.keys where nested[c]?["all"] != nil { nested[c]?["all"]?["balanced"] = true }
     func json(_ v: Double?) -> Any { if let v, v.isFinite { return v } else { return NSNull() } }
     let row: [String: Any] = [
       "step": globalStep, "time": Date().timeIntervalSince1970, "eval": nested, "eval_s": seconds,
