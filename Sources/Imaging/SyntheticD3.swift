@@ -640,17 +640,10 @@ struct Canvas {
   /// restores). The size is rounded down to a multiple of 4.
   func cascade4(detail: Float) -> Canvas {
     var out = downsampled4().upsampled4()
-    let W = width, OW = out.width, ON = out.n
-    p.withUnsafeBufferPointer { s in
-      out.p.withUnsafeMutableBufferPointer { o in
-        for c in 0..<3 {
-          for y in 0..<out.height {
-            for x in 0..<OW {
-              let k = c * ON + y * OW + x
-              o[k] += detail * (s[c * n + y * W + x] - o[k])
-            }
-          }
-        }
+    for c in 0..<3 {
+      for y in 0..<out.height {
+        let src = c * n + y * width, dst = c * out.n + y * out.width
+        for x in 0..<out.width { out.p[dst + x] += detail * (p[src + x] - out.p[dst + x]) }
       }
     }
     return out
