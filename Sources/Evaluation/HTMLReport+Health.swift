@@ -64,21 +64,19 @@ extension HTMLReport {
       c += "Mean pairwise 1: all embeddings equal (collapse). Centroid cosine 1: real and generated images on average in the same direction.</p></div>"
       cards.append(c)
     }
-    if m["emb_dim_std"] != nil {
-      var c = "<div class=\"card\"><h3>Embedding spread</h3>"
-      c += SVG.lineChart([SVG.Series(name: "per-dimension std", color: "#3a9d5d", points: points("emb_dim_std"))],
-                         width: w, height: h, yLabel: "mean per-dimension std", yFloorZero: true)
-      c += "<p class=\"note\">Standard deviation of each dimension of the normalised embeddings over the batch, averaged "
-      c += "over dimensions; 0 when all embeddings are equal.</p></div>"
-      cards.append(c)
+    /// A card with one metric's curve (y axis from 0), when the metric was logged.
+    func single(_ title: String, _ key: String, series: String, color: String, yLabel: String, note: String) {
+      guard m[key] != nil else { return }
+      var c = "<div class=\"card\"><h3>\(title)</h3>"
+      c += SVG.lineChart([SVG.Series(name: series, color: color, points: points(key))],
+                         width: w, height: h, yLabel: yLabel, yFloorZero: true)
+      cards.append(c + "<p class=\"note\">\(note)</p></div>")
     }
-    if m["final_ln_weight_norm"] != nil {
-      var c = "<div class=\"card\"><h3>Final LayerNorm weight</h3>"
-      c += SVG.lineChart([SVG.Series(name: "|norm.weight|", color: "#f28e2b", points: points("final_ln_weight_norm"))],
-                         width: w, height: h, yLabel: "L2 norm", yFloorZero: true)
-      c += "<p class=\"note\">L2 norm of the final LayerNorm's weight, the per-dimension scale of every embedding.</p></div>"
-      cards.append(c)
-    }
+    single("Embedding spread", "emb_dim_std", series: "per-dimension std", color: "#3a9d5d", yLabel: "mean per-dimension std",
+           note: "Standard deviation of each dimension of the normalised embeddings over the batch, averaged "
+             + "over dimensions; 0 when all embeddings are equal.")
+    single("Final LayerNorm weight", "final_ln_weight_norm", series: "|norm.weight|", color: "#f28e2b", yLabel: "L2 norm",
+           note: "L2 norm of the final LayerNorm's weight, the per-dimension scale of every embedding.")
     let blockNames = m.names.filter { $0.hasPrefix("grad_norm_block_") }
       .sorted { (Int($0.dropFirst(16)) ?? 0) < (Int($1.dropFirst(16)) ?? 0) }
     var grad: [SVG.Series] = []
