@@ -23,6 +23,10 @@ public final class ViewBatch {
   public var generators: [Int]
   /// The record id that keyed each slot's random choices (the record the sampler drew).
   public var drawnIDs: [Int]
+  /// Per slot, whether T drew no operation for aug_real (`[0 ..< B]`) and aug_fake
+  /// (`[B ..< 2B]`), so that the view equals the real / fake view bit for bit: what
+  /// `CoDEStep` deduplicates (`unchangedAugmented`).
+  public var unchangedAugmented: [Bool]
   public var epoch: Int = 0
   public var step: Int = 0
 
@@ -42,6 +46,7 @@ public final class ViewBatch {
     recordIDs = Array(repeating: -1, count: records)
     generators = Array(repeating: 0, count: records)
     drawnIDs = Array(repeating: -1, count: records)
+    unchangedAugmented = Array(repeating: false, count: 2 * records)
   }
 
   deinit {

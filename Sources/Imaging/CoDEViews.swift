@@ -160,15 +160,41 @@ public struct CoDEViewMaker: Sendable {
   }
 
   /// Writes the eight views of a record (real image, the drawn generator's fake image).
+  /// Returns, for aug_real and aug_fake, whether the view equals its base view (real, fake)
+  /// bit for bit: always when T drew no operation, and when the drawn operations happen to
+  /// leave the 8-bit pixels unchanged (the normalisation maps equal pixels to equal floats and
+  /// distinct ones to distinct floats).
+  @discardableResult
   public func make(real: RGBImage, fake: RGBImage, seed: UInt64, epoch: Int, record: Int,
-                   into dst: CoDEViewDestinations) {
-    for v in CoDEView.allCases {
-      makeView(v, image: v.isFake ? fake : real, seed: seed, epoch: epoch, record: record, into: dst[v])
+                   into dst: CoDEViewDestinations) -> (augRealUnchanged: Bool, augFakeUnchanged: Bool) {
+    var baseReal: RGBImage?, baseFake: RGBImage?
+    var unchanged = (false, false)
+    func same(_ a: RGBImage, _ b: RGBImage?) -> Bool {
+      guard let b else { return false }
+      return a.width == b.width && a.height == b.height && a.pixels == b.pixels
     }
+    for v in CoDEView.allCases {
+      let (img, identity) = drawView(v, image: v.isFake ? fake : real, seed: seed, epoch: epoch, record: record)
+      normalise(img, into: dst[v])
+      switch v {
+      case .real: baseReal = img
+      case .fake: baseFake = img
+      case .augReal: unchanged.0 = identity || same(img, baseReal)
+      case .augFake: unchanged.1 = identity || same(img, baseFake)
+      default: break
+      }
+    }
+    return unchanged
   }
 
   /// The 8-bit RGB pixels of one view before normalisation (S x S), for tests and previews.
   public func viewImage(_ v: CoDEView, image: RGBImage, seed: UInt64, epoch: Int, record: Int) -> RGBImage {
+    drawView(v, image: image, seed: seed, epoch: epoch, record: record).image
+  }
+
+  /// One view's pixels, and whether it went through T with no operation drawn (always false
+  /// for the real and fake views, which have no T).
+  func drawView(_ v: CoDEView, image: RGBImage, seed: UInt64, epoch: Int, record: Int) -> (image: RGBImage, identity: Bool) {
     var rng = CounterRNG(seed: seed, epoch: epoch, record: record, stream: v.rawValue)
     let size = v.isLocal ? spec.localSize : spec.imageSize
     var img = image
@@ -178,8 +204,13 @@ public struct CoDEViewMaker: Sendable {
                                        ratio: spec.ratio, rng: &rng)
       img = img.resampled(width: size, height: size, filter: .bicubic, source: rect)
     }
-    if v.hasTransform { img = transform.apply(img, rng: &rng).0 }
-    return CoDEViewMaker.resizeCenterCrop(img, shorter: spec.resizeFor(size: size), crop: size)
+    var identity = false
+    if v.hasTransform {
+      let (out, draw) = transform.apply(img, rng: &rng)
+      img = out
+      identity = draw.ops.isEmpty
+    }
+    return (CoDEViewMaker.resizeCenterCrop(img, shorter: spec.resizeFor(size: size), crop: size), identity)
   }
 
   /// torchvision Resize(shorter) (bicubic) then CenterCrop(crop); only the cropped
@@ -193,12 +224,6 @@ public struct CoDEViewMaker: Sendable {
     }
     let win = PixelRect(x: torchvisionCenterOffset(rw, crop), y: torchvisionCenterOffset(rh, crop), width: crop, height: crop)
     return img.resampled(width: rw, height: rh, filter: .bicubic, window: win)
-  }
-
-  func makeView(_ v: CoDEView, image: RGBImage, seed: UInt64, epoch: Int, record: Int,
-                into dst: UnsafeMutablePointer<Float>) {
-    let img = viewImage(v, image: image, seed: seed, epoch: epoch, record: record)
-    normalise(img, into: dst)
   }
 
   /// Planar [3, H, W] float32 normalised pixels.

@@ -30,11 +30,30 @@ public final class CoDELoss {
       self.real = real; self.fake = fake; self.localReal = localReal; self.localFake = localFake
     }
   }
-  /// Key embeddings of the whole global batch (`[G, D]` each, raw).
+  /// Where the G rows of a key matrix are: in blocks of `blockRows` contiguous rows of D
+  /// floats, the blocks `blockStride` floats apart, so that row j starts at
+  /// `base + (j / blockRows) * blockStride + (j % blockRows) * D`. The keys gathered from N
+  /// ranks, rank-major `[N, 4, B, D]`, are blocks of B rows 4BD apart; `contiguous` is one
+  /// `[G, D]` matrix.
+  public struct RowBlocks: Sendable, Equatable {
+    public var blockRows: Int, blockStride: Int
+    public init(blockRows: Int, blockStride: Int) { self.blockRows = blockRows; self.blockStride = blockStride }
+    /// One block: row j at `base + j * D`.
+    public static let contiguous = RowBlocks(blockRows: Int.max, blockStride: 0)
+    /// The keys of `ranks` ranks of `records` rows each, gathered rank-major `[N, 4, B, D]`.
+    public static func rankMajor(records b: Int, dim d: Int) -> RowBlocks { RowBlocks(blockRows: b, blockStride: 4 * b * d) }
+    @inline(__always) func offset(row j: Int, dim d: Int) -> Int {
+      blockRows == Int.max ? j * d : (j / blockRows) * blockStride + (j % blockRows) * d
+    }
+  }
+  /// Key embeddings of the whole global batch (G rows of D each, raw), laid out as `rows` says.
   public struct Keys {
     public var augReal, augFake, globalReal, globalFake: UnsafePointer<Float>
-    public init(augReal: UnsafePointer<Float>, augFake: UnsafePointer<Float>, globalReal: UnsafePointer<Float>, globalFake: UnsafePointer<Float>) {
+    public var rows: RowBlocks
+    public init(augReal: UnsafePointer<Float>, augFake: UnsafePointer<Float>, globalReal: UnsafePointer<Float>, globalFake: UnsafePointer<Float>,
+                rows: RowBlocks = .contiguous) {
       self.augReal = augReal; self.augFake = augFake; self.globalReal = globalReal; self.globalFake = globalFake
+      self.rows = rows
     }
   }
   public struct QueryGrads {
@@ -43,10 +62,14 @@ public final class CoDELoss {
       self.real = real; self.fake = fake; self.localReal = localReal; self.localFake = localFake
     }
   }
+  /// Gradients for the G rows of each key matrix, laid out as `rows` says.
   public struct KeyGrads {
     public var augReal, augFake, globalReal, globalFake: UnsafeMutablePointer<Float>
-    public init(augReal: UnsafeMutablePointer<Float>, augFake: UnsafeMutablePointer<Float>, globalReal: UnsafeMutablePointer<Float>, globalFake: UnsafeMutablePointer<Float>) {
+    public var rows: RowBlocks
+    public init(augReal: UnsafeMutablePointer<Float>, augFake: UnsafeMutablePointer<Float>, globalReal: UnsafeMutablePointer<Float>, globalFake: UnsafeMutablePointer<Float>,
+                rows: RowBlocks = .contiguous) {
       self.augReal = augReal; self.augFake = augFake; self.globalReal = globalReal; self.globalFake = globalFake
+      self.rows = rows
     }
   }
   /// This rank's share of each loss: `real + fake = total`.
@@ -83,61 +106,77 @@ public final class CoDELoss {
   public static func collapseValue(globalBatch g: Int) -> Double { log(1 + Double(g)) }
 
   /// Computes the loss share and writes (overwrites) all gradients.
-  /// `perm` is the permutation of the global batch (length G).
+  /// `perm` is the permutation of the global batch (length G). Allocates only when B, G
+  /// or D differ from the previous call's.
   public func compute(
     queries q: Queries, keys k: Keys, local b: Int, global g: Int, offset: Int, dim d: Int, perm: [Int],
     dQueries dq: QueryGrads, dKeys dk: KeyGrads
   ) -> Value {
     precondition(perm.count == g, "perm has \(perm.count) entries, global batch is \(g)")
-    // Normalised copies and norms.
-    let nq = (0..<4).map { _ in Normalised(rows: b, dim: d) }
-    let nk = (0..<4).map { _ in Normalised(rows: g, dim: d) }
+    let ws = workspace(b: b, g: g, d: d)
+    // Normalised copies and norms: queries r, f, r_l, f_l; keys r', f', r_g, f_g.
+    let nq = ws.queries, nk = ws.keys
     nq[0].set(q.real); nq[1].set(q.fake); nq[2].set(q.localReal); nq[3].set(q.localFake)
-    nk[0].set(k.augReal); nk[1].set(k.augFake); nk[2].set(k.globalReal); nk[3].set(k.globalFake)
+    nk[0].set(k.augReal, rows: k.rows); nk[1].set(k.augFake, rows: k.rows)
+    nk[2].set(k.globalReal, rows: k.rows); nk[3].set(k.globalFake, rows: k.rows)
     let w = 1 / (2 * Double(g))
-    let permuted = (0..<b).map { perm[offset + $0] }
-    let direct = (0..<b).map { offset + $0 }
-    var real = 0.0, fake = 0.0
-    var share = [0.0, 0.0, 0.0, 0.0]
-    // (query set, positive key set, positive rows, negative key set)
-    let terms: [(Int, Int, [Int], Int, Bool)] = [
-      (0, 0, permuted, 1, true),  // InfoNCE(r, r'[pi], f')
-      (2, 2, direct, 3, true),  // InfoNCE(r_l, r_g, f_g)
-      (1, 1, permuted, 0, false),  // InfoNCE(f, f'[pi], r')
-      (3, 3, direct, 2, false),  // InfoNCE(f_l, f_g, r_g)
-    ]
-    for (t, (qi, pi, rows, ni, isReal)) in terms.enumerated() {
-      let v = infoNCE(q: nq[qi], pos: nk[pi], posRows: rows, neg: nk[ni], b: b, g: g, d: d, weight: w)
-      if isReal { real += v } else { fake += v }
-      share[t] = 2 * v  // weight 1 / (2G): twice the share is this rank's part of the term's mean
+    // Positive rows of this rank's queries: pi(offset + i) for the global terms, offset + i for the multi-scale ones.
+    for i in 0..<b {
+      ws.permutedRows[i] = perm[offset + i]
+      ws.directRows[i] = offset + i
     }
+    // Twice a term's weighted sum (weight 1 / (2G)) is this rank's part of the term's mean.
+    let globalReal = infoNCE(q: nq[0], pos: nk[0], posRows: ws.permutedRows, neg: nk[1], ws: ws, weight: w)  // InfoNCE(r, r'[pi], f')
+    let multiscaleReal = infoNCE(q: nq[2], pos: nk[2], posRows: ws.directRows, neg: nk[3], ws: ws, weight: w)  // InfoNCE(r_l, r_g, f_g)
+    let globalFake = infoNCE(q: nq[1], pos: nk[1], posRows: ws.permutedRows, neg: nk[0], ws: ws, weight: w)  // InfoNCE(f, f'[pi], r')
+    let multiscaleFake = infoNCE(q: nq[3], pos: nk[3], posRows: ws.directRows, neg: nk[2], ws: ws, weight: w)  // InfoNCE(f_l, f_g, r_g)
     nq[0].backward(into: dq.real); nq[1].backward(into: dq.fake)
     nq[2].backward(into: dq.localReal); nq[3].backward(into: dq.localFake)
-    nk[0].backward(into: dk.augReal); nk[1].backward(into: dk.augFake)
-    nk[2].backward(into: dk.globalReal); nk[3].backward(into: dk.globalFake)
-    return Value(real: real, fake: fake,
-                 terms: LossTerms(globalReal: share[0], multiscaleReal: share[1], globalFake: share[2], multiscaleFake: share[3]))
+    nk[0].backward(into: dk.augReal, rows: dk.rows); nk[1].backward(into: dk.augFake, rows: dk.rows)
+    nk[2].backward(into: dk.globalReal, rows: dk.rows); nk[3].backward(into: dk.globalFake, rows: dk.rows)
+    return Value(real: globalReal + multiscaleReal, fake: globalFake + multiscaleFake,
+                 terms: LossTerms(globalReal: 2 * globalReal, multiscaleReal: 2 * multiscaleReal,
+                                  globalFake: 2 * globalFake, multiscaleFake: 2 * multiscaleFake))
+  }
+
+  /// Buffers of one shape (B queries, G keys, D dimensions), kept between calls.
+  final class Workspace {
+    let b: Int, g: Int, d: Int
+    let queries: [Normalised], keys: [Normalised]
+    /// Logits `S [B, G]` and their gradient.
+    let s: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>
+    let permutedRows: UnsafeMutablePointer<Int>, directRows: UnsafeMutablePointer<Int>
+    init(b: Int, g: Int, d: Int) {
+      self.b = b; self.g = g; self.d = d
+      queries = (0..<4).map { _ in Normalised(rows: b, dim: d) }
+      keys = (0..<4).map { _ in Normalised(rows: g, dim: d) }
+      s = .allocate(capacity: b * g); s.initialize(repeating: 0, count: b * g)
+      ds = .allocate(capacity: b * g); ds.initialize(repeating: 0, count: b * g)
+      permutedRows = .allocate(capacity: b); permutedRows.initialize(repeating: 0, count: b)
+      directRows = .allocate(capacity: b); directRows.initialize(repeating: 0, count: b)
+    }
+    deinit {
+      s.deallocate(); ds.deallocate(); permutedRows.deallocate(); directRows.deallocate()
+    }
+  }
+  var cached: Workspace?
+  func workspace(b: Int, g: Int, d: Int) -> Workspace {
+    if let w = cached, w.b == b, w.g == g, w.d == d { return w }
+    let w = Workspace(b: b, g: g, d: d)
+    cached = w
+    return w
   }
 
   /// Sum over this rank's queries of `weight * term_i`, accumulating the
   /// gradients with respect to the normalised rows.
-  func infoNCE(
-    q qs: Normalised, pos ps: Normalised, posRows: [Int], neg ns: Normalised, b: Int, g: Int, d: Int, weight: Double
-  ) -> Double {
-    let q = qs.z, pos = ps.z, neg = ns.z
+  func infoNCE(q qs: Normalised, pos ps: Normalised, posRows: UnsafeMutablePointer<Int>, neg ns: Normalised, ws: Workspace,
+               weight: Double) -> Double {
+    let b = ws.b, g = ws.g, d = ws.d
+    let q = qs.z, pos = ps.z, neg = ns.z, s = ws.s, ds = ws.ds
     let invT = 1 / Double(temperature)
     // Negative logits S [B, G] = q neg^T / t.
-    var s = [Float](repeating: 0, count: b * g)
-    q.withUnsafeBufferPointer { qp in
-      neg.withUnsafeBufferPointer { np in
-        s.withUnsafeMutableBufferPointer { sp in
-          sgemm(transB: true, m: b, n: g, k: d, alpha: Float(invT), a: qp.baseAddress!, lda: d, b: np.baseAddress!,
-                ldb: d, c: sp.baseAddress!, ldc: g, parallel: false)
-        }
-      }
-    }
+    sgemm(transB: true, m: b, n: g, k: d, alpha: Float(invT), a: q, lda: d, b: neg, ldb: d, c: s, ldc: g, parallel: false)
     var total = 0.0
-    var ds = [Float](repeating: 0, count: b * g)
     for i in 0..<b {
       let pr = posRows[i]
       var sp = 0.0
@@ -158,54 +197,48 @@ public final class CoDELoss {
       }
     }
     // dq += dS neg ; dneg += dS^T q
-    ds.withUnsafeBufferPointer { dsp in
-      neg.withUnsafeBufferPointer { np in
-        qs.dz.withUnsafeMutableBufferPointer { dqp in
-          sgemm(m: b, n: d, k: g, a: dsp.baseAddress!, lda: g, b: np.baseAddress!, ldb: d, beta: 1,
-                c: dqp.baseAddress!, ldc: d, parallel: false)
-        }
-      }
-      q.withUnsafeBufferPointer { qp in
-        ns.dz.withUnsafeMutableBufferPointer { dnp in
-          sgemm(transA: true, m: g, n: d, k: b, a: dsp.baseAddress!, lda: g, b: qp.baseAddress!, ldb: d, beta: 1,
-                c: dnp.baseAddress!, ldc: d, parallel: false)
-        }
-      }
-    }
+    sgemm(m: b, n: d, k: g, a: ds, lda: g, b: neg, ldb: d, beta: 1, c: qs.dz, ldc: d, parallel: false)
+    sgemm(transA: true, m: g, n: d, k: b, a: ds, lda: g, b: q, ldb: d, beta: 1, c: ns.dz, ldc: d, parallel: false)
     return total
   }
 }
 
 /// Row-wise L2 normalisation `z = x / max(|x|, 1e-12)` (PyTorch `F.normalize`)
 /// and its backward `dx = (dz - z (z . dz)) / |x|` (for `|x| > 1e-12`).
+/// `z [rows, dim]` and `dz` are contiguous whatever the layout of `x` (`RowBlocks`).
 final class Normalised {
   let rows: Int, dim: Int
-  var z: [Float]
-  /// Gradient with respect to `z`, accumulated by the loss terms.
-  var dz: [Float]
-  var norms: [Double]
+  let z: UnsafeMutablePointer<Float>
+  /// Gradient with respect to `z`, accumulated by the loss terms (zeroed by `set`).
+  let dz: UnsafeMutablePointer<Float>
+  let norms: UnsafeMutablePointer<Double>
   init(rows: Int, dim: Int) {
     self.rows = rows; self.dim = dim
-    z = [Float](repeating: 0, count: rows * dim)
-    dz = [Float](repeating: 0, count: rows * dim)
-    norms = [Double](repeating: 0, count: rows)
+    z = .allocate(capacity: rows * dim); z.initialize(repeating: 0, count: rows * dim)
+    dz = .allocate(capacity: rows * dim); dz.initialize(repeating: 0, count: rows * dim)
+    norms = .allocate(capacity: rows); norms.initialize(repeating: 0, count: rows)
   }
-  func set(_ x: UnsafePointer<Float>) {
+  deinit { z.deallocate(); dz.deallocate(); norms.deallocate() }
+
+  func set(_ x0: UnsafePointer<Float>, rows layout: CoDELoss.RowBlocks = .contiguous) {
+    dz.update(repeating: 0, count: rows * dim)
     for r in 0..<rows {
+      let x = x0 + layout.offset(row: r, dim: dim)
       var s = 0.0
-      for c in 0..<dim { s += Double(x[r * dim + c]) * Double(x[r * dim + c]) }
+      for c in 0..<dim { s += Double(x[c]) * Double(x[c]) }
       let n = max(s.squareRoot(), 1e-12)
       norms[r] = n
-      for c in 0..<dim { z[r * dim + c] = Float(Double(x[r * dim + c]) / n) }
+      for c in 0..<dim { z[r * dim + c] = Float(Double(x[c]) / n) }
     }
   }
-  func backward(into dx: UnsafeMutablePointer<Float>) {
+  func backward(into dx0: UnsafeMutablePointer<Float>, rows layout: CoDELoss.RowBlocks = .contiguous) {
     for r in 0..<rows {
+      let dx = dx0 + layout.offset(row: r, dim: dim)
       var dot = 0.0
       for c in 0..<dim { dot += Double(z[r * dim + c]) * Double(dz[r * dim + c]) }
       let n = norms[r]
       for c in 0..<dim {
-        dx[r * dim + c] = n > 1e-12 ? Float((Double(dz[r * dim + c]) - Double(z[r * dim + c]) * dot) / n) : Float(Double(dz[r * dim + c]) / n)
+        dx[c] = n > 1e-12 ? Float((Double(dz[r * dim + c]) - Double(z[r * dim + c]) * dot) / n) : Float(Double(dz[r * dim + c]) / n)
       }
     }
   }

@@ -1,30 +1,27 @@
 import Foundation
 
 extension CoDEStep {
-  /// `EmbeddingHealthMeter` figures of the last `forwardLoss`: the four gathered key views
-  /// of every record of the global batch, `[4, G, D]` in the order aug_real, aug_fake,
-  /// global_real, global_fake (real: aug_real and global_real; fake: aug_fake and
-  /// global_fake). The same on every rank. Reads the buffers the loss already has: no
-  /// forward pass and no communication.
+  /// `EmbeddingHealthMeter` figures of the last forward pass: the four gathered key views
+  /// of every record of the global batch, aug_real, aug_fake, global_real, global_fake
+  /// (real: aug_real and global_real; fake: aug_fake and global_fake), each in global row
+  /// order. The same on every rank. Reads the keys the loss already has (rank-major
+  /// `[N, 4, B, D]`): no forward pass and no communication.
   public func embeddingHealth(meter: EmbeddingHealthMeter) -> EmbeddingHealthMeter.Figures {
-    let d = model.config.width
+    let d = model.config.width, n = comm.size
     meter.reset(dimension: d)
-    let gd = keyAll.count / 4
-    guard gd > 0 else { return meter.figures() }
-    keyAll.withUnsafeBufferPointer { k in
-      let p = k.baseAddress!, g = gd / d
-      meter.add(p, rows: g, real: true)            // aug_real r'
-      meter.add(p + gd, rows: g, real: false)      // aug_fake f'
-      meter.add(p + 2 * gd, rows: g, real: true)   // global_real r_g
-      meter.add(p + 3 * gd, rows: g, real: false)  // global_fake f_g
+    let bd = keysGathered.count / (4 * n)
+    guard bd > 0 else { return meter.figures() }
+    let p = UnsafePointer(keysGathered.pointer), b = bd / d
+    for k in 0..<4 {  // r', f', r_g, f_g: the real views are the even ones
+      for r in 0..<n { meter.add(p + (r * 4 + k) * bd, rows: b, real: k % 2 == 0) }
     }
     return meter.figures()
   }
 
   /// Every health figure of the last step (loss terms and their collapse value, embedding
   /// figures, gradient norms after the all-reduce, final LayerNorm weight norm) by metric
-  /// name. `result` is what `forwardLoss`, `forwardBackward` or `run` returned; call it
-  /// after `backward` (gradient norms) and before the next `forwardLoss`.
+  /// name. `result` is what `forwardBackward` or `run` returned; call it
+  /// after it (gradient norms) and before the next step.
   public func healthMetrics(_ result: Result, globalBatch g: Int, meter: EmbeddingHealthMeter,
                             norms: GradientNorms) -> [String: Double] {
     var m = Self.lossMetrics(result, globalBatch: g)

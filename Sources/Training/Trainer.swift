@@ -256,7 +256,7 @@ public final class Trainer {
       }
       let perm = derangement(g, seed: stepSeed(globalStep))
       let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
-                           lr: control.lr, weightDecay: control.weightDecay)
+                           lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
       try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
       guard r.loss.isFinite else {
         // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.

@@ -71,10 +71,12 @@ struct Bench: ParsableCommand {
     // round(2B / (num_transform + 1)) of the 2B aug_real / aug_fake views.
     let per = c * s * s
     let duplicates = distinctViews ? 0 : Int((Double(2 * b) / Double(DataConfig().numTransform + 1)).rounded())
+    var unchanged = [Bool](repeating: false, count: 2 * b)
     for j in 0..<duplicates {
       let k = j % 2, rec = (j / 2 + k * b / 2) % b  // alternate real and fake, different records
       let base = (k * b + rec) * per, aug = ((2 + k) * b + rec) * per
       for i in 0..<per { global[aug + i] = global[base + i] }
+      unchanged[k * b + rec] = true
     }
     let perm = derangement(ranks * b, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
@@ -88,7 +90,7 @@ struct Bench: ParsableCommand {
       comm.barrier()
       let t0 = DispatchTime.now().uptimeNanoseconds
       let r = try step.run(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-4,
-                           weightDecay: 0)
+                           weightDecay: 0, unchangedAugmented: unchanged)
       let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
       if i >= warmup {
         times.append(dt)

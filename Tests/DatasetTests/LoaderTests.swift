@@ -62,6 +62,31 @@ final class LoaderTests: XCTestCase {
     XCTAssertGreaterThan(Set(reference.values.map(\.hash)).count, 28)
   }
 
+  /// The batch says which aug_real / aug_fake views T left unchanged: exactly those equal to
+  /// their real / fake views bit for bit (what the training step deduplicates).
+  func testUnchangedAugmentedFlagsMarkTheBitIdenticalViews() throws {
+    let dir = try synthShards()
+    let l = try D3Loader(config: config(dir, threads: 2), cursor: DataCursor())
+    defer { l.close() }
+    var flagged = 0, total = 0
+    for _ in 0..<6 {
+      let b = try l.next()
+      let bytes = 3 * b.imageSize * b.imageSize * 4
+      XCTAssertEqual(b.unchangedAugmented.count, 2 * b.records)
+      for k in 0..<2 {
+        for i in 0..<b.records {
+          let equal = memcmp(b.globalView(2 + k, slot: i), b.globalView(k, slot: i), bytes) == 0
+          XCTAssertEqual(b.unchangedAugmented[k * b.records + i], equal, "step \(b.step) view \(2 + k) slot \(i)")
+          if equal { flagged += 1 }
+          total += 1
+        }
+      }
+    }
+    // T draws no operation with probability 1/3 (num_transform 2): both kinds occur.
+    XCTAssertGreaterThan(flagged, 0)
+    XCTAssertLessThan(flagged, total)
+  }
+
   func testEpochOrderIsTheSeededPermutation() throws {
     let dir = try synthShards()
     let l = try D3Loader(config: config(dir, threads: 2), cursor: DataCursor())

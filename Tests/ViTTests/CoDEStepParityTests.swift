@@ -192,15 +192,19 @@ final class ViewDeduplicationTests: XCTestCase {
       step.deduplicateViews = dedupe
       return (step, model)
     }
-    func run(_ st: CoDEStep, _ m: ViTModel, _ g: [Float]) throws -> (Double, [Float], [Float]) {
-      let r = try st.forwardBackward(global: g, local: local, records: b, imageSize: s, localSize: l, perm: perm)
+    // What the loader reports for these views: aug_real of records 0 and 2, aug_fake of record 1.
+    var unchanged = [Bool](repeating: false, count: 2 * b)
+    unchanged[0] = true; unchanged[2] = true; unchanged[b + 1] = true
+    func run(_ st: CoDEStep, _ m: ViTModel, _ g: [Float], _ unchanged: [Bool]) throws -> (Double, [Float], [Float]) {
+      let r = try st.forwardBackward(global: g, local: local, records: b, imageSize: s, localSize: l, perm: perm,
+                                     unchangedAugmented: unchanged)
       return (r.loss, Array(UnsafeBufferPointer(start: st.globalEmbeddings!, count: 6 * b * cfg.width)),
               Array(UnsafeBufferPointer(start: m.grads, count: m.parameterCount)))
     }
     let (full, fullModel) = try step(dedupe: false)
     let (dedup, dedupModel) = try step(dedupe: true)
-    let (l0, e0, g0) = try run(full, fullModel, global)
-    let (l1, e1, g1) = try run(dedup, dedupModel, global)
+    let (l0, e0, g0) = try run(full, fullModel, global, unchanged)
+    let (l1, e1, g1) = try run(dedup, dedupModel, global, unchanged)
     XCTAssertEqual(full.lastDuplicateViews, 0)
     XCTAssertEqual(dedup.lastDuplicateViews, 3)
     XCTAssertEqual(l1, l0, accuracy: 1e-6 * abs(l0))
@@ -209,8 +213,8 @@ final class ViewDeduplicationTests: XCTestCase {
     XCTAssertGreaterThan(g0.map { abs($0) }.max()!, 1e-4, "non-trivial gradients")
     // The next step has no duplicates: the reused step object runs the whole batch again.
     let (fresh, freshModel) = try step(dedupe: true)
-    let (l2, _, g2) = try run(dedup, dedupModel, other)
-    let (l3, _, g3) = try run(fresh, freshModel, other)
+    let (l2, _, g2) = try run(dedup, dedupModel, other, [Bool](repeating: false, count: 2 * b))
+    let (l3, _, g3) = try run(fresh, freshModel, other, [Bool](repeating: false, count: 2 * b))
     XCTAssertEqual(dedup.lastDuplicateViews, 0)
     XCTAssertEqual(l2, l3)
     XCTAssertEqual(g2, g3)
