@@ -45,6 +45,50 @@ struct Step: ParsableCommand {
     let cfg = try loadModelConfig(config)
     let vit = try ViTModel(config: cfg)
     if let model { try vit.load(path: model) } else { vit.initialize(seed: initSeed!) }
+    let batch = try readViews(cfg)
+    // Under mpirun, rank r takes rows r*B/N ..< (r+1)*B/N of every view.
+    let comm = makeCommunicator()
+    defer { comm.finalize() }
+    let b = batch.records, s = batch.imageSize, l = batch.localSize
+    guard b % comm.size == 0 else {
+      throw CLIError("\(views): batch of \(b) records does not split evenly over \(comm.size) ranks")
+    }
+    let lb = b / comm.size
+    let myGlobal = CoDEStep.rankRows(batch.global, views: 6, records: b, rank: comm.rank, ranks: comm.size, per: cfg.channels * s * s)
+    let myLocal = CoDEStep.rankRows(batch.local, views: 2, records: b, rank: comm.rank, ranks: comm.size, per: cfg.channels * l * l)
+    let step = CoDEStep(model: vit, temperature: temperature, communicator: comm)
+    step.chunkRecords = gradCacheChunk
+    let r = try myGlobal.withUnsafeBufferPointer { g in
+      try myLocal.withUnsafeBufferPointer { lo in
+        try step.forwardBackward(global: g.baseAddress!, local: lo.baseAddress!, records: lb, imageSize: s, localSize: l,
+                                 perm: batch.perm)
+      }
+    }
+    let embeddings = step.gatheredEmbeddings()
+    step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
+    // The trainer's health figures of this step, from the gathered keys and the all-reduced gradients.
+    let health = step.healthMetrics(r, globalBatch: b, meter: EmbeddingHealthMeter(),
+                                    norms: GradientNorms(layout: vit.layout, depth: cfg.depth))
+    guard comm.rank == 0 else { return }
+    try write(r, embeddings: embeddings, health: health, model: vit, records: b, ranks: comm.size)
+    print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d on %d rank(s), %dpx global, %dpx local -> %@", r.loss,
+                 r.lossReal, r.lossFake, b, comm.size, s, l, out))
+    print(String(format: "health: terms %.6f %.6f %.6f %.6f (global real, fake, multi-scale real, fake; ln(1+B) = %.6f), "
+                 + "emb mean cos %.6f, centroid cos %.6f, dim std %.6f, grad norm %.6e, final LN weight norm %.6f",
+                 health["loss_global_real"]!, health["loss_global_fake"]!, health["loss_multiscale_real"]!,
+                 health["loss_multiscale_fake"]!, health["loss_collapse"]!, health["emb_mean_cos"]!,
+                 health["emb_centroid_cos"]!, health["emb_dim_std"]!, health["grad_norm"]!, health["final_ln_weight_norm"]!))
+  }
+
+  /// The views file's batch: global views `[6, B, C, S, S]`, local views `[2, B, C, L, L]`
+  /// (view-major, in `CoDEStep`'s view order) and the permutation.
+  struct Views {
+    var global: [Float], local: [Float], perm: [Int]
+    var records: Int, imageSize: Int, localSize: Int
+  }
+
+  /// Reads and checks `--views` (one line naming the file and the tensor on a bad shape).
+  func readViews(_ cfg: ViTConfig) throws -> Views {
     let v = try SafeTensorsFile(path: views)
     let real = try v.info("real")
     guard real.shape.count == 4, real.shape[1] == cfg.channels, real.shape[2] == real.shape[3] else {
@@ -74,45 +118,14 @@ struct Step: ParsableCommand {
     guard perm.count == b, Set(perm) == Set(0..<b) else {
       throw CLIError("\(views): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
     }
-    // Under mpirun, rank r takes rows r*B/N ..< (r+1)*B/N of every view.
-    let comm = makeCommunicator()
-    defer { comm.finalize() }
-    guard b % comm.size == 0 else {
-      throw CLIError("\(views): batch of \(b) records does not split evenly over \(comm.size) ranks")
-    }
-    let lb = b / comm.size, r0 = comm.rank * lb
-    func rows(_ all: [Float], views: Int, size: Int) -> [Float] {
-      let per = cfg.channels * size * size
-      var out: [Float] = []
-      out.reserveCapacity(views * lb * per)
-      for vi in 0..<views { out += all[((vi * b + r0) * per)..<((vi * b + r0 + lb) * per)] }
-      return out
-    }
-    let myGlobal = rows(global, views: 6, size: s), myLocal = rows(local, views: 2, size: l)
-    let step = CoDEStep(model: vit, temperature: temperature, communicator: comm)
-    step.chunkRecords = gradCacheChunk
-    let r = try myGlobal.withUnsafeBufferPointer { g in
-      try myLocal.withUnsafeBufferPointer { lo in
-        try step.forwardBackward(global: g.baseAddress!, local: lo.baseAddress!, records: lb, imageSize: s, localSize: l, perm: perm)
-      }
-    }
-    let d = cfg.width
-    // Embeddings of all ranks, in global row order.
-    func gatherRows(_ p: UnsafePointer<Float>) -> [Float] {
-      [Float](unsafeUninitializedCapacity: b * d) { buf, n in
-        comm.allGather(p, count: lb * d, into: buf.baseAddress!)
-        n = b * d
-      }
-    }
-    var embeddings: [(String, [Float])] = []
-    for (i, n) in CoDEStep.globalViewNames.enumerated() { embeddings.append((n, gatherRows(step.globalEmbeddings! + i * lb * d))) }
-    for (i, n) in CoDEStep.localViewNames.enumerated() { embeddings.append((n, gatherRows(step.localEmbeddings! + i * lb * d))) }
-    step.optimizer.step(params: vit.params, grads: vit.grads, lr: lr, weightDecay: weightDecay)
-    // The trainer's health figures of this step, from the gathered keys and the all-reduced gradients.
-    let health = step.healthMetrics(r, globalBatch: b, meter: EmbeddingHealthMeter(),
-                                    norms: GradientNorms(layout: vit.layout, depth: cfg.depth))
-    guard comm.rank == 0 else { return }
-    var w = SafeTensorsWriter(metadata: ["producer": "cde step", "ranks": "\(comm.size)"])
+    return Views(global: global, local: local, perm: perm, records: b, imageSize: s, localSize: l)
+  }
+
+  /// Rank 0 writes `--out`: loss, embeddings, health figures, gradients and updated parameters.
+  func write(_ r: CoDEStep.Result, embeddings: [(String, [Float])], health: [String: Double], model vit: ViTModel,
+             records b: Int, ranks: Int) throws {
+    let d = vit.config.width
+    var w = SafeTensorsWriter(metadata: ["producer": "cde step", "ranks": "\(ranks)"])
     w.add("loss", floats: [Float(r.loss)], shape: [1])
     w.add("loss_real", floats: [Float(r.lossReal)], shape: [1])
     w.add("loss_fake", floats: [Float(r.lossFake)], shape: [1])
@@ -121,12 +134,5 @@ struct Step: ParsableCommand {
     vit.addTensors(to: &w, from: vit.grads, prefix: "grad.")
     vit.addTensors(to: &w, prefix: "param.")
     try w.write(to: out)
-    print(String(format: "loss %.6f (real %.6f, fake %.6f), B=%d on %d rank(s), %dpx global, %dpx local -> %@", r.loss,
-                 r.lossReal, r.lossFake, b, comm.size, s, l, out))
-    print(String(format: "health: terms %.6f %.6f %.6f %.6f (global real, fake, multi-scale real, fake; ln(1+B) = %.6f), "
-                 + "emb mean cos %.6f, centroid cos %.6f, dim std %.6f, grad norm %.6e, final LN weight norm %.6f",
-                 health["loss_global_real"]!, health["loss_global_fake"]!, health["loss_multiscale_real"]!,
-                 health["loss_multiscale_fake"]!, health["loss_collapse"]!, health["emb_mean_cos"]!,
-                 health["emb_centroid_cos"]!, health["emb_dim_std"]!, health["grad_norm"]!, health["final_ln_weight_norm"]!))
   }
 }
