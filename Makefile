@@ -5,7 +5,8 @@ NP ?= 2
 RUN ?= runs/smoke
 DATA ?= runs/synth-d3
 BIN := .build/release/cde
-DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev
+DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev \
+  qemu-user iproute2 util-linux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Open MPI refuses to run as root unless told; CI and these machines run as root.
@@ -22,11 +23,20 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The numeric code targets a portable baseline (x86-64-v3: AVX2 + FMA), so one binary
+# runs on every node of a cluster; `make build NATIVE=1` compiles it for this machine's
+# CPU instead (Package.swift reads CDE_NATIVE). The choice holds for one make command:
+# `make test` always builds and tests the portable binary.
+NATIVE ?= 0
+export CDE_NATIVE := $(NATIVE)
+
 build: deps
 	$(SWIFT) build -c release --product cde
 
 # Unit tests (release build: the numeric tests run full-size models), then the
-# multi-process tests under mpirun.
+# multi-process tests under mpirun, the portable binary under qemu-user (Haswell runs,
+# Sandy Bridge gets one line) and a two-host run over network namespaces (as root).
+test: export CDE_NATIVE := 0
 test: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
 	$(SWIFT) test -c release -Xswiftc -enable-testing --skip-build
@@ -34,6 +44,8 @@ test: deps
 	bash scripts/test-cli.sh $(BIN)
 	bash scripts/test-train.sh $(BIN)
 	bash scripts/test-baddata.sh $(BIN)
+	bash scripts/test-portable.sh $(BIN)
+	bash scripts/test-hosts.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.

@@ -1,10 +1,30 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+// The CPU the numeric targets are compiled for. By default a portable baseline, so that
+// one binary serves every node of a cluster: x86-64-v3 on x86 (AVX2, FMA, BMI1/2, F16C,
+// LZCNT, MOVBE; Haswell, Zen 1 and later), the compiler's default elsewhere. With
+// CDE_NATIVE=1 in the environment (`make build NATIVE=1`), the CPU of the machine that
+// builds. Wider paths (OpenBLAS's AVX-512 kernels) are chosen at run time from cpuid
+// (Kernels/BLASRuntime.swift), and CSupport checks at start-up that the CPU has what
+// CBuildTarget says the build needs.
+let native = ProcessInfo.processInfo.environment["CDE_NATIVE"] == "1"
+#if arch(x86_64)
+let cpu: String? = native ? "native" : "x86-64-v3"
+#else
+let cpu: String? = native ? "native" : nil
+#endif
 
 // Optimisation flags shared by the numeric targets. `-Ounchecked` is not used:
 // bounds checks stay on in debug builds and are removed by hand (unsafe
 // pointers) only in the hot loops.
-let numeric: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native", "-Xcc", "-march=native"])]
+// Swift's code generator takes its CPU and features from the Clang importer's target, so
+// `-Xcc -march` sets both (`-target-cpu` does not accept the x86-64-vN levels).
+let numeric: [SwiftSetting] = cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? []
+// CBuildTarget is compiled with the same -march, so its feature macros describe the build.
+let buildTarget: [CSetting] =
+  [.define("CDE_BUILD_CPU", to: "\"\(cpu ?? "")\"")] + (cpu.map { [.unsafeFlags(["-march=\($0)"])] } ?? [])
 
 let package = Package(
   name: "cde",
@@ -25,13 +45,16 @@ let package = Package(
     .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
     // OpenSSL's libcrypto: SHA-256 of checkpoint files.
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-    // Small C helpers that Swift cannot express safely (async-signal-safe handlers).
-    .target(name: "CSupport"),
+    // What the build targets (data only, compiled with the numeric targets' -march).
+    .target(name: "CBuildTarget", cSettings: buildTarget),
+    // Small C helpers that Swift cannot express safely (async-signal-safe handlers, cpuid
+    // and the start-up CPU check). Compiled without -march: it runs on any x86-64.
+    .target(name: "CSupport", dependencies: ["CBuildTarget"]),
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CSupport"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numeric),
     // Images: decoding, geometry, the transform operator T, views.
@@ -57,7 +80,7 @@ let package = Package(
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
     // Helpers shared by the numeric tests (fixture paths, error measures).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),

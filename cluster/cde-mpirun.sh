@@ -11,6 +11,9 @@
 #   --threads T            compute threads per rank (default: cores per node / R)
 #   --cores-per-node C     cores of each node (default: this machine's, nproc --all)
 #   --hostfile FILE        Open MPI hostfile ("node slots=R" lines); not needed under Slurm
+#   --tcp-if LIST          network interfaces or subnets for MPI's TCP traffic, both the
+#                          ranks' messages and the launch channel (e.g. ib0 or 10.1.0.0/16;
+#                          comma-separated); default: Open MPI's choice (all of them)
 #   --dry-run              print the mpirun command instead of running it
 # Environment: CDE (path of the cde binary; default .build/release/cde or cde on PATH),
 # MPIRUN_ARGS (extra mpirun arguments).
@@ -21,7 +24,7 @@
 # ranks a few seconds later and exiting 1, whatever the ranks did.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-ranks=1; rpn=""; threads=""; cores=""; hostfile=""; dry=0
+ranks=1; rpn=""; threads=""; cores=""; hostfile=""; tcpif=""; dry=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) ranks=$2; shift 2 ;;
@@ -29,9 +32,10 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --cores-per-node) cores=$2; shift 2 ;;
     --hostfile) hostfile=$2; shift 2 ;;
+    --tcp-if) tcpif=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "cde-mpirun.sh: unknown option $1 (put cde's arguments after --)" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +67,8 @@ threads=${threads:-$(( cores / rpn ))}
 
 args=(-np "$ranks")
 [ -n "$hostfile" ] && args+=(--hostfile "$hostfile")
+# The same interfaces for the ranks' TCP messages (btl) and the daemons' channel (oob).
+[ -n "$tcpif" ] && args+=(--mca btl_tcp_if_include "$tcpif" --mca oob_tcp_if_include "$tcpif")
 if [ $(( rpn * threads )) -le "$cores" ]; then
   # Each rank gets `threads` cores of its own (PE = processing elements per rank).
   args+=(--map-by "ppr:$rpn:node:PE=$threads" --bind-to core)

@@ -48,7 +48,8 @@ public struct LoaderConfig {
 /// N or on the number of loader threads. A bad record at p is replaced by the first good
 /// record at p+1, p+2, ... (same P_e), still keyed by the drawn id, so batches stay full.
 ///
-/// Shard-local sampling: rank r opens shards r, r+N, ...; P_e = epochPermutation(R_r, seed,
+/// Shard-local sampling: rank r opens shards r, r+N, ... (the others need not exist on its
+/// node: a literal `.tar` path that is absent counts as another rank's shard); P_e = epochPermutation(R_r, seed,
 /// e, stream: 1 + r); p = s*B + i; ids are (shard number << 32) | record in shard.
 ///
 /// Threads: `threads` workers fill slots of up to `prefetch + 1` pooled batches in step
@@ -79,7 +80,8 @@ public final class D3Loader {
     B = G / N
     let what = config.paths.joined(separator: " ")
     var ignored: [String] = []
-    let all = try resolveDataPaths(config.paths, ignored: &ignored)
+    // Shard-local: the shards of other ranks may be absent from this node (node-local disks).
+    let all = try resolveDataPaths(config.paths, ignored: &ignored, absentShards: config.sampling == .shardLocal)
     var shardNumbers: [Int]
     switch config.sampling {
     case .global:
@@ -90,6 +92,9 @@ public final class D3Loader {
       let mine = all.indices.filter { $0 % N == config.rank }
       if all.count < N {
         throw DatasetError("\(what): \(all.count) shard(s) for \(N) ranks; shard-local sampling needs at least one shard per rank")
+      }
+      for i in mine where !FileManager.default.fileExists(atPath: all[i].path) {
+        throw DatasetError("rank \(config.rank): \(all[i].path): no such file (shard \(i) of \(all.count), which this rank reads with shard-local sampling)")
       }
       catalog = RecordCatalog(locations: mine.map { all[$0] }, indexDirectory: config.indexDirectory)
       // Map opened sources back to their shard numbers (unopenable ones are skipped).

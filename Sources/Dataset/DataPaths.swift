@@ -57,7 +57,12 @@ public func resolveDataPaths(_ paths: [String]) throws -> [DataLocation] {
 /// As `resolveDataPaths(_:)`; `ignored` receives one line per directory that holds
 /// files which are neither `.tar` shards nor test-layout folders (shard index caches
 /// `*.cdeidx` aside), naming them, so that callers can warn about them.
-public func resolveDataPaths(_ paths: [String], ignored: inout [String]) throws -> [DataLocation] {
+///
+/// `absentShards`: a path named literally (not a glob) that ends in `.tar` and does not
+/// exist is kept as a shard instead of being an error. Shard-local sampling on node-local
+/// disks needs it: every node lists the same shards, in the same order, and holds only
+/// those of its own ranks (the caller checks that those exist).
+public func resolveDataPaths(_ paths: [String], ignored: inout [String], absentShards: Bool = false) throws -> [DataLocation] {
   if paths.isEmpty { throw DatasetError("no data paths given") }
   var out: [DataLocation] = []
   for raw in paths {
@@ -66,6 +71,8 @@ public func resolveDataPaths(_ paths: [String], ignored: inout [String]) throws 
         let matches = globPaths(p)
         if matches.isEmpty { throw DatasetError("\(p): no files match") }
         for m in matches { out.append(contentsOf: try resolveOne(m, ignored: &ignored)) }
+      } else if absentShards, p.hasSuffix(".tar"), isDirectory(p) == nil {
+        out.append(.shard(p))
       } else {
         out.append(contentsOf: try resolveOne(p, ignored: &ignored))
       }

@@ -1,4 +1,5 @@
 import CBLAS
+import CSupport
 import Foundation
 
 /// Makes sure OpenBLAS runs its best kernel on this CPU.
@@ -8,7 +9,7 @@ import Foundation
 /// (3-4x slower); on AMD Zen 5 it picks the AVX2 "Haswell" kernels, half the
 /// AVX-512 rate (2048^3 sgemm, one core: 104 GFLOP/s against 207 with SkylakeX).
 /// The core type can only be chosen by `OPENBLAS_CORETYPE` before the library
-/// loads, so when the CPU's flags allow a kernel of a higher tier than the one
+/// loads, so when the CPU's features (cpuid) allow a kernel of a higher tier than the one
 /// running, the process sets the variable and re-executes itself once, before
 /// doing anything else (and so before `MPI_Init`).
 public enum BLASRuntime {
@@ -25,7 +26,7 @@ public enum BLASRuntime {
     }
   }
 
-  /// The best OpenBLAS core type for a set of /proc/cpuinfo flags, or nil when none beats the generic kernels.
+  /// The best OpenBLAS core type for a set of CPU flags (/proc/cpuinfo's names), or nil when none beats the generic kernels.
   /// AVX-512 needs F, VL, BW and DQ (SkylakeX's kernels use all four); with BF16 as well, Cooperlake
   /// (the same sgemm kernel: 2048^3 at 209-220 against 208-213 GFLOP/s on one Zen 5 core).
   public static func preferredCoreType(flags: Set<String>) -> String? {
@@ -37,8 +38,34 @@ public enum BLASRuntime {
     return nil
   }
 
-  /// The flags of the first processor in /proc/cpuinfo (empty when unreadable).
+  /// The CPU's features as cpuid reports them, under /proc/cpuinfo's names ("avx2",
+  /// "avx512f", "avx512_bf16", ...): what the processor, or an emulator or hypervisor in
+  /// front of it, will execute. /proc/cpuinfo describes the host's CPU, which under
+  /// `qemu-x86_64 -cpu Haswell` has AVX-512 that the emulated CPU lacks. Elsewhere than
+  /// x86, where cpuid does not exist, /proc/cpuinfo's flags.
   public static func cpuFlags() -> Set<String> {
+    #if arch(x86_64) || arch(i386)
+    return cpuidFlags()
+    #else
+    return procCPUInfoFlags()
+    #endif
+  }
+
+  /// The features cpuid reports (see `cde_cpu_features`), usable by this process.
+  public static func cpuidFlags() -> Set<String> {
+    let bits = cde_cpu_features()
+    var out = Set<String>()
+    for i in 0..<cde_cpu_feature_count() where (bits >> UInt64(i)) & 1 == 1 {
+      if let name = cde_cpu_feature_name(i) { out.insert(String(cString: name)) }
+    }
+    return out
+  }
+
+  /// The `-march` the numeric code was compiled for: "x86-64-v3" (the default build), "native".
+  public static var buildTarget: String { String(cString: cde_cpu_build_target()) }
+
+  /// The flags of the first processor in /proc/cpuinfo (empty when unreadable).
+  public static func procCPUInfoFlags() -> Set<String> {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
       let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
     else { return [] }
@@ -55,7 +82,7 @@ public enum BLASRuntime {
   /// kernel of a lower tier than the CPU supports; at most once.
   ///
   /// `CDE_BLAS_CORE` chooses: `auto` (default) picks the best tier for the CPU's
-  /// flags, and also lifts an `OPENBLAS_CORETYPE` that names a lower tier (some
+  /// features (cpuid), and also lifts an `OPENBLAS_CORETYPE` that names a lower tier (some
   /// machines export `OPENBLAS_CORETYPE=Haswell` fleet-wide, half the rate of an
   /// AVX-512 CPU), which `kernelDescription` then says; `keep` leaves OpenBLAS as
   /// it is; any other value is an OpenBLAS core name to use. `auto` never picks a

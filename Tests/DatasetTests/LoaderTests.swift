@@ -182,6 +182,44 @@ final class LoaderTests: XCTestCase {
     }
   }
 
+  /// Node-local disks: every node lists the same four shards and holds only its rank's two
+  /// (rank r of 2 reads shards r and r + 2); the records and views are those of a node
+  /// that holds all four. A rank's own shard missing, or any with global sampling, is an error.
+  func testShardLocalWithNodeLocalDisks() throws {
+    let dir = try synthShards(records: 32, shardSize: 8)  // s-000.tar ... s-003.tar
+    let fm = FileManager.default
+    func paths(_ base: String) -> [String] { [base + "/s-{000..003}.tar"] }
+    var all: [String: Slot] = [:], local: [String: Slot] = [:]
+    for r in 0..<2 {
+      var c = config(dir, G: 4, rank: r, N: 2, sampling: .shardLocal)
+      c.paths = paths(dir + "/shards")
+      let l = try D3Loader(config: c, cursor: DataCursor())
+      try collect(l, steps: 8, rank: r, into: &all)
+      l.close()
+      // This rank's node: only shards r and r + 2.
+      let node = dir + "/node\(r)"
+      try fm.createDirectory(atPath: node, withIntermediateDirectories: true)
+      for s in [r, r + 2] { try fm.copyItem(atPath: dir + "/shards/s-00\(s).tar", toPath: node + "/s-00\(s).tar") }
+      c.paths = paths(node)
+      let n = try D3Loader(config: c, cursor: DataCursor())
+      XCTAssertEqual(n.recordCount, 16)
+      try collect(n, steps: 8, rank: r, into: &local)
+      n.close()
+    }
+    XCTAssertEqual(all.count, 32)  // 8 steps x 2 ranks x B = 2
+    XCTAssertEqual(local, all)
+    // Rank 1 on rank 0's node: its shard s-001.tar is not there.
+    var c = config(dir, G: 4, rank: 1, N: 2, sampling: .shardLocal)
+    c.paths = paths(dir + "/node0")
+    XCTAssertThrowsError(try D3Loader(config: c, cursor: DataCursor())) {
+      XCTAssertTrue("\($0)".contains("rank 1: \(dir)/node0/s-001.tar: no such file"), "\($0)")
+    }
+    c.sampling = .global
+    XCTAssertThrowsError(try D3Loader(config: c, cursor: DataCursor())) {
+      XCTAssertTrue("\($0)".contains("\(dir)/node0/s-001.tar: no such file or directory"), "\($0)")
+    }
+  }
+
   func testFolderLayoutTrainsAndLists() throws {
     let dir = temporaryDirectory(self)
     try writeSmallData(dir + "/test/no_augm", records: 6, shardSize: 4, folders: true)

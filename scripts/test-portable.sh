@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One binary for every node: the release binary (portable build, x86-64-v3) runs a
+# training-step benchmark of a tiny model on an emulated Haswell (qemu-user, AVX2 + FMA,
+# no AVX-512), with the OpenBLAS kernel chosen from what the emulated CPU reports; on an
+# emulated Sandy Bridge (AVX, no AVX2) it prints one line naming the missing features and
+# exits 1 (no SIGILL, which would be status 132).
+#
+#   scripts/test-portable.sh [path/to/cde]
+set -euo pipefail
+BIN=${1:-.build/release/cde}
+[ -x "$BIN" ] || { echo "test-portable: $BIN is not an executable (build cde first)" >&2; exit 1; }
+if [ "$(uname -m)" != x86_64 ]; then echo "test-portable: SKIP: the x86-64-v3 baseline applies to x86-64 only"; exit 0; fi
+if ! command -v qemu-x86_64 >/dev/null; then
+  echo "test-portable: FAIL: qemu-x86_64 not found (make deps installs Debian's qemu-user)" >&2; exit 1
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/tiny.yaml" <<'YAML'
+model: {width: 32, depth: 1, heads: 2, mlp_ratio: 2, patch: 16, image_size: 32}
+YAML
+fail=0
+# run CPU: runs the benchmark under qemu-x86_64 -cpu CPU; sets rc, out (stdout) and err
+# (stderr without qemu's notes on features its TCG does not emulate, e.g. TSX).
+run() {
+  rc=0
+  nice -n 10 qemu-x86_64 -cpu "$1" "$BIN" bench --config "$work/tiny.yaml" --records 2 --local-size 16 \
+    --steps 1 --warmup 0 --threads 1 --json >"$work/out" 2>"$work/err" || rc=$?
+  out=$(cat "$work/out"); err=$(grep -v "^qemu-x86_64: warning: TCG doesn't support" "$work/err" || true)
+}
+
+# The emulated Haswell has AVX2 and FMA and no AVX-512 (checked with cpuid by the binary itself).
+run Haswell
+if [ "$rc" != 0 ]; then
+  echo "test-portable: FAIL: cde bench under qemu -cpu Haswell exited $rc: $err" >&2; fail=1
+elif ! echo "$out" | grep -q '"records_per_s":[0-9.]*[1-9]'; then
+  echo "test-portable: FAIL: no records/s in the Haswell run's output: $out" >&2; fail=1
+else
+  core=$(echo "$out" | grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4)
+  # OpenBLAS's AVX2 kernels, not the host's AVX-512 ones (/proc/cpuinfo lists the host's flags).
+  case "$core" in
+    Haswell|Zen) echo "test-portable: ok: qemu -cpu Haswell runs cde bench (OpenBLAS kernel $core)" ;;
+    *) echo "test-portable: FAIL: under qemu -cpu Haswell OpenBLAS runs '$core', expected Haswell" >&2; fail=1 ;;
+  esac
+fi
+
+run SandyBridge
+lines=$(printf '%s' "$err" | grep -c . || true)
+if [ "$rc" = 132 ] || [ "$rc" = 0 ]; then
+  echo "test-portable: FAIL: under qemu -cpu SandyBridge cde exited $rc (expected 1 and one line)" >&2; fail=1
+elif [ "$rc" != 1 ] || [ "$lines" != 1 ] || [ -n "$out" ]; then
+  echo "test-portable: FAIL: SandyBridge: exit $rc, $lines stderr line(s), stdout '$out': $err" >&2; fail=1
+elif ! echo "$err" | grep -q "lacks avx2, fma" || ! echo "$err" | grep -q "x86-64-v3"; then
+  echo "test-portable: FAIL: SandyBridge: the line does not name avx2 and fma and the baseline: $err" >&2; fail=1
+else
+  echo "test-portable: ok: qemu -cpu SandyBridge: exit 1, one line: $err"
+fi
+[ "$fail" = 0 ] && echo "test-portable: all passed"
+exit "$fail"
