@@ -33,6 +33,7 @@ test: deps
 	bash scripts/test-mpi.sh $(BIN)
 	bash scripts/test-cli.sh $(BIN)
 	bash scripts/test-train.sh $(BIN)
+	bash scripts/test-ops.sh $(BIN)
 	bash scripts/test-baddata.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),

@@ -234,7 +234,7 @@ public final class MPICommunicator: Communicator {
       let t = monotonicSeconds()
       if t - t0 < 50e-6 { continue }
       answerQuestions()
-      if let d = stallDeadline, t > d { stalled(waitingSince: t0) }
+      if let d = stallDeadline, t > d { stalled(waitingSince: t0); pause.tv_nsec = 10_000 }
       nanosleep(&pause, nil)
       pause.tv_nsec = min(pause.tv_nsec * 2, 250_000)
     }
@@ -255,8 +255,10 @@ public final class MPICommunicator: Communicator {
   }
 
   /// No step completed before the deadline while this rank waited in a collective:
-  /// find the ranks that are not waiting too, report them on one line, end the job.
-  private func stalled(waitingSince t0: Double) -> Never {
+  /// find the ranks that are not waiting too, report them on one line and end the job.
+  /// When every rank answers from this same collective, it is only slow: the deadline
+  /// is renewed and the wait goes on.
+  private func stalled(waitingSince t0: Double) {
     let n = size
     let answers = UnsafeMutablePointer<Int64>.allocate(capacity: n)
     answers.initialize(repeating: -1, count: n)
@@ -281,11 +283,16 @@ public final class MPICommunicator: Communicator {
     }
     let missing = (0..<n).filter { !answered.contains($0) }
     let behind = answered.sorted().filter { answers[$0] < sequence }
+    if missing.isEmpty && behind.isEmpty {
+      // Every rank is in this collective: it is slow, not stalled. Wait on, with a new deadline.
+      answers.deallocate()
+      stallDeadline = monotonicSeconds() + stallTimeout
+      return
+    }
     func ranks(_ r: [Int]) -> String { (r.count == 1 ? "rank " : "ranks ") + r.map(String.init).joined(separator: ", ") }
     var line = String(format: "error: stall: no step completed in %.0f s (train.stall_timeout_s); at step %d ", stallTimeout, stallStep)
     if !missing.isEmpty { line += ranks(missing) + " did not arrive" }
     if !behind.isEmpty { line += (missing.isEmpty ? "" : "; ") + ranks(behind) + " waiting in an earlier collective" }
-    if missing.isEmpty && behind.isEmpty { line += "every rank waits in the same collective" }
     line += String(format: " (rank %d waited %.0f s in collective %lld); ending the job", rank, monotonicSeconds() - t0, sequence)
     // One line per job: the lowest rank that arrived reports; another reports only if the job is still alive later.
     if answered.min() != rank {
