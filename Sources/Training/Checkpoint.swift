@@ -40,7 +40,8 @@ public struct Checkpoint {
 /// fsync'ed, renamed to step-NNNNNNNN and the parent fsync'ed; then all but the
 /// newest `keep` checkpoints are removed. A crash at any moment leaves earlier
 /// checkpoints intact and at worst a `.tmp-*` directory, which readers ignore and
-/// the next `save` removes.
+/// the next `save` (or the trainer at start-up, holding the run lock) removes; a
+/// write that fails (e.g. no space left on device) removes its own `.tmp-*`.
 ///
 /// RUN/checkpoints/best (`saveBest`) holds the same files for the best probe
 /// evaluation so far; it is replaced in place (the old one is moved aside to
