@@ -40,6 +40,12 @@ wait_for() {  # file, regex, seconds
   while [ $SECONDS -le $end ]; do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   return 1
 }
+end_or_kill() {  # pid, seconds, pids to kill -9 if it still runs then (a hang fails instead of blocking)
+  local pid=$1 end=$(( SECONDS + $2 )); shift 2
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -9 "$@" 2>/dev/null; return 1
+}
 rank_pid() {  # run directory, rank: pid of that rank's cde process
   local p
   for p in $(pgrep -f "cde train .*--out $1( |$)" || true); do
@@ -52,7 +58,7 @@ rank_pid() {  # run directory, rank: pid of that rank's cde process
 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
 [ -f "$(ckpt "$T/A" 40)/model.safetensors" ] || fail "run A has no step-40 checkpoint"
 
-# R: kill -9 of a random rank at 2 or 3 random moments (KILLS=N: N of them), each 1 to 6 steps after
+# R: kill -9 of a random rank at 2 or 3 random moments (KILLS=N: N of them), each 2 to 10 steps after
 # the launch resumed; --max-restarts finishes the run by itself.
 kills=${KILLS:-$(( 2 + RANDOM % 2 ))}
 in_launch() {  # log, k, regex: the k-th launch (k-th "training" line) logged a line matching regex
@@ -66,7 +72,7 @@ for k in $(seq 1 "$kills"); do
   until in_launch "$T/R.log" "$k" "^training " || [ $SECONDS -gt $end ] || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
   from=$(in_launch "$T/R.log" "$k" "^training " && awk -v k="$k" '/^training / { n++; if (n == k) { sub(/.*steps /, ""); sub(/\.\..*/, ""); print } }' "$T/R.log")
   [ -n "$from" ] || break
-  s=$(( from + 1 + RANDOM % 6 )); [ "$s" -le 39 ] || s=39
+  s=$(( from + 2 + RANDOM % 9 )); [ "$s" -le 39 ] || s=39
   until in_launch "$T/R.log" "$k" "^step $s/" || [ $SECONDS -gt $end ] || ! kill -0 $pid 2>/dev/null; do sleep 0.02; done
   in_launch "$T/R.log" "$k" "^step $s/" || break
   r=$(( RANDOM % 2 ))
@@ -109,6 +115,7 @@ kill -STOP "$p"
 # CPU of rank 0 while it waits (after its step finished): clock ticks over 2 s.
 p0=$(rank_pid "$T/S" 0)
 sleep 1; c0=$(awk '{print $14 + $15}' "/proc/$p0/stat"); sleep 2; c1=$(awk '{print $14 + $15}' "/proc/$p0/stat" 2>/dev/null || echo "$c0")
+end_or_kill $pid $(( TO + 30 )) "$p" "$p0" || fail "S: the job still ran $(( TO + 30 )) s after SIGSTOP (rank 0 at $(( (c1 - c0) * 50 / $(getconf CLK_TCK) ))% CPU)"
 rc=0; wait $pid || rc=$?
 el=$(echo "$(date +%s.%N) - $t0" | bc)
 kill -9 "$p" 2>/dev/null || true
@@ -126,6 +133,7 @@ pid=$!
 wait_for "$T/S2.log" "^step 12/" 600 || fail "S2: no step 12"
 p=$(rank_pid "$T/S2" $(( RANDOM % 2 ))) || fail "S2: rank not found"
 kill -STOP "$p"
+end_or_kill $pid 900 "$p" "$(rank_pid "$T/S2" 0)" "$(rank_pid "$T/S2" 1)" || fail "S2: the job did not end"
 rc=0; wait $pid || rc=$?
 kill -9 "$p" 2>/dev/null || true
 [ "$rc" = 0 ] && grep -q "error: stall:" "$T/S2.log" && grep -q "restart 1/2" "$T/S2.log" || { cat "$T/S2.log"; fail "S2: status $rc"; }
@@ -152,7 +160,7 @@ rc=0; CDE_FAULT_KILL_AT_STEP=7 CDE_FAULT_RANK=0 $MPIRUN -np 2 "$BIN" train "${TI
 mkdir -p "$T/K/checkpoints/.tmp-step-00000009" && echo partial >"$T/K/checkpoints/.tmp-step-00000009/model.safetensors"
 $MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" --resume auto >"$T/K2.log" 2>&1 &
 pid=$!
-wait_for "$T/K2.log" "^step 7/" 60 || { cat "$T/K2.log"; fail "K: the restart did not train"; }
+wait_for "$T/K2.log" "^step 7/" 600 || { cat "$T/K2.log"; fail "K: the restart did not train"; }
 stale=$(ls -d "$T/K/checkpoints/.tmp-"* 2>/dev/null || true)
 grep -q '"state":"running"' "$T/K/status.json" || fail "K: status.json does not say running"
 kill -USR1 $pid; wait $pid || fail "K: did not stop cleanly"
