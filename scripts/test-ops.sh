@@ -154,10 +154,12 @@ grep -q "in use by another job (host $(hostname) pid $holder " "$T/L2.err" || { 
 ok "second job on a locked run directory: status 78, $(cat "$T/L2.err")"
 
 # L2: a job killed with kill -9 leaves its lock file and a temporary checkpoint directory: the next start
-# is not blocked and removes the stale .tmp-step-* before its first step.
-rc=0; CDE_FAULT_KILL_AT_STEP=7 CDE_FAULT_RANK=0 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/K" >"$T/K1.log" 2>&1 || rc=$?
+# is not blocked, removes the stale .tmp-step-* before its first step and sets a stale status.json
+# ("finished", which would stop a Slurm requeue) to running.
+rc=0; CDE_FAULT_KILL_AT_STEP=7 CDE_FAULT_RANK=0 $MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" >"$T/K1.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] && [ -f "$T/K/lock" ] || fail "K: rank 0 was not killed (status $rc)"
 mkdir -p "$T/K/checkpoints/.tmp-step-00000009" && echo partial >"$T/K/checkpoints/.tmp-step-00000009/model.safetensors"
+echo '{"state":"finished","step":40}' >"$T/K/status.json"
 $MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" --resume auto >"$T/K2.log" 2>&1 &
 pid=$!
 wait_for "$T/K2.log" "^step 7/" 600 || { cat "$T/K2.log"; fail "K: the restart did not train"; }
@@ -165,7 +167,7 @@ stale=$(ls -d "$T/K/checkpoints/.tmp-"* 2>/dev/null || true)
 grep -q '"state":"running"' "$T/K/status.json" || fail "K: status.json does not say running"
 kill -USR1 $pid; wait $pid || fail "K: did not stop cleanly"
 [ -z "$stale" ] || fail "K: stale $stale left at start-up"
-ok "stale lock of a killed job does not block; the stale .tmp-step-* is removed at start-up; status.json says running"
+ok "stale lock of a killed job does not block; the stale .tmp-step-* is removed and a stale status.json 'finished' set to running at start-up"
 
 # L3: --resume auto where every checkpoint fails its checksum: one line, status 78, nothing touched;
 # --allow-fresh-start trains from step 0.
@@ -184,7 +186,7 @@ ok "no checkpoint verifies: status 78, one line ($(grep error: "$T/V.err" | cut 
 
 # L4: resume with a changed global batch and seed: refused with the keys listed, unless --allow-config-change;
 # an operational key (train.log_every) may change.
-mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 20)" "$T/C/checkpoints/"
+mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 30)" "$T/C/checkpoints/"
 rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.global_batch=16 --set train.seed=7 --out "$T/C" --resume auto \
   >"$T/C.out" 2>"$T/C.err" || rc=$?
 [ "$rc" = 78 ] && [ "$(grep -c error: "$T/C.err")" = 1 ] && grep -q "train.global_batch 8 -> 16, train.seed [0-9]* -> 7;" "$T/C.err" \
@@ -192,7 +194,7 @@ rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.global_batch=16 --set 
 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.seed=7 --out "$T/C" --resume auto --allow-config-change \
   --set train.steps=22 >"$T/C2.log" 2>&1 || { cat "$T/C2.log"; fail "C: --allow-config-change failed"; }
 grep -q "warning: resuming with a config that differs .* in train.seed" "$T/C2.log" || fail "C: no warning"
-rm -rf "$T/C" && mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 20)" "$T/C/checkpoints/"
+rm -rf "$T/C" && mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 30)" "$T/C/checkpoints/"
 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.log_every=3 --set checkpoint.keep=2 --out "$T/C" --resume auto >"$T/C3.log" 2>&1 \
   && ! grep -q "differs" "$T/C3.log" && same_final "$T/A" "$T/C" 40 || fail "C: an operational change was refused or changed training"
 ok "changed config on resume: status 78 ($(grep -o 'differs .*;' "$T/C.err")), --allow-config-change warns, log_every/keep may change"
