@@ -43,6 +43,7 @@ test: deps
 	bash scripts/test-mpi.sh $(BIN)
 	bash scripts/test-cli.sh $(BIN)
 	bash scripts/test-train.sh $(BIN)
+	bash scripts/test-ops.sh $(BIN)
 	bash scripts/test-baddata.sh $(BIN)
 	bash scripts/test-portable.sh $(BIN)
 	bash scripts/test-hosts.sh $(BIN)

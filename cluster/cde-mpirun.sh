@@ -14,17 +14,27 @@
 #   --tcp-if LIST          network interfaces or subnets for MPI's TCP traffic, both the
 #                          ranks' messages and the launch channel (e.g. ib0 or 10.1.0.0/16;
 #                          comma-separated); default: Open MPI's choice (all of them)
+#   --max-restarts N       relaunch `train` with --resume auto after an abnormal end, up to N
+#                          times (as torchrun's --max-restarts; default 0)
 #   --dry-run              print the mpirun command instead of running it
 # Environment: CDE (path of the cde binary; default .build/release/cde or cde on PATH),
-# MPIRUN_ARGS (extra mpirun arguments).
-# Signals: SIGTERM, SIGINT and SIGUSR1 sent to this wrapper are passed to mpirun
-# as SIGUSR1, which Open MPI forwards to every rank without ending the job; the
-# trainer then checkpoints the current step and every rank exits 0, and so does
-# the wrapper. (Open MPI 4's mpirun answers a SIGTERM of its own by killing the
-# ranks a few seconds later and exiting 1, whatever the ranks did.)
+# MPIRUN_ARGS (extra mpirun arguments), CDE_RESTART_BACKOFF (seconds before the first
+# restart, doubled for each further one up to 60; default 5).
+# Restarts: when mpirun ends with a non-zero status (a rank killed, a node lost, a
+# stall, an error) and RUN/status.json does not say finished, stopped or early-stopped,
+# the job is started again with --resume auto after the backoff, with one log line.
+# A clean stop (status 0, a stop signal) and a refusal to start (status 78: run
+# directory in use, no checkpoint verifies, config changed) are never restarted.
+# Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 sent to this wrapper (or SIGINT to its
+# process group, as Ctrl-C does) are passed to mpirun as SIGUSR1, which Open MPI
+# forwards to every rank without ending the job; the trainer then checkpoints the
+# current step and every rank exits 0, and so does the wrapper. mpirun runs in a
+# process group of its own so that a Ctrl-C reaches it only this way (Open MPI 4's
+# mpirun answers a SIGINT or SIGTERM of its own by killing the ranks a few seconds
+# later and exiting 1, whatever the ranks did).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-ranks=1; rpn=""; threads=""; cores=""; hostfile=""; tcpif=""; dry=0
+ranks=1; rpn=""; threads=""; cores=""; hostfile=""; tcpif=""; dry=0; max_restarts=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) ranks=$2; shift 2 ;;
@@ -33,9 +43,10 @@ while [ $# -gt 0 ]; do
     --cores-per-node) cores=$2; shift 2 ;;
     --hostfile) hostfile=$2; shift 2 ;;
     --tcp-if) tcpif=$2; shift 2 ;;
+    --max-restarts) max_restarts=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "cde-mpirun.sh: unknown option $1 (put cde's arguments after --)" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +55,21 @@ for v in ranks rpn threads cores; do
   val=${!v}
   if [ -n "$val" ] && ! [[ "$val" =~ ^[1-9][0-9]*$ ]]; then echo "cde-mpirun.sh: --$v must be a positive integer, got '$val'" >&2; exit 2; fi
 done
+[[ "$max_restarts" =~ ^[0-9]+$ ]] || { echo "cde-mpirun.sh: --max-restarts must be a non-negative integer, got '$max_restarts'" >&2; exit 2; }
+backoff=${CDE_RESTART_BACKOFF:-5}
+[[ "$backoff" =~ ^[0-9]+$ ]] || { echo "cde-mpirun.sh: CDE_RESTART_BACKOFF must be a whole number of seconds, got '$backoff'" >&2; exit 2; }
+
+# The run directory (--out) of a `train` command: restarts read RUN/status.json.
+run_dir=""
+prev=""
+for a in "$@"; do
+  case "$a" in --out=*) run_dir=${a#--out=} ;; esac
+  [ "$prev" = --out ] && run_dir=$a
+  prev=$a
+done
+if [ "$max_restarts" -gt 0 ] && { [ "$1" != train ] || [ -z "$run_dir" ]; }; then
+  echo "cde-mpirun.sh: --max-restarts needs a 'train ... --out RUN' command" >&2; exit 2
+fi
 
 cde=${CDE:-}
 if [ -z "$cde" ]; then
@@ -85,13 +111,51 @@ for v in CDE_BLAS_CORE OPENBLAS_CORETYPE; do [ -n "${!v:-}" ] && args+=(-x "$v")
 
 echo "cde-mpirun.sh: $ranks ranks, $rpn per node, $threads threads each ($cores cores per node)" >&2
 if [ "$dry" = 1 ]; then echo mpirun "${args[@]}" "$cde" "$@"; exit 0; fi
-mpirun "${args[@]}" "$cde" "$@" &
-child=$!
-trap 'kill -USR1 "$child" 2>/dev/null' TERM INT USR1
-# `wait` returns early when a trapped signal arrives: wait until mpirun has exited.
+
+# The cde arguments of a restart: the same, with --resume auto.
+resume_args() {
+  local out=() skip=0 a
+  for a in "$@"; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case "$a" in
+      --resume) skip=1 ;;
+      --resume=*) ;;
+      *) out+=("$a") ;;
+    esac
+  done
+  printf '%s\0' "${out[@]}" --resume auto
+}
+state() { sed -n 's/.*"state":"\([^"]*\)".*/\1/p' "$run_dir/status.json" 2>/dev/null || true; }
+
+stop=0
+child=""
+trap 'stop=1; [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' TERM INT HUP USR1
+set -m  # job control: mpirun gets a process group of its own (no Ctrl-C, no SIGHUP from the terminal)
+cmd=("$@")
+restarts=0
 while :; do
-  rc=0
-  wait "$child" || rc=$?
-  kill -0 "$child" 2>/dev/null || break
+  mpirun "${args[@]}" "$cde" "${cmd[@]}" </dev/null &
+  child=$!
+  # `wait` returns early when a trapped signal arrives: wait until mpirun has exited.
+  while :; do
+    rc=0
+    wait "$child" || rc=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=""
+  [ "$rc" = 0 ] || [ "$stop" = 1 ] || [ "$max_restarts" = 0 ] && break
+  st=$(state)
+  case "$st" in finished|stopped|early-stopped) break ;; esac
+  if [ "$rc" = 78 ]; then echo "cde-mpirun.sh: not restarting: the job refused to start (status 78)" >&2; break; fi
+  if [ "$restarts" -ge "$max_restarts" ]; then
+    echo "cde-mpirun.sh: exit status $rc, status.json '${st:-none}': giving up after $restarts restart(s) (--max-restarts $max_restarts)" >&2
+    break
+  fi
+  restarts=$((restarts + 1))
+  delay=$(( backoff << (restarts - 1) )); [ "$delay" -le 60 ] || delay=60
+  echo "cde-mpirun.sh: $(date -Is) restart $restarts/$max_restarts in ${delay}s after exit status $rc (status.json '${st:-none}'), with --resume auto" >&2
+  sleep "$delay" & wait $! || true
+  [ "$stop" = 1 ] && break
+  mapfile -d '' cmd < <(resume_args "$@")
 done
 exit "$rc"

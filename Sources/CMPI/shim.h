@@ -18,6 +18,8 @@ static inline MPI_Request cde_mpi_request_null(void) { return MPI_REQUEST_NULL; 
 static inline MPI_Status *cde_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline void *cde_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int cde_mpi_success(void) { return MPI_SUCCESS; }
+static inline int cde_mpi_any_source(void) { return MPI_ANY_SOURCE; }
+static inline int cde_mpi_status_source(const MPI_Status *s) { return s->MPI_SOURCE; }
 static inline int cde_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cde_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cde_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }

@@ -52,9 +52,16 @@ public protocol Communicator: AnyObject {
   var blockedSeconds: Double { get }
   /// A short description for logs, e.g. "MPI (Open MPI v4.1.4), 4 ranks, thread level serialized".
   var description: String { get }
+  /// Stall watchdog: if this rank is still waiting in a collective `timeout` seconds from
+  /// now, the job ends with one line naming `step` and the ranks that did not arrive
+  /// (MPICommunicator). Call again after each step; nil or 0 turns it off.
+  func armStallWatchdog(timeout: Double?, step: Int)
 }
 
 extension Communicator {
+  /// One process never waits for another: nothing to watch.
+  public func armStallWatchdog(timeout: Double?, step: Int) {}
+
   public func allReduce(_ v: Double, op: ReduceOp) -> Double {
     var x = v
     allReduce(&x, count: 1, op: op)

@@ -38,6 +38,19 @@ public enum MPIThreadLevel: Int, Comparable, Sendable, CustomStringConvertible {
 
 /// Collectives over MPI_COMM_WORLD (Open MPI). MPI is initialised in `init`
 /// (at most once per process) and shut down by `finalize()`.
+///
+/// Waiting. Every collective is started non-blocking (MPI_Iallreduce, MPI_Ibcast, ...)
+/// and completed by `complete`: MPI_Test in a loop, for 50 us at full speed, then
+/// with sleeps growing from 10 us to 250 us between tests, so that a rank waiting
+/// for a slower one uses next to no CPU (Open MPI's blocking calls spin at 100 %).
+/// `CDE_MPI_WAIT=spin` restores the blocking calls (no stall watchdog then).
+///
+/// Stall watchdog (`armStallWatchdog`). While a rank waits past its deadline it asks
+/// every other rank, on a duplicate of the communicator, which collective it is in
+/// (a rank answers only from inside `complete`); after a grace period the ranks
+/// that did not answer are those that never arrived (stopped, hung in I/O, in an
+/// endless computation). The lowest rank that arrived prints one line naming the
+/// step and the missing ranks, and ends the job (MPI_Abort).
 public final class MPICommunicator: Communicator {
   public let rank: Int
   public let size: Int
@@ -46,7 +59,20 @@ public final class MPICommunicator: Communicator {
   public private(set) var blockedSeconds: Double = 0
   public let description: String
   let comm: MPI_Comm
+  /// Duplicate of `comm` for the watchdog's questions and answers (never matches training traffic).
+  var side: MPI_Comm? = cde_mpi_comm_null()
   private var finalized = false
+  /// Blocking MPI calls instead of test-and-sleep (`CDE_MPI_WAIT=spin`).
+  let spinWait: Bool
+  /// Collectives started so far (the same sequence on every rank).
+  private(set) var sequence: Int64 = 0
+  /// Stall watchdog: monotonic deadline, its timeout and the step it guards (nil: off).
+  private var stallDeadline: Double? = nil
+  private var stallTimeout: Double = 0
+  private var stallStep = 0
+  /// Seconds a stalled rank waits for the other ranks' answers.
+  static let censusGrace = 3.0
+  static let tagQuestion: Int32 = 1, tagAnswer: Int32 = 2
 
   /// Largest element count passed to one MPI call (MPI counts are 32-bit).
   static let chunk = 1 << 30
@@ -66,6 +92,8 @@ public final class MPICommunicator: Communicator {
     MPI_Comm_size(comm, &n)
     rank = Int(r)
     size = Int(n)
+    MPI_Comm_dup(comm, &side)
+    spinWait = ProcessInfo.processInfo.environment["CDE_MPI_WAIT"]?.lowercased() == "spin"
     providedThreadLevel = MPIThreadLevel(mpiValue: provided)
     if providedThreadLevel < threadLevel && r == 0 {
       FileHandle.standardError.write(Data(
@@ -78,13 +106,6 @@ public final class MPICommunicator: Communicator {
       $0.split(separator: ",").first.map(String.init) ?? String($0)
     } ?? "MPI"
     description = "MPI (\(lib)), \(n) ranks, thread level \(providedThreadLevel)"
-  }
-
-  @inline(__always) private func timed<R>(_ body: () -> R) -> R {
-    let t0 = monotonicSeconds()
-    let r = body()
-    blockedSeconds += monotonicSeconds() - t0
-    return r
   }
 
   private func mpiOp(_ op: ReduceOp) -> MPI_Op {
@@ -100,19 +121,34 @@ public final class MPICommunicator: Communicator {
     return Int32(n)
   }
 
-  public func allReduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) {
-    timed {
-      var done = 0
-      repeat {
-        let n = min(Self.chunk, count - done)
-        MPI_Allreduce(cde_mpi_in_place(), buf + done, Int32(n), cde_mpi_float(), cde_mpi_sum(), comm)
-        done += n
-      } while done < count
+  /// Runs one collective: `blocking` under CDE_MPI_WAIT=spin, else `start` (the
+  /// non-blocking form) completed by `complete`; the time is counted as blocked.
+  @inline(__always) private func collective(_ blocking: () -> Void, _ start: (inout MPI_Request?) -> Void) {
+    let t0 = monotonicSeconds()
+    sequence += 1
+    if spinWait {
+      blocking()
+    } else {
+      var req: MPI_Request? = cde_mpi_request_null()
+      start(&req)
+      complete(&req)
     }
+    blockedSeconds += monotonicSeconds() - t0
+  }
+
+  public func allReduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) {
+    var done = 0
+    repeat {
+      let n = Int32(min(Self.chunk, count - done)), p = buf + done
+      collective({ _ = MPI_Allreduce(cde_mpi_in_place(), p, n, cde_mpi_float(), cde_mpi_sum(), comm) },
+                 { _ = MPI_Iallreduce(cde_mpi_in_place(), p, n, cde_mpi_float(), cde_mpi_sum(), comm, &$0) })
+      done += Int(n)
+    } while done < count
   }
 
   public func allReduceSumStart(_ buf: UnsafeMutablePointer<Float>, count: Int) -> CommRequest {
     let req = MPIRequest(owner: self)
+    sequence += 1
     MPI_Iallreduce(cde_mpi_in_place(), buf, int32Count(count, "allReduceSumStart"), cde_mpi_float(),
                    cde_mpi_sum(), comm, &req.request)
     return req
@@ -121,34 +157,36 @@ public final class MPICommunicator: Communicator {
   public func allGather(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>) {
     let c = int32Count(count, "allGather")
     _ = int32Count(count * size, "allGather (total)")
-    timed { _ = MPI_Allgather(send, c, cde_mpi_float(), recv, c, cde_mpi_float(), comm) }
+    collective({ _ = MPI_Allgather(send, c, cde_mpi_float(), recv, c, cde_mpi_float(), comm) },
+               { _ = MPI_Iallgather(send, c, cde_mpi_float(), recv, c, cde_mpi_float(), comm, &$0) })
   }
 
   public func reduceScatterSum(_ send: UnsafePointer<Float>, into recv: UnsafeMutablePointer<Float>, countPerRank: Int) {
     let c = int32Count(countPerRank, "reduceScatterSum")
     _ = int32Count(countPerRank * size, "reduceScatterSum (total)")
-    timed { _ = MPI_Reduce_scatter_block(send, recv, c, cde_mpi_float(), cde_mpi_sum(), comm) }
+    collective({ _ = MPI_Reduce_scatter_block(send, recv, c, cde_mpi_float(), cde_mpi_sum(), comm) },
+               { _ = MPI_Ireduce_scatter_block(send, recv, c, cde_mpi_float(), cde_mpi_sum(), comm, &$0) })
   }
 
   public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) {
     precondition(root >= 0 && root < size, "broadcast root \(root) out of range for \(size) ranks")
-    timed {
-      var done = 0
-      repeat {
-        let n = min(Self.chunk, bytes - done)
-        MPI_Bcast(buf + done, Int32(n), cde_mpi_byte(), Int32(root), comm)
-        done += n
-      } while done < bytes
-    }
+    var done = 0
+    repeat {
+      let n = Int32(min(Self.chunk, bytes - done)), p = buf + done
+      collective({ _ = MPI_Bcast(p, n, cde_mpi_byte(), Int32(root), comm) },
+                 { _ = MPI_Ibcast(p, n, cde_mpi_byte(), Int32(root), comm, &$0) })
+      done += Int(n)
+    } while done < bytes
   }
 
   public func allReduce(_ buf: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp) {
-    let c = int32Count(count, "allReduce")
-    timed { _ = MPI_Allreduce(cde_mpi_in_place(), buf, c, cde_mpi_double(), mpiOp(op), comm) }
+    let c = int32Count(count, "allReduce"), o = mpiOp(op)
+    collective({ _ = MPI_Allreduce(cde_mpi_in_place(), buf, c, cde_mpi_double(), o, comm) },
+               { _ = MPI_Iallreduce(cde_mpi_in_place(), buf, c, cde_mpi_double(), o, comm, &$0) })
   }
 
   public func barrier() {
-    timed { _ = MPI_Barrier(comm) }
+    collective({ _ = MPI_Barrier(comm) }, { _ = MPI_Ibarrier(comm, &$0) })
   }
 
   public func abort(_ code: Int32) -> Never {
@@ -163,10 +201,107 @@ public final class MPICommunicator: Communicator {
     finalized = true
     var done: Int32 = 0
     MPI_Finalized(&done)
-    if done == 0 { MPI_Finalize() }
+    if done == 0 {
+      if side != cde_mpi_comm_null() { MPI_Comm_free(&side) }
+      MPI_Finalize()
+    }
   }
 
   fileprivate func addBlocked(_ s: Double) { blockedSeconds += s }
+
+  // MARK: Waiting and the stall watchdog
+
+  public func armStallWatchdog(timeout: Double?, step: Int) {
+    guard let timeout, timeout > 0 else { stallDeadline = nil; return }
+    stallTimeout = timeout
+    stallStep = step
+    stallDeadline = monotonicSeconds() + timeout
+  }
+
+  /// Completes `req`: MPI_Test at full speed for 50 us, then with sleeps of 10 us
+  /// doubling up to 250 us in between; answers the watchdog's questions while it
+  /// waits and runs the stall procedure once the deadline has passed.
+  func complete(_ req: inout MPI_Request?) {
+    var flag: Int32 = 0
+    MPI_Test(&req, &flag, cde_mpi_status_ignore())
+    if flag != 0 { return }
+    if spinWait { MPI_Wait(&req, cde_mpi_status_ignore()); return }
+    let t0 = monotonicSeconds()
+    var pause = timespec(tv_sec: 0, tv_nsec: 10_000)
+    while true {
+      MPI_Test(&req, &flag, cde_mpi_status_ignore())
+      if flag != 0 { return }
+      let t = monotonicSeconds()
+      if t - t0 < 50e-6 { continue }
+      answerQuestions()
+      if let d = stallDeadline, t > d { stalled(waitingSince: t0); pause.tv_nsec = 10_000 }
+      nanosleep(&pause, nil)
+      pause.tv_nsec = min(pause.tv_nsec * 2, 250_000)
+    }
+  }
+
+  /// Answers every pending "which collective are you in?" with `sequence`.
+  private func answerQuestions() {
+    var flag: Int32 = 0
+    var status = MPI_Status()
+    while true {
+      MPI_Iprobe(cde_mpi_any_source(), Self.tagQuestion, side, &flag, &status)
+      guard flag != 0 else { return }
+      let source = cde_mpi_status_source(&status)
+      var question: Int64 = 0, answer = sequence
+      MPI_Recv(&question, 1, cde_mpi_int64(), source, Self.tagQuestion, side, &status)
+      MPI_Send(&answer, 1, cde_mpi_int64(), source, Self.tagAnswer, side)
+    }
+  }
+
+  /// No step completed before the deadline while this rank waited in a collective:
+  /// find the ranks that are not waiting too, report them on one line and end the job.
+  /// When every rank answers from this same collective, it is only slow: the deadline
+  /// is renewed and the wait goes on.
+  private func stalled(waitingSince t0: Double) {
+    let n = size
+    let answers = UnsafeMutablePointer<Int64>.allocate(capacity: n)
+    answers.initialize(repeating: -1, count: n)
+    var question = sequence
+    var receives = [MPI_Request?](repeating: cde_mpi_request_null(), count: n)
+    for q in 0..<n where q != rank {
+      MPI_Send(&question, 1, cde_mpi_int64(), Int32(q), Self.tagQuestion, side)
+      MPI_Irecv(answers + q, 1, cde_mpi_int64(), Int32(q), Self.tagAnswer, side, &receives[q])
+    }
+    answers[rank] = sequence
+    var answered = Set([rank])
+    let end = monotonicSeconds() + Self.censusGrace
+    var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+    while answered.count < n && monotonicSeconds() < end {
+      for q in 0..<n where !answered.contains(q) {
+        var flag: Int32 = 0
+        MPI_Test(&receives[q], &flag, cde_mpi_status_ignore())
+        if flag != 0 { answered.insert(q) }
+      }
+      answerQuestions()
+      nanosleep(&pause, nil)
+    }
+    let missing = (0..<n).filter { !answered.contains($0) }
+    let behind = answered.sorted().filter { answers[$0] < sequence }
+    if missing.isEmpty && behind.isEmpty {
+      // Every rank is in this collective: it is slow, not stalled. Wait on, with a new deadline.
+      answers.deallocate()
+      stallDeadline = monotonicSeconds() + stallTimeout
+      return
+    }
+    func ranks(_ r: [Int]) -> String { (r.count == 1 ? "rank " : "ranks ") + r.map(String.init).joined(separator: ", ") }
+    var line = String(format: "error: stall: no step completed in %.0f s (train.stall_timeout_s); at step %d ", stallTimeout, stallStep)
+    if !missing.isEmpty { line += ranks(missing) + " did not arrive" }
+    if !behind.isEmpty { line += (missing.isEmpty ? "" : "; ") + ranks(behind) + " waiting in an earlier collective" }
+    line += String(format: " (rank %d waited %.0f s in collective %lld); ending the job", rank, monotonicSeconds() - t0, sequence)
+    // One line per job: the lowest rank that arrived reports; another reports only if the job is still alive later.
+    if answered.min() != rank {
+      let late = monotonicSeconds() + 2 * Self.censusGrace
+      while monotonicSeconds() < late { answerQuestions(); nanosleep(&pause, nil) }
+    }
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+    abort(1)
+  }
 }
 
 /// An MPI_Request. Open MPI progresses non-blocking collectives only inside MPI
@@ -182,7 +317,7 @@ final class MPIRequest: CommRequest {
   func wait() {
     guard !completed else { return }
     let t0 = monotonicSeconds()
-    MPI_Wait(&request, cde_mpi_status_ignore())
+    owner.complete(&request)
     owner.addBlocked(monotonicSeconds() - t0)
     completed = true
   }

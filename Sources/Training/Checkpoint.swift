@@ -40,7 +40,8 @@ public struct Checkpoint {
 /// fsync'ed, renamed to step-NNNNNNNN and the parent fsync'ed; then all but the
 /// newest `keep` checkpoints are removed. A crash at any moment leaves earlier
 /// checkpoints intact and at worst a `.tmp-*` directory, which readers ignore and
-/// the next `save` removes.
+/// the next `save` (or the trainer at start-up, holding the run lock) removes; a
+/// write that fails (e.g. no space left on device) removes its own `.tmp-*`.
 ///
 /// RUN/checkpoints/best (`saveBest`) holds the same files for the best probe
 /// evaluation so far; it is replaced in place (the old one is moved aside to
@@ -129,24 +130,30 @@ public final class CheckpointStore {
       throw CheckpointError("\(tmp.path): cannot create: \(error.localizedDescription)")
     }
 
-    var digests: [String: Any] = [:]
-    for f in files {
-      precondition(f.name != "trainer.json" && !f.name.contains("/"), "bad checkpoint file name \(f.name)")
-      try Self.writeSynced(f.data, to: tmp.appendingPathComponent(f.name).path)
-      digests[f.name] = ["sha256": SHA256Digest.hex(f.data), "bytes": f.data.count]
-    }
-    var object = trainerState
-    object["step"] = step
-    object["format"] = Self.format
-    object["files"] = digests
-    let json: Data
     do {
-      json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+      var digests: [String: Any] = [:]
+      for f in files {
+        precondition(f.name != "trainer.json" && !f.name.contains("/"), "bad checkpoint file name \(f.name)")
+        try Self.writeSynced(f.data, to: tmp.appendingPathComponent(f.name).path)
+        digests[f.name] = ["sha256": SHA256Digest.hex(f.data), "bytes": f.data.count]
+      }
+      var object = trainerState
+      object["step"] = step
+      object["format"] = Self.format
+      object["files"] = digests
+      let json: Data
+      do {
+        json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+      } catch {
+        throw CheckpointError("checkpoint step \(step): the trainer state is not valid JSON: \(error)")
+      }
+      try Self.writeSynced(json, to: tmp.appendingPathComponent("trainer.json").path)
+      try Self.syncDirectory(tmp.path)
     } catch {
-      throw CheckpointError("checkpoint step \(step): the trainer state is not valid JSON: \(error)")
+      // A write that failed (e.g. no space left on device): free what it took; earlier checkpoints stay.
+      try? fm.removeItem(at: tmp)
+      throw error
     }
-    try Self.writeSynced(json, to: tmp.appendingPathComponent("trainer.json").path)
-    try Self.syncDirectory(tmp.path)
 
     // Move into place; an existing checkpoint of the same step is replaced.
     var old: URL? = nil

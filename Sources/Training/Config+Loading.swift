@@ -424,6 +424,7 @@ extension TrainConfig {
     if checkpoint.everySteps < 0 { throw fail("checkpoint.every_steps", "must not be negative") }
     if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be at least 1") }
     if !(loss.temperature > 0) { throw fail("loss.temperature", "must be positive") }
+    if let t = train.stallTimeoutS, !(t >= 0) { throw fail("train.stall_timeout_s", "must be 0 (off) or a positive number of seconds") }
     if train.earlyStopPatience < 0 { throw fail("train.early_stop_patience", "must be 0 (off) or positive") }
     try validateEval(fail)
   }

@@ -93,6 +93,10 @@ public struct TrainLoopConfig: ConfigSection {
   /// Probe evaluations (`eval.every_steps`) without an improvement of `eval.best_metric`
   /// after which training stops (0: never).
   public var earlyStopPatience = 0
+  /// Stall watchdog: seconds within which a step must complete on every rank, else the
+  /// job ends with one line naming the step and the ranks that did not arrive.
+  /// Unset: the larger of 300 s and 10 x the median step time; 0: off.
+  public var stallTimeoutS: Double? = nil
 
   public init() {}
 }

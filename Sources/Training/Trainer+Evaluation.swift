@@ -22,6 +22,9 @@ extension Trainer {
   /// says to stop.
   func evaluateIfDue(total: Int) throws -> Bool {
     guard evaluationDue(globalStep, total: total), let ev = evaluator else { return false }
+    // Rank 0 fits the classifiers alone, for as long as that takes: no stall watchdog meanwhile.
+    comm.armStallWatchdog(timeout: nil, step: globalStep)
+    defer { comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep) }
     let t0 = monotonic()
     let gathered = try gatherProbeEmbeddings(ev)
     var scores: [String: Double] = [:]

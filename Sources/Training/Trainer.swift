@@ -39,7 +39,34 @@ public enum TrainOutcome: Equatable {
 
 public struct TrainError: Error, CustomStringConvertible {
   public let description: String
+  /// Process exit status: 1, or `refusalExitCode` when the job refused to start.
+  public var exitCode: Int32 = 1
+  /// Every rank throws this error (it was broadcast): rank 0 reports it, the others exit quietly.
+  public var shared = false
   public init(_ d: String) { description = d }
+
+  /// The job refused to start (run directory in use or unusable, no checkpoint verifies,
+  /// the config differs from the checkpoint's): starting again would refuse again, so
+  /// the launchers do not restart on this status (sysexits' EX_CONFIG).
+  public static let refusalExitCode: Int32 = 78
+
+  public static func refusal(_ d: String) -> TrainError {
+    var e = TrainError(d)
+    e.exitCode = refusalExitCode
+    return e
+  }
+}
+
+/// How `--resume auto` may depart from exact continuation (`cde train` flags).
+public struct ResumePolicy {
+  /// `--allow-fresh-start`: train from step 0 when checkpoints/ holds step directories and none verifies.
+  public var allowFreshStart = false
+  /// `--allow-config-change`: resume although keys that the exact-resume guarantee depends on changed.
+  public var allowConfigChange = false
+  public init(allowFreshStart: Bool = false, allowConfigChange: Bool = false) {
+    self.allowFreshStart = allowFreshStart
+    self.allowConfigChange = allowConfigChange
+  }
 }
 
 /// Control message the coordinator (rank 0) broadcasts before every step.
@@ -81,6 +108,11 @@ public final class Trainer {
   /// Probe evaluation during training (`eval.*`), and its best-metric / patience state.
   let evaluator: ProbeEvaluator?
   var earlyStopping = EarlyStopping()
+  /// Lock, start-up checks and status.json of the run directory (rank 0 holds the lock).
+  let runDirectory: RunDirectory
+  /// Durations of the latest steps (ring buffer) and its sorted copy: the stall watchdog's median.
+  var stepTimes: [Double] = []
+  var stepTimesSorted: [Double] = []
 
   public var isCoordinator: Bool { comm.rank == 0 }
 
@@ -88,7 +120,8 @@ public final class Trainer {
   /// the newest that verifies, if any; a path: that checkpoint or run), and
   /// opens the data stream at the restored cursor.
   public init(config: TrainConfig, runDirectory: String, resume: String?, communicator: Communicator,
-              evaluator: ProbeEvaluator? = nil, log: @escaping (String) -> Void) throws {
+              evaluator: ProbeEvaluator? = nil, policy: ResumePolicy = ResumePolicy(),
+              log: @escaping (String) -> Void) throws {
     self.config = config
     self.evaluator = evaluator
     if config.evaluates && evaluator == nil { throw TrainError("eval.every_steps is set but no probe evaluator was given") }
@@ -105,21 +138,55 @@ public final class Trainer {
     step.deduplicateViews = config.optim.deduplicateViews
     store = CheckpointStore(runDirectory: run, keep: max(1, config.checkpoint.keep))
 
-    // Rank 0 chooses the checkpoint; every rank learns its step.
+    // Rank 0 takes the run directory (lock, start-up checks, leftovers of an interrupted
+    // save) and chooses the checkpoint; every rank learns the outcome and its step.
     var restored: (Checkpoint, TrainerState)? = nil
-    var restoreError = ""
-    if comm.rank == 0, let resume {
+    var restoreError: TrainError? = nil
+    let directory = RunDirectory(run)
+    self.runDirectory = directory
+    if comm.rank == 0 {
       do {
+        try directory.lock()
+        try directory.requireWritable(run, what: "run directory")
+        try directory.requireWritable(store.directory, what: "checkpoint directory")
+        try directory.requireSpace(store.directory, checkpointBytes: Self.checkpointBytes(parameters: vit.layout.total))
+        store.cleanLeftovers()
         if resume == "auto" {
-          if let c = store.latestValid() { restored = (c, try c.state(TrainerState.self)) }
-        } else {
+          var skipped: [String] = []
+          store.warn = { skipped.append($0) }
+          if let c = store.latestValid() {
+            for w in skipped { log("warning: " + w) }
+            restored = (c, try c.state(TrainerState.self))
+          } else if !skipped.isEmpty {
+            let present = store.list().count
+            guard policy.allowFreshStart else {
+              throw TrainError.refusal("--resume auto: \(store.directory.path) holds \(present) checkpoint(s) and none verifies "
+                + "(newest: \(skipped[0].replacingOccurrences(of: "skipping checkpoint ", with: ""))); not starting over "
+                + "(--allow-fresh-start trains from step 0)")
+            }
+            for w in skipped { log("warning: " + w) }
+            log("warning: no checkpoint of \(present) verifies; training from step 0 (--allow-fresh-start)")
+          }
+          store.warn = { log("warning: " + $0) }
+        } else if let resume {
           let c = try CheckpointStore.load(path: resume, warn: { log("warning: " + $0) })
           restored = (c, try c.state(TrainerState.self))
         }
-      } catch { restoreError = "\(error)" }
+      } catch let e as TrainError {
+        restoreError = e
+      } catch {
+        restoreError = TrainError.refusal("\(error)")
+      }
     }
-    let err = comm.broadcast(data: Data(restoreError.utf8), root: 0)
-    if !err.isEmpty { throw TrainError(String(decoding: err, as: UTF8.self)) }
+    let err = comm.broadcast(data: restoreError.map { Data("\($0.exitCode) \($0.description)".utf8) } ?? Data(), root: 0)
+    if !err.isEmpty {
+      let text = String(decoding: err, as: UTF8.self)
+      let space = text.firstIndex(of: " ")!
+      var e = TrainError(String(text[text.index(after: space)...]))
+      e.exitCode = Int32(text[..<space]) ?? 1
+      e.shared = true
+      throw e
+    }
     let stateData = comm.broadcast(data: restored.map { (try? JSONEncoder().encode($0.1)) ?? Data() } ?? Data(), root: 0)
     var state: TrainerState? = nil
     var startStep = 0
@@ -131,7 +198,22 @@ public final class Trainer {
     }
     earlyStopping = state?.earlyStopping ?? EarlyStopping()
     if let state, state.config.model != config.model {
-      throw TrainError("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
+      var e = TrainError.refusal("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
+      e.shared = true
+      throw e
+    }
+    if let state {
+      let changed = config.resumeDifferences(from: state.config)
+      if !changed.isEmpty {
+        let list = changed.joined(separator: ", ")
+        if !policy.allowConfigChange {
+          var e = TrainError.refusal("--resume: the config differs from the checkpoint of step \(startStep) in \(list); "
+                                     + "exact resume needs the same values (--allow-config-change resumes anyway)")
+          e.shared = true
+          throw e
+        }
+        log("warning: resuming with a config that differs from the checkpoint of step \(startStep) in \(list) (--allow-config-change): not an exact continuation")
+      }
     }
 
     // Parameters and moments: rank 0 loads or initialises, then broadcasts.
@@ -197,11 +279,44 @@ public final class Trainer {
       if state != nil { tb.addSessionStart(step: startStep) }
       tensorboard = tb
       try config.toYAML().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+      directory.writeStatus("running", step: startStep)
     }
   }
 
-  /// Trains until the configured step count or a stop signal.
+  /// Bytes of one checkpoint of `parameters` fp32 parameters: the model, the two AdamW
+  /// moments, headers and trainer.json (generously 64 KiB).
+  static func checkpointBytes(parameters: Int) -> Int { 3 * 4 * parameters + 64 << 10 }
+
+  /// Trains until the configured step count or a stop signal. An error on rank 0 is
+  /// recorded in RUN/status.json as {"state": "failed", "reason": ...}.
   public func train() throws -> TrainOutcome {
+    do {
+      return try trainSteps()
+    } catch {
+      if isCoordinator { writeStatus("failed", reason: "\(error)") }
+      throw error
+    }
+  }
+
+  /// The stall watchdog's timeout: `train.stall_timeout_s`, else max(300 s, 10 x the median
+  /// of the latest step times); nil: off.
+  func stallTimeout() -> Double? {
+    if let t = config.train.stallTimeoutS { return t > 0 ? t : nil }
+    guard !stepTimesSorted.isEmpty else { return 300 }
+    return max(300, 10 * stepTimesSorted[stepTimesSorted.count / 2])
+  }
+
+  /// Records a completed step's duration (ring of 64, median refreshed every 16 steps) and re-arms the watchdog.
+  func stepCompleted(seconds: Double) {
+    if stepTimes.count < 64 { stepTimes.append(seconds) } else { stepTimes[globalStep % 64] = seconds }
+    if stepTimesSorted.count != stepTimes.count || globalStep % 16 == 0 {
+      stepTimesSorted = stepTimes
+      stepTimesSorted.sort()
+    }
+    comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
+  }
+
+  func trainSteps() throws -> TrainOutcome {
     let total = schedule.totalSteps
     let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
     let s = config.model.imageSize, l = config.data.localSize
@@ -212,6 +327,9 @@ public final class Trainer {
           + "steps \(globalStep)..<\(total); run \(run.path)")
     }
     if earlyStopping.shouldStop(patience: config.train.earlyStopPatience) { return finishEarly() }
+    stepTimes.reserveCapacity(64)
+    stepTimesSorted.reserveCapacity(64)
+    comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
     let wall0 = monotonic()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
     var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
@@ -264,6 +382,7 @@ public final class Trainer {
       }
       globalStep += 1
       let dt = monotonic() - t0
+      stepCompleted(seconds: dt)
       let wait = loader.stats.waitSeconds
       recordsSinceLog += g
       timeSinceLog += dt
@@ -345,10 +464,10 @@ public final class Trainer {
     return times.sorted()[1]
   }
 
-  /// RUN/status.json: {"state": "finished" | "stopped", "step": N}; the Slurm script requeues unless finished.
-  func writeStatus(_ state: String) {
-    try? "{\"state\":\"\(state)\",\"step\":\(globalStep)}\n".write(
-      to: run.appendingPathComponent("status.json"), atomically: true, encoding: .utf8)
+  /// RUN/status.json: {"state": "running" | "finished" | "stopped" | "early-stopped" | "failed", "step": N,
+  /// "reason": ... (failed)}; the launchers restart or requeue unless finished, stopped or early-stopped.
+  func writeStatus(_ state: String, reason: String? = nil) {
+    runDirectory.writeStatus(state, step: globalStep, reason: reason)
   }
 
   /// The permutation seed of a step: a function of (seed, step) only.
@@ -375,6 +494,7 @@ public final class Trainer {
 
   /// Rank 0 writes model, optimiser and trainer state (as RUN/checkpoints/best when `best`); other ranks wait.
   func saveCheckpoint(best: Bool = false) throws {
+    comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
     if isCoordinator {
       var mw = SafeTensorsWriter(metadata: ["format": "pt", "producer": "cde train", "step": "\(globalStep)"])
       model.addTensors(to: &mw)
