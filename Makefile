@@ -34,6 +34,7 @@ test: deps
 	bash scripts/test-cli.sh $(BIN)
 	bash scripts/test-train.sh $(BIN)
 	bash scripts/test-baddata.sh $(BIN)
+	bash scripts/test-import.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.

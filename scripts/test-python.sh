@@ -27,4 +27,4 @@ if ! has_all "$VENV/bin/python" "$@"; then
   echo "test-python: pip install ${pkgs[*]} into $VENV" >&2
   "$VENV/bin/python" -m pip install -q "${pkgs[@]}" >&2 || { echo "test-python: pip install failed (PyPI unreachable?)" >&2; exit 1; }
 fi
-realpath "$VENV/bin/python"
+echo "$PWD/$VENV/bin/python"
