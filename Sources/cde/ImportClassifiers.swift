@@ -47,7 +47,7 @@ struct ImportClassifiers: ParsableCommand {
     let tool = try PythonTool.locate("sklearn_classifiers.py")
     var dimension: Int? = nil
     if let model {
-      let m = try ModelOptions(model: model).load()
+      let m = try ModelOptions.parse(["--model", model]).load()
       dimension = m.dimension
     }
     let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("cde-import-\(getpid())").path
@@ -81,12 +81,5 @@ struct ImportClassifiers: ParsableCommand {
     case .knn(let k): return ", \(k.count) fitted samples"
     case .svm(let s): return ", \(s.supportCount) support vectors, degree \(s.degree), gamma \(s.gamma), coef0 \(s.coef0)"
     }
-  }
-}
-
-extension ModelOptions {
-  init(model: String) {
-    self.init()
-    self.model = model
   }
 }
