@@ -6,7 +6,7 @@ RUN ?= runs/smoke
 DATA ?= runs/synth-d3
 BIN := .build/release/cde
 DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev \
-  qemu-user iproute2 util-linux
+  qemu-user iproute2 util-linux python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Open MPI refuses to run as root unless told; CI and these machines run as root.
@@ -47,6 +47,7 @@ test: deps
 	bash scripts/test-baddata.sh $(BIN)
 	bash scripts/test-portable.sh $(BIN)
 	bash scripts/test-hosts.sh $(BIN)
+	bash scripts/test-import.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.

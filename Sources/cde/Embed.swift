@@ -149,12 +149,15 @@ func embedImages(_ paths: [String], model: EmbeddingModel, metadata: [String: St
 final class ProgressBar {
   let total: Int
   let enabled: Bool
+  /// What is counted ("images", "rows").
+  let unit: String
   let start = Date()
   var last = Date.distantPast
 
-  init(total: Int, enabled: Bool) {
+  init(total: Int, enabled: Bool, unit: String = "images") {
     self.total = total
     self.enabled = enabled && isatty(2) != 0
+    self.unit = unit
   }
 
   func update(_ done: Int) {
@@ -166,7 +169,7 @@ final class ProgressBar {
     let secs = now.timeIntervalSince(start), rate = Double(done) / max(secs, 1e-9)
     let eta = rate > 0 ? Double(total - done) / rate : 0
     let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-    FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d images, %.1f/s, %.0f s left ", bar, done, total, rate, eta).utf8))
+    FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d %@, %.1f/s, %.0f s left ", bar, done, total, unit, rate, eta).utf8))
   }
 
   func finish() {

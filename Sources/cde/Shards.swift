@@ -7,8 +7,8 @@ import Foundation
 struct Shards: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "shards",
-    abstract: "Write synthetic D3 data or check D3 shards and folders.",
-    subcommands: [Synth.self, Check.self, Bench.self, Preview.self])
+    abstract: "Write synthetic D3 data, import the published D3, or check D3 shards and folders.",
+    subcommands: [Synth.self, Import.self, Check.self, Bench.self, Preview.self])
 
   struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
