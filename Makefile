@@ -5,7 +5,7 @@ NP ?= 2
 RUN ?= runs/smoke
 DATA ?= runs/synth-d3
 BIN := .build/release/cde
-DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev
+DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev libdnnl-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Open MPI refuses to run as root unless told; CI and these machines run as root.

@@ -23,15 +23,17 @@ let package = Package(
     .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
     .systemLibrary(name: "CLinear", providers: [.apt(["liblinear-dev"])]),
     .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
+    // oneDNN: dnnl_sgemm for the GEMM classes where it beats OpenBLAS (Kernels/GEMMBackend.swift).
+    .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
     // OpenSSL's libcrypto: SHA-256 of checkpoint files.
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-    // Small C helpers that Swift cannot express safely (async-signal-safe handlers).
+    // Small C helpers that Swift cannot express safely (async-signal-safe handlers, the FMA-peak loop).
     .target(name: "CSupport"),
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numeric),
     // Images: decoding, geometry, the transform operator T, views.
@@ -57,7 +59,7 @@ let package = Package(
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
     // Helpers shared by the numeric tests (fixture paths, error measures).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),

@@ -32,6 +32,8 @@ struct Bench: ParsableCommand {
   var distinctViews = false
   @Flag(help: .hidden) var sgemm = false
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
+  @Flag(name: .customLong("fma-peak"), help: .hidden) var fmaPeak = false  // Bench+Peak.swift
+  @Flag(name: .customLong("gemm-shapes"), help: .hidden) var gemmShapes = false  // Bench+Peak.swift
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -59,7 +61,10 @@ struct Bench: ParsableCommand {
     let comm = makeCommunicator()
     defer { comm.finalize() }
     if sgemm { return try runSGEMM(comm) }
+    if fmaPeak { return try runFMAPeak(comm) }
     let cfg = try loadModelConfig(config)
+    if gemmShapes { return try runGEMMShapes(comm, cfg) }
+    let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
     guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
@@ -120,6 +125,7 @@ struct Bench: ParsableCommand {
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
+      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
     ]
     let prof = KernelProfiler.totals
     if profile {
@@ -139,7 +145,7 @@ struct Bench: ParsableCommand {
     }
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  b, ranks, l, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
-    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription)")
+    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)")
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
     if profile {
