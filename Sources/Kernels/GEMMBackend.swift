@@ -117,7 +117,7 @@ public enum GEMMBackend {
   }
 
   /// `omp_set_num_threads`, when oneDNN's OpenMP runtime is loaded.
-  nonisolated(unsafe) static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
+  static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
     guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") else { return nil }
     return unsafeBitCast(sym, to: (@convention(c) (Int32) -> Void).self)
   }()

@@ -45,4 +45,10 @@ public enum GEMMSelection {
     GEMMBackend.install(plan)
     return line
   }
+
+  /// True on every rank when every rank has rank 0's plan installed (a collective call).
+  public static func ranksAgree(_ comm: Communicator) -> Bool {
+    let mine = Data(GEMMBackend.plan.encoded.utf8)
+    return comm.allTrue(comm.broadcast(data: mine, root: 0) == mine)
+  }
 }

@@ -84,11 +84,12 @@ struct Bench: ParsableCommand {
     let perm = derangement(ranks * b, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
     step.chunkRecords = gradCacheChunk
-    var times: [Double] = [], phases = [Double](repeating: 0, count: 4)
+    var times: [Double] = [], phases = [Double](repeating: 0, count: 4), cpu0 = 0.0
     for i in 0..<(warmup + steps) {
       if i == warmup {
         KernelProfiler.reset()
         KernelProfiler.enabled = profile
+        cpu0 = processCPUSeconds()
       }
       comm.barrier()
       let t0 = DispatchTime.now().uptimeNanoseconds
@@ -104,6 +105,7 @@ struct Bench: ParsableCommand {
       }
     }
     KernelProfiler.enabled = false
+    let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
     times.sort()
     let median = times[times.count / 2]
     let g = cfg.grid, lg = l / cfg.patch
@@ -116,6 +118,7 @@ struct Bench: ParsableCommand {
     comm.allReduce(&sums, op: .sum)
     var slowest = [median]
     comm.allReduce(&slowest, op: .max)
+    let gemmAgree = GEMMSelection.ranksAgree(comm)
     guard comm.rank == 0 else { return }
     let k = Double(steps)
     var result: [String: Any] = [
@@ -125,7 +128,8 @@ struct Bench: ParsableCommand {
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
-      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
+      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "gemm_plan_ranks_identical": gemmAgree,
+      "cpu_s_per_step_rank0": cpuPerStep,
     ]
     let prof = KernelProfiler.totals
     if profile {

@@ -92,9 +92,13 @@ final class GEMMBackendTests: XCTestCase {
         Threads.configure(threads)
         var c = [Float](repeating: 0, count: (hi - lo) * n)
         c.withUnsafeMutableBufferPointer { cp in
-          if s.transA {
-            sgemm(transA: true, transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo, lda: m, b: b, ldb: s.transB ? k : n,
+          if s.transA && (lo, hi) == (0, m) {
+            sgemm(transA: true, transB: s.transB, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: s.transB ? k : n,
                   c: cp.baseAddress!, ldc: n)
+          } else if s.transA {
+            // A share of a weight gradient's rows is only ever computed inside the routed call (the worker split).
+            GEMMBackend.onednnSgemm(transA: true, transB: s.transB, m: hi - lo, n: n, k: k, alpha: 1, a: a + lo, lda: m, b: b,
+                                    ldb: s.transB ? k : n, beta: 0, c: cp.baseAddress!, ldc: n, parallel: true)
           } else {
             sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: s.transB ? k : n,
                       c: cp.baseAddress!, ldc: n)
