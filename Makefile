@@ -6,7 +6,7 @@ RUN ?= runs/smoke
 DATA ?= runs/synth-d3
 BIN := .build/release/cde
 DEBS := pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libvips-dev liblinear-dev libsvm-dev libssl-dev \
-  qemu-user iproute2 util-linux python3-venv
+  libdnnl-dev qemu-user iproute2 util-linux python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Open MPI refuses to run as root unless told; CI and these machines run as root.

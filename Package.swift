@@ -43,18 +43,21 @@ let package = Package(
     .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
     .systemLibrary(name: "CLinear", providers: [.apt(["liblinear-dev"])]),
     .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
+    // oneDNN: dnnl_sgemm for the GEMM classes where it beats OpenBLAS (Kernels/GEMMBackend.swift).
+    .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
     // OpenSSL's libcrypto: SHA-256 of checkpoint files.
     .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     // What the build targets (data only, compiled with the numeric targets' -march).
     .target(name: "CBuildTarget", cSettings: buildTarget),
     // Small C helpers that Swift cannot express safely (async-signal-safe handlers, cpuid
-    // and the start-up CPU check). Compiled without -march: it runs on any x86-64.
+    // and the start-up CPU check, the FMA-peak loop). Compiled without -march: it runs on
+    // any x86-64 (the FMA loop picks its instructions with target attributes).
     .target(name: "CSupport", dependencies: ["CBuildTarget"]),
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS", "CSupport"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numeric),
     // Images: decoding, geometry, the transform operator T, views.

@@ -6,12 +6,17 @@
 #
 #   scripts/bench.sh [path/to/cde]
 #
-# Environment: RECORDS (records per rank per step, default 8), STEPS (timed
+# Environment: CONFIG (YAML whose model: section shapes the ViT; default ViT-Tiny), RECORDS (records per rank per step, default 8), STEPS (timed
 # steps, default 3), SIZES (local view sizes, default "96 224"), TORCH_PYTHON
 # (python with torch + timm; default /tmp/ref/bin/python when present; set to
 # "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
 # pytorch_code_ddp.py, default ../shared/anchors), PROFILE=1 (kernel breakdown
 # of the 2-rank run).
+#
+# GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
+# once per mode, alternating, AB_ROUNDS times (default 3), and the median of each is reported.
+# The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
+# with the cores a layout uses; every figure is also given as % of that peak in model FLOPs.
 #
 # Model GFLOP/s count all eight views of a record (DESIGN.md's formula); "executed"
 # leaves out the augmented views that equal their base view and are run once (as in
@@ -35,7 +40,17 @@ json() { grep -o "\"$1\":[-0-9.eE+]*" | head -1 | cut -d: -f2; }
 torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
 
-echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
+GEMMS=${GEMMS:-openblas auto}
+AB_ROUNDS=${AB_ROUNDS:-3}
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
+FMA=$("$BIN" bench --fma-peak --json --steps 3)
+PEAK1=$(echo "$FMA" | json per_core_gflop_per_s)
+echo "== FMA peak ($(echo "$FMA" | grep -o '"isa":"[a-z0-9]*"' | cut -d'"' -f4) loop): $(printf %.1f "$PEAK1") GFLOP/s per core \
+(CPU time; $(printf %.1f "$(echo "$FMA" | json all_cores_gflop_per_s)") measured on all $(nproc) cores at once, wall time)"
+# pct GFLOPS CORES: GFLOPS as % of the FMA peak of CORES cores.
+pct() { if [ -n "$1" ]; then printf "%.0f%%" "$(echo "scale=4; 100 * $1 / ($PEAK1 * $2)" | bc)"; else echo "n/a"; fi; }
+echo "== GEMM classes of the step (one thread; what --gemm auto chooses):"
+"$BIN" bench --gemm-shapes --threads 1 --steps 3 ${CONFIG:+--config "$CONFIG"} | sed 's/^/   /'
 SG="bench --sgemm --steps 10 --json"
 echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | grep -o '"blas_core":"[A-Za-z0-9]*"' \
   | cut -d'"' -f4) (cde picks the CPU's best; see README). Each layout's sgemm rate (2048^3 per rank,
@@ -44,24 +59,45 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
 for L in $SIZES; do
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
-  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json)
+  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --jso ${CONFIG:+--config "$CONFIG"})
   PROF=""
   [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
   S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF)
+  J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF ${CONFIG:+--config "$CONFIG"})
   S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json)
-  show() {  # show LABEL JSON SGEMM_RATE: prints one line, sets R<LABEL>
+  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --jso ${CONFIG:+--config "$CONFIG"})
+  show() {  # show LABEL JSON SGEMM_RATE CORES: prints one line, sets R<LABEL>
     local r g x m
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
     x=$(echo "$2" | json gflop_per_s_executed)
-    printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s, %6.1f executed = %s of sgemm %.0f  (peak RSS %.0f MiB/rank)\n" \
-      "$1" "$r" "$g" "$x" "$(ratio "$x" "$3")" "$3" "$m"
+    printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s = %s of FMA peak, %6.1f executed = %s of sgemm %.0f  (peak RSS %.0f MiB/rank; gemm %s)\n" \
+      "$1" "$r" "$g" "$(pct "$g" "$4")" "$x" "$(ratio "$x" "$3")" "$3" "$m" "$(echo "$2" | grep -o '"gemm_plan":"[^"]*"' | grep -o 'onednn' | wc -l) classes on oneDNN"
     eval "R$1=$r"
+    GPR=$(echo "scale=6; $g / $r" | bc)  # model GFLOP per record
   }
-  show 1x2 "$J12" "$S12"
-  show 2x1 "$J21" "$S21"
-  show 1x1 "$J11" "$S11"
+  show 1x2 "$J12" "$S12" 2
+  show 2x1 "$J21" "$S21" 2
+  show 1x1 "$J11" "$S11" 1
+  # Old vs new GEMM routing, alternating, 2 ranks x 1 thread: median records/s per mode.
+  declare -A AB=() ABC=()
+  for ((round = 0; round < AB_ROUNDS; round++)); do
+    for g in $GEMMS; do
+      j=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --gemm "$g" \
+        ${CONFIG:+--config "$CONFIG"})
+      AB[$g]+="$(echo "$j" | json records_per_s) "
+      # Records per CPU-second of one rank (one thread): insensitive to other load on a shared machine.
+      ABC[$g]+="$(echo "scale=4; $RECORDS / $(echo "$j" | json cpu_s_per_step_rank0)" | bc) "
+    done
+  done
+  median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  line="   A/B 2x1, $AB_ROUNDS alternating rounds, medians:"
+  first="" firstc=""
+  for g in $GEMMS; do
+    med=$(echo ${AB[$g]} | median); medc=$(echo ${ABC[$g]} | median)
+    [ -z "$first" ] && first=$med && firstc=$medc
+    line+=" --gemm $g $med records/s ($(ratio "$med" "$first")), $medc records per CPU-second of a rank ($(ratio "$medc" "$firstc"));"
+  done
+  echo "$line"
   [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
   best=""
   if [ "$TORCH_PYTHON" != none ] && [ -f "$ANCHORS/pytorch_code_step.py" ]; then
@@ -73,8 +109,9 @@ for L in $SIZES; do
         --local-size "$L" --steps "$STEPS" 2>/dev/null | torch_rate)
     fi
     T1=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS" | torch_rate)
-    printf "   torch 1 process x 2 threads: %s records/s   DDP 2 ranks x 1 thread: %s records/s   1 x 1: %s records/s\n" \
-      "$T2" "${TD:-n/a}" "$T1"
+    tp() { [ -n "$1" ] && pct "$(echo "$1 * $GPR" | bc)" "$2" || echo "n/a"; }
+    printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
+      "$T2" "$(tp "$T2" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
     best=$(printf "%s\n%s\n" "$T2" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"

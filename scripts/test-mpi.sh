@@ -36,5 +36,20 @@ rc=$?
 if [ "$rc" = 3 ]; then ok "mpirun -np 2: abort(3) on rank 1 ends the job with status 3"
 else fail "abort: exit status $rc, expected 3"; cat "$log"; fi
 
+# GEMM library choice: rank 0 decides and broadcasts. Rank 1 runs oneDNN limited to AVX2, where it
+# would choose alone otherwise (fewer row-stable classes): both ranks must still install rank 0's plan.
+cfg=$(mktemp --suffix .yaml); trap 'rm -f "$log" "$cfg"' EXIT
+printf 'model:\n  depth: 1\n  image_size: 32\n' >"$cfg"
+GB=(bench --config "$cfg" --records 2 --local-size 16 --steps 1 --warmup 0 --json --gemm onednn)
+alone0=$("$BIN" "${GB[@]}" | grep -o '"gemm_plan":"[^"]*"')
+alone1=$(ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" | grep -o '"gemm_plan":"[^"]*"')
+out=$(timeout 300 mpirun -np 1 "$BIN" "${GB[@]}" : -np 1 -x ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" 2>&1)
+if echo "$out" | grep -q '"gemm_plan_ranks_identical":true' && [ "$(echo "$out" | grep -o '"gemm_plan":"[^"]*"')" = "$alone0" ] \
+   && echo "$alone0" | grep -q onednn; then
+  ok "mpirun -np 2: both ranks run rank 0's GEMM plan ($(echo "$alone0" | grep -o onednn | wc -l) classes on oneDNN; rank 1 alone would choose $([ "$alone0" = "$alone1" ] && echo the same || echo differently))"
+else
+  fail "mpirun -np 2: GEMM plans differ across ranks or from rank 0's own choice"; echo "$out"; echo "alone: $alone0"
+fi
+
 echo "mpi: $passed passed, $failed failed"
 [ "$failed" = 0 ]

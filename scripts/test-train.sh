@@ -19,6 +19,9 @@ TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width
       --set optim.warmup_steps=5 --set data.loader_threads=1 --set train.consistency_check_every=5 --set eval.every_steps=0
       --threads 1)
 ckpt() { echo "$1/checkpoints/step-$(printf %08d "$2")"; }
+# The runs compared bit for bit below must compute alike: oneDNN wherever its rows are stable
+# (deterministic on a given machine), instead of `auto`'s timing, which may choose differently per run.
+export CDE_GEMM=onednn
 
 # A: 2k = 20 steps without interruption.
 CDE_TRACE_RECORDS="$T/traceA" $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
@@ -79,6 +82,13 @@ cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/B" 20)/model.safetensors" 
 cmp "$(ckpt "$T/A" 20)/optimizer.safetensors" "$(ckpt "$T/B" 20)/optimizer.safetensors" \
   || fail "optimizer state after resume differs"
 ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-identical to the uninterrupted run"
+
+# The GEMM plan is part of the run: it is in the checkpoint, and a resume under `auto` reuses it.
+grep -q '"gemm" *: *"[^"]*onednn' "$(ckpt "$T/A" 10)/trainer.json" || fail "run A's step-10 checkpoint names no oneDNN GEMM plan"
+CDE_GEMM=auto $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" \
+  --set checkpoint.every_steps=100 >"$T/Aauto.log" 2>&1 || { cat "$T/Aauto.log"; fail "resume under CDE_GEMM=auto failed"; }
+grep -q "from its checkpoint" "$T/Aauto.log" || { cat "$T/Aauto.log"; fail "resume under auto did not reuse the checkpoint's GEMM plan"; }
+ok "GEMM plan stored in the checkpoint and reused by a resume under auto"
 
 # C: the step-10 checkpoint resumed with 1 rank and with 4 ranks reads the same global record order.
 for np in 1 4; do

@@ -1,6 +1,6 @@
 import CBLAS
 
-/// Row-major single-precision GEMM on OpenBLAS:
+/// Row-major single-precision GEMM on OpenBLAS (or oneDNN for the classes `GEMMBackend.plan` routes there):
 /// `C[M,N] = alpha * op(A) * op(B) + beta * C`, where `op(A)` is `[M,K]`
 /// (`A` stored `[M,K]`, or `[K,M]` when `transA`) and `op(B)` is `[K,N]`
 /// (`B` stored `[K,N]`, or `[N,K]` when `transB`). Leading dimensions are the
@@ -17,6 +17,11 @@ public func sgemm(
   parallel: Bool = true
 ) {
   if m == 0 || n == 0 { return }
+  if GEMMBackend.routesToOneDNN(transA: transA, transB: transB, m: m, n: n, k: k) {  // GEMMBackend.swift
+    GEMMBackend.onednnSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                            ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
+    return
+  }
   let ta = transA ? CblasTrans : CblasNoTrans
   let tb = transB ? CblasTrans : CblasNoTrans
   // Split only when each chunk keeps a useful amount of work.

@@ -25,6 +25,8 @@ public struct TrainerState: Codable {
   public var time: String
   /// Best probe metric, its step and the evaluations since (absent before probe evaluation existed).
   public var earlyStopping: EarlyStopping? = nil
+  /// The GEMM plan the run computes with (`GEMMPlan.encoded`; absent before oneDNN, and "" for all OpenBLAS).
+  public var gemm: String? = nil
 }
 
 /// Why `Trainer.run` returned.
@@ -239,6 +241,9 @@ public final class Trainer {
     comm.broadcast(&adamSteps, root: 0)
     step.optimizer.restore(stepCount: Int(adamSteps))
     globalStep = startStep
+    let gemmLine = GEMMSelection.setUp(model: config.model.vit, mode: GEMMBackend.requestedMode, communicator: comm,
+                                       stored: state?.gemm)
+    if comm.rank == 0 { log(gemmLine) }
 
     // Data stream at the restored cursor.
     let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -505,7 +510,7 @@ public final class Trainer {
         epoch: loader.cursor.epoch, dataCursor: loader.cursor, schedule: schedule, seed: config.train.seed,
         worldSize: comm.size, globalBatch: config.train.globalBatch, optimizerSteps: step.optimizer.stepCount,
         config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()),
-        earlyStopping: earlyStopping)
+        earlyStopping: earlyStopping, gemm: GEMMBackend.plan.encoded)
       let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", ow.serialized())]
       let url = best ? try store.saveBest(step: globalStep, files: files, state: state)
                      : try store.save(step: globalStep, files: files, state: state)

@@ -32,6 +32,8 @@ struct Bench: ParsableCommand {
   var distinctViews = false
   @Flag(help: .hidden) var sgemm = false
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
+  @Flag(name: .customLong("fma-peak"), help: .hidden) var fmaPeak = false  // Bench+Peak.swift
+  @Flag(name: .customLong("gemm-shapes"), help: .hidden) var gemmShapes = false  // Bench+Peak.swift
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -59,7 +61,10 @@ struct Bench: ParsableCommand {
     let comm = makeCommunicator()
     defer { comm.finalize() }
     if sgemm { return try runSGEMM(comm) }
+    if fmaPeak { return try runFMAPeak(comm) }
     let cfg = try loadModelConfig(config)
+    if gemmShapes { return try runGEMMShapes(comm, cfg) }
+    let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
     guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
@@ -81,11 +86,12 @@ struct Bench: ParsableCommand {
     let perm = derangement(ranks * b, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
     step.chunkRecords = gradCacheChunk
-    var times: [Double] = [], phases = [Double](repeating: 0, count: 4)
+    var times: [Double] = [], phases = [Double](repeating: 0, count: 4), cpu0 = 0.0
     for i in 0..<(warmup + steps) {
       if i == warmup {
         KernelProfiler.reset()
         KernelProfiler.enabled = profile
+        cpu0 = processCPUSeconds()
       }
       comm.barrier()
       let t0 = DispatchTime.now().uptimeNanoseconds
@@ -101,6 +107,7 @@ struct Bench: ParsableCommand {
       }
     }
     KernelProfiler.enabled = false
+    let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
     times.sort()
     let median = times[times.count / 2]
     let g = cfg.grid, lg = l / cfg.patch
@@ -113,6 +120,7 @@ struct Bench: ParsableCommand {
     comm.allReduce(&sums, op: .sum)
     var slowest = [median]
     comm.allReduce(&slowest, op: .max)
+    let gemmAgree = GEMMSelection.ranksAgree(comm)
     guard comm.rank == 0 else { return }
     let k = Double(steps)
     var result: [String: Any] = [
@@ -122,6 +130,8 @@ struct Bench: ParsableCommand {
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
+      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "gemm_plan_ranks_identical": gemmAgree,
+      "cpu_s_per_step_rank0": cpuPerStep,
     ]
     let prof = KernelProfiler.totals
     if profile {
@@ -141,7 +151,7 @@ struct Bench: ParsableCommand {
     }
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  b, ranks, l, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
-    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription)")
+    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)")
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
     if profile {

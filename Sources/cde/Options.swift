@@ -11,12 +11,21 @@ struct ComputeOptions: ParsableArguments {
   @Option(help: "Worker threads per process (default: CDE_THREADS, or cores / local ranks).")
   var threads: Int?
 
+  @Option(help: ArgumentHelp(
+    "GEMM library: auto (time OpenBLAS and oneDNN per GEMM class at start-up, keep the faster), openblas, onednn (default: CDE_GEMM, or auto).",
+    valueName: "auto|openblas|onednn"))
+  var gemm: GEMMMode?
+
   func validate() throws {
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    if gemm == nil, let e = ProcessInfo.processInfo.environment["CDE_GEMM"], GEMMMode(rawValue: e) == nil {
+      throw ValidationError("CDE_GEMM=\(e): expected one of auto, openblas, onednn")
+    }
   }
 
   /// Applies the thread count: explicit, else CDE_THREADS, else cores divided by the ranks on this node.
   func apply() {
+    GEMMBackend.requestedMode = gemm ?? ProcessInfo.processInfo.environment["CDE_GEMM"].flatMap(GEMMMode.init) ?? .auto
     if let t = threads { Threads.configure(t); return }
     if let s = ProcessInfo.processInfo.environment["CDE_THREADS"], let t = Int(s), t > 0 { Threads.configure(t); return }
     Threads.configure(max(1, ProcessInfo.processInfo.activeProcessorCount / max(localRanks(), 1)))
@@ -78,6 +87,7 @@ func printErr(_ s: String) {
 
 /// `--preprocess center-crop|resize-crop` for embed and detect.
 extension EmbedPreprocess: ExpressibleByArgument {}
+extension GEMMMode: ExpressibleByArgument {}
 
 /// Bytes this process may still allocate: MemAvailable of /proc/meminfo, or the cgroup v2
 /// limit minus current usage when that is lower; nil when neither can be read.

@@ -8,7 +8,7 @@ import XCTest
 /// A whole CoDE step of a small ViT (width 32, depth 2, heads 2, 48 px global
 /// views, 32 px local views so the 3x3 position grid is resampled to 2x2)
 /// against PyTorch + timm (scripts/fixtures/engine_fixtures.py).
-final class CoDEStepParityTests: XCTestCase {
+class CoDEStepParityTests: XCTestCase {
   static let smallConfig = ViTConfig(width: 32, depth: 2, heads: 2, mlpRatio: 4, patch: 16, imageSize: 48)
 
   func runStep(threads: Int) throws -> (CoDEStep, CoDEStep.Result) {

@@ -1,0 +1,54 @@
+import Collectives
+import Foundation
+import Kernels
+import ViT
+
+/// Chooses the GEMM library of every GEMM class of the step once per run and installs it
+/// (`GEMMBackend`): rank 0 decides, every rank installs rank 0's plan, so all ranks compute
+/// alike.
+public enum GEMMSelection {
+  /// Rows at which `auto` times a class: a batch of 8 records' 224 px views (about 1,600 token rows).
+  public static let timingRows = 1576
+
+  /// Decides (rank 0) and installs (every rank) the plan for `model` under `mode`, and returns
+  /// one log line. `stored` is the plan a resumed run started with (checkpoint): under `auto`
+  /// it is reused, so a resumed run computes as the uninterrupted run did; a forced mode that
+  /// differs from it is used and said.
+  @discardableResult
+  public static func setUp(model: ViTConfig, mode: GEMMMode, communicator comm: Communicator,
+                           stored: String? = nil) -> String {
+    var line = ""
+    var encoded = ""
+    if comm.rank == 0 {
+      if mode == .auto, let stored, let p = GEMMPlan(encoded: stored) {
+        encoded = p.encoded
+        line = "gemm: \(p) (the plan this run started with, from its checkpoint)"
+      } else {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let (p, ms) = GEMMBackend.decide(model.gemmShapes, batch: timingRows, mode: mode)
+        encoded = p.encoded
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        line = "gemm \(mode.rawValue): \(p)"
+        if mode == .auto {
+          line += String(format: " (timed in %.1f s on rank 0: ", dt)
+            + ms.map { String(format: "%@ %.0f/%.0f GFLOP/s%@", $0.shape.description, $0.openblasGFLOPs, $0.onednnGFLOPs,
+                              $0.onednnRowStable ? "" : " rows unstable") }.joined(separator: ", ") + " OpenBLAS/oneDNN)"
+        }
+        if let stored, stored != encoded {
+          line += "; differs from the plan in the checkpoint (\(GEMMPlan(encoded: stored)?.description ?? stored)): "
+            + "the resumed run is not bit-identical to an uninterrupted one"
+        }
+      }
+    }
+    let data = comm.broadcast(data: Data(encoded.utf8), root: 0)
+    let plan = GEMMPlan(encoded: String(decoding: data, as: UTF8.self)) ?? GEMMPlan()
+    GEMMBackend.install(plan)
+    return line
+  }
+
+  /// True on every rank when every rank has rank 0's plan installed (a collective call).
+  public static func ranksAgree(_ comm: Communicator) -> Bool {
+    let mine = Data(GEMMBackend.plan.encoded.utf8)
+    return comm.allTrue(comm.broadcast(data: mine, root: 0) == mine)
+  }
+}

@@ -1,0 +1,67 @@
+import Collectives
+import Foundation
+import Kernels
+import Training
+import ViT
+
+extension Bench {
+  /// `--fma-peak`: the FMA peak of this CPU (`FMAPeak`), per core and for all cores, for every
+  /// instruction set the CPU has; `best` is the widest. Rank 0 only (a machine property).
+  func runFMAPeak(_ comm: Communicator) throws {
+    guard comm.rank == 0 else { return }
+    let results = FMAPeak.ISA.allCases.compactMap { FMAPeak.measure($0, repetitions: max(steps, 1)) }
+    guard let best = results.max(by: { $0.perCore < $1.perCore }) else {
+      throw CLIError("--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
+    }
+    if json {
+      var r: [String: Any] = ["per_core_gflop_per_s": best.perCore, "all_cores_gflop_per_s": best.allCores,
+                              "cores": best.cores, "isa": best.isa.name]
+      for x in results {
+        r["\(x.isa.name)_per_core_gflop_per_s"] = x.perCore
+        r["\(x.isa.name)_all_cores_gflop_per_s"] = x.allCores
+      }
+      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+      print(String(data: data, encoding: .utf8)!)
+      return
+    }
+    for x in results {
+      print(String(format: "FMA peak %@: %.1f GFLOP/s per core (CPU time), %.1f on %d cores at once (wall time)",
+                   x.isa.name as NSString, x.perCore, x.allCores, x.cores))
+    }
+  }
+
+  /// `--gemm-shapes`: every GEMM class of the step timed single-threaded on OpenBLAS and
+  /// oneDNN (`GEMMBackend.decide` in `auto` mode, rank 0), with oneDNN's row stability and the
+  /// choice `auto` makes.
+  func runGEMMShapes(_ comm: Communicator, _ cfg: ViTConfig) throws {
+    guard comm.rank == 0 else { return }
+    let (plan, ms) = GEMMBackend.decide(cfg.gemmShapes, batch: GEMMSelection.timingRows, mode: .auto, rounds: max(steps, 1))
+    if json {
+      let rows: [[String: Any]] = ms.map {
+        let (m, n, k) = $0.shape.dims(batch: $0.batch)
+        return ["shape": $0.shape.description, "m": m, "n": n, "k": k, "openblas_gflop_per_s": $0.openblasGFLOPs,
+                "onednn_gflop_per_s": $0.onednnGFLOPs, "onednn_rows_stable": $0.onednnRowStable, "choice": $0.choice.rawValue]
+      }
+      let r: [String: Any] = ["shapes": rows, "plan": plan.encoded, "blas_core": BLASRuntime.coreName,
+                              "onednn": GEMMBackend.onednnVersion, "onednn_isa": GEMMBackend.onednnISA]
+      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+      print(String(data: data, encoding: .utf8)!)
+      return
+    }
+    print("GEMM classes, one thread, CPU time (OpenBLAS \(BLASRuntime.coreName), oneDNN \(GEMMBackend.onednnVersion) \(GEMMBackend.onednnISA)):")
+    for x in ms {
+      let (m, n, k) = x.shape.dims(batch: x.batch)
+      print(String(format: "  %@ %5d x %4d x %4d  OpenBLAS %6.1f  oneDNN %6.1f GFLOP/s  oneDNN rows %@  -> %@",
+                   x.shape.description.padding(toLength: 16, withPad: " ", startingAt: 0) as NSString, m, n, k,
+                   x.openblasGFLOPs, x.onednnGFLOPs, (x.onednnRowStable ? "stable" : "UNSTABLE") as NSString,
+                   x.choice.rawValue as NSString))
+    }
+  }
+}
+
+/// User + system CPU time of this process in seconds (getrusage).
+func processCPUSeconds() -> Double {
+  var u = rusage()
+  getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+  return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
+}

@@ -1,0 +1,174 @@
+import Foundation
+import CSupport
+import XCTest
+@testable import Kernels
+
+/// The oneDNN route of `sgemm`: right products (against a double-precision loop), rows that do
+/// not depend on the batch or the thread count, single-threaded OpenMP, and the plan's encoding.
+final class GEMMBackendTests: XCTestCase {
+  /// ViT-Tiny's classes (width 192, MLP 768, patch 768) as `ViTConfig.gemmShapes` lists them.
+  let tinyShapes: [GEMMShape] = {
+    var out: [GEMMShape] = []
+    for (i, o) in [(192, 576), (192, 192), (192, 768), (768, 192)] {
+      out.append(GEMMShape(transA: false, transB: true, d1: o, d2: i))
+      out.append(GEMMShape(transA: false, transB: false, d1: i, d2: o))
+      out.append(GEMMShape(transA: true, transB: false, d1: o, d2: i))
+    }
+    return out
+  }()
+
+  override func tearDown() {
+    GEMMBackend.install(GEMMPlan())
+    Threads.configure(1)
+  }
+
+  /// `C = op(A) op(B)` in double precision, row-major, packed.
+  func reference(_ s: GEMMShape, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> [Double] {
+    var c = [Double](repeating: 0, count: m * n)
+    for i in 0..<m {
+      for j in 0..<n {
+        var acc = 0.0
+        for p in 0..<k {
+          let x = s.transA ? a[p * m + i] : a[i * k + p]
+          let y = s.transB ? b[j * k + p] : b[p * n + j]
+          acc += Double(x) * Double(y)
+        }
+        c[i * n + j] = acc
+      }
+    }
+    return c
+  }
+
+  func testOneDNNComputesTheProduct() {
+    for s in [GEMMShape(transA: false, transB: true, d1: 48, d2: 40), GEMMShape(transA: false, transB: false, d1: 40, d2: 48),
+              GEMMShape(transA: true, transB: false, d1: 48, d2: 40), GEMMShape(transA: true, transB: true, d1: 33, d2: 17)] {
+      let (m, n, k) = s.dims(batch: 70)
+      let a = randomMatrix(m * k, seed: 1), b = randomMatrix(k * n, seed: 2)
+      defer { a.deallocate(); b.deallocate() }
+      var c = [Float](repeating: 0, count: m * n)
+      c.withUnsafeMutableBufferPointer { GEMMBackend.call(.onednn, s, m: m, n: n, k: k, a: a, b: b, c: $0.baseAddress!) }
+      let ref = reference(s, m: m, n: n, k: k, a, b)
+      var worst = 0.0
+      for i in 0..<(m * n) { worst = max(worst, abs(Double(c[i]) - ref[i])) }
+      // |error| <= k * eps * sum |a||b| <= k * 2^-23 * k (entries in [-1, 1)).
+      XCTAssertLessThan(worst, Double(k * k) * 0x1p-23, "\(s)")
+      XCTAssertGreaterThan(ref.map(abs).max()!, 1, "\(s): the product is not trivial")
+    }
+  }
+
+  func testSgemmGoesWhereThePlanSays() {
+    let s = GEMMShape(transA: false, transB: true, d1: 64, d2: 96)
+    let (m, n, k) = s.dims(batch: 300)
+    let a = randomMatrix(m * k, seed: 3), b = randomMatrix(k * n, seed: 4)
+    defer { a.deallocate(); b.deallocate() }
+    func run(_ f: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+      var c = [Float](repeating: 0, count: m * n)
+      c.withUnsafeMutableBufferPointer { f($0.baseAddress!) }
+      return c
+    }
+    let viaDNNL = run { GEMMBackend.call(.onednn, s, m: m, n: n, k: k, a: a, b: b, c: $0) }
+    let viaBLAS = run { GEMMBackend.call(.openblas, s, m: m, n: n, k: k, a: a, b: b, c: $0) }
+    let routed = { run { sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: $0, ldc: n) } }
+    XCTAssertEqual(routed(), viaBLAS, "no plan: OpenBLAS")
+    GEMMBackend.install(GEMMPlan(routes: [(s, .onednn)]))
+    XCTAssertEqual(routed(), viaDNNL, "planned: oneDNN")
+    GEMMBackend.install(GEMMPlan(routes: [(GEMMShape(transA: false, transB: false, d1: 64, d2: 96), .onednn)]))
+    XCTAssertEqual(routed(), viaBLAS, "another class planned: OpenBLAS")
+  }
+
+  /// Every class that `onednn` mode routes to oneDNN gives each row of `C` the same bits
+  /// through `sgemmRows` / `sgemm` whatever the batch (a rank's or a chunk's share starting at
+  /// any image) and the thread count; the classes it refuses are really unstable.
+  func testRoutedClassesAreRowStableAcrossBatchesAndThreads() throws {
+    let (plan, ms) = GEMMBackend.decide(tinyShapes, batch: 400, mode: .onednn)
+    GEMMBackend.install(plan)
+    for x in ms where !x.onednnRowStable { XCTAssertFalse(GEMMBackend.rowStable(.onednn, x.shape, batch: 400, seed: 9), "\(x.shape)") }
+    let tokens = 37, images = 12, rows = tokens * images
+    for s in plan.onednnShapes {
+      let (m, n, k) = s.dims(batch: rows)
+      let a = randomMatrix(m * k, seed: 7), b = randomMatrix(k * n, seed: 8)
+      defer { a.deallocate(); b.deallocate() }
+      func product(rows lo: Int, _ hi: Int, threads: Int) -> [Float] {
+        Threads.configure(threads)
+        var c = [Float](repeating: 0, count: (hi - lo) * n)
+        c.withUnsafeMutableBufferPointer { cp in
+          if s.transA && (lo, hi) == (0, m) {
+            sgemm(transA: true, transB: s.transB, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: s.transB ? k : n,
+                  c: cp.baseAddress!, ldc: n)
+          } else if s.transA {
+            // A share of a weight gradient's rows is only ever computed inside the routed call (the worker split).
+            GEMMBackend.onednnSgemm(transA: true, transB: s.transB, m: hi - lo, n: n, k: k, alpha: 1, a: a + lo, lda: m, b: b,
+                                    ldb: s.transB ? k : n, beta: 0, c: cp.baseAddress!, ldc: n, parallel: true)
+          } else {
+            sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: s.transB ? k : n,
+                      c: cp.baseAddress!, ldc: n)
+          }
+        }
+        return c
+      }
+      let whole = product(rows: 0, m, threads: 1)
+      XCTAssertEqual(product(rows: 0, m, threads: 2), whole, "\(s): 2 threads")
+      // Shares of the batch: whole images (a rank's records), one image, the worker split's 16-row units.
+      let shares = s.transA ? [(0, 16), (16, m), (32, 64)]
+                            : [(0, 5 * tokens), (5 * tokens, m), (7 * tokens, 8 * tokens), (3 * tokens, 11 * tokens)]
+      for (lo, hi) in shares where hi <= m {
+        for t in [1, 2] {
+          XCTAssertEqual(product(rows: lo, hi, threads: t), Array(whole[(lo * n)..<(hi * n)]), "\(s): rows \(lo)..<\(hi), \(t) thread(s)")
+        }
+      }
+    }
+  }
+
+  /// oneDNN's OpenMP runtime starts no team: a oneDNN call adds no thread to the process.
+  func testOneDNNStartsNoOpenMPThreads() throws {
+    func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1 }
+    let s = GEMMShape(transA: false, transB: false, d1: 256, d2: 256)
+    let (m, n, k) = s.dims(batch: 512)
+    let a = randomMatrix(m * k, seed: 1), b = randomMatrix(k * n, seed: 2), c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    GEMMBackend.call(.onednn, s, m: m, n: n, k: k, a: a, b: b, c: c)
+    let before = threads()
+    for _ in 0..<3 { GEMMBackend.call(.onednn, s, m: m, n: n, k: k, a: a, b: b, c: c) }
+    XCTAssertEqual(threads(), before)
+    XCTAssertNotNil(GEMMBackend.ompSetNumThreads, "oneDNN's OpenMP runtime is loaded")
+    let getMax = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_get_max_threads").map {
+      unsafeBitCast($0, to: (@convention(c) () -> Int32).self)
+    }
+    XCTAssertEqual(getMax?(), 1, "team size on the calling thread after a oneDNN call")
+  }
+
+  func testPlanEncodingRoundTrips() {
+    let p = GEMMPlan(routes: [(GEMMShape(transA: false, transB: true, d1: 576, d2: 192), .onednn),
+                              (GEMMShape(transA: true, transB: false, d1: 768, d2: 192), .openblas)])
+    XCTAssertEqual(p.encoded, "NT:576x192=onednn,TN:768x192=openblas")
+    XCTAssertEqual(GEMMPlan(encoded: p.encoded), p)
+    XCTAssertEqual(GEMMPlan(encoded: "")?.routes.count, 0)
+    for bad in ["NT:576x192", "NX:1x2=onednn", "NT:576=onednn", "NT:0x2=onednn", "NT:5x2=mkl"] {
+      XCTAssertNil(GEMMPlan(encoded: bad), bad)
+    }
+    XCTAssertEqual(GEMMPlan(encoded: p.encoded)?.onednnShapes, [GEMMShape(transA: false, transB: true, d1: 576, d2: 192)])
+  }
+
+  /// The FMA loop does the operations it counts: its result equals `x <- fma(x, 0.999999, 1e-6)`
+  /// iterated here from each accumulator's start value (0, 1, 2, ...), summed over accumulators and lanes.
+  func testFMALoopComputesItsChains() throws {
+    let n: Int64 = 100_000
+    var tested = 0
+    for isa in FMAPeak.ISA.allCases where isa.supported {
+      let (acc, lanes) = isa == .avx2 ? (12, 8) : (24, 16)
+      var sink: Float = 0
+      let flops = cde_fma_loop(isa.rawValue, n, &sink)
+      XCTAssertEqual(flops, Double(n) * Double(acc * lanes * 2), isa.name)
+      let m: Float = 0.999999, c: Float = 1e-6
+      var want = 0.0
+      for i in 0..<acc {
+        var x = Float(i)
+        for _ in 0..<n { x = c.addingProduct(x, m) }  // one rounding, as _mm*_fmadd_ps
+        want += Double(lanes) * Double(x)
+      }
+      XCTAssertEqual(Double(sink), want, accuracy: 1e-5 * want, isa.name)
+      tested += 1
+    }
+    if tested == 0 { throw XCTSkip("no AVX2 / AVX-512 on this CPU") }
+  }
+}
