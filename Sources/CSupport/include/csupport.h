@@ -32,4 +32,5 @@ const char *const *cde_build_features_list(void);
 /// (NUL-terminated, cut to `cap`) and returns how many there are. A process whose CPU
 /// lacks one never reaches main(): a constructor prints one line and exits with status 1.
 int32_t cde_cpu_missing(char *buf, size_t cap);
+#include "fma_peak.h"
 #endif
