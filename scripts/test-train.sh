@@ -85,7 +85,7 @@ ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-ide
 
 # The GEMM plan is part of the run: it is in the checkpoint, and a resume under `auto` reuses it.
 grep -q '"gemm" *: *"[^"]*onednn' "$(ckpt "$T/A" 10)/trainer.json" || fail "run A's step-10 checkpoint names no oneDNN GEMM plan"
-CDE_GEMM=auto $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" \
+CDE_GEMM=auto $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" --allow-config-change \
   --set checkpoint.every_steps=100 >"$T/Aauto.log" 2>&1 || { cat "$T/Aauto.log"; fail "resume under CDE_GEMM=auto failed"; }
 grep -q "from its checkpoint" "$T/Aauto.log" || { cat "$T/Aauto.log"; fail "resume under auto did not reuse the checkpoint's GEMM plan"; }
 ok "GEMM plan stored in the checkpoint and reused by a resume under auto"
