@@ -59,13 +59,13 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
 for L in $SIZES; do
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
-  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --jso ${CONFIG:+--config "$CONFIG"})
+  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
   PROF=""
   [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
   S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF ${CONFIG:+--config "$CONFIG"})
   S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --jso ${CONFIG:+--config "$CONFIG"})
+  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   show() {  # show LABEL JSON SGEMM_RATE CORES: prints one line, sets R<LABEL>
     local r g x m
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
