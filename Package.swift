@@ -60,9 +60,10 @@ let package = Package(
     .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numeric),
-    // Images: decoding, geometry, the transform operator T, views.
+    // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
     .target(name: "Imaging", dependencies: ["CVips"], swiftSettings: numeric),
-    // D3 on disk: tar shards, records, sampling, loader, synthetic D3.
+    // D3 on disk and the CoDE data recipe: tar shards, records, sampling, the eight views,
+    // the generator draw, loader, synthetic D3, the loader benchmark.
     .target(name: "Dataset", dependencies: ["Imaging", "SafeTensors"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI"]),

@@ -9,10 +9,6 @@ final class SlotViewMaker {
   init(spec: ViewSpec) { maker = CoDEViewMaker(spec: spec) }
 
   func make(real: RGBImage, fake: RGBImage, seed: UInt64, epoch: Int, record: Int, batch: ViewBatch, slot: Int) {
-    let views = (0..<6).map { batch.globalView($0, slot: slot) } + (0..<2).map { batch.localView($0, slot: slot) }
-    let unchanged = maker.make(real: real, fake: fake, seed: seed, epoch: epoch, record: record,
-                               into: CoDEViewDestinations(views: views))
-    batch.unchangedAugmented[slot] = unchanged.augRealUnchanged
-    batch.unchangedAugmented[batch.records + slot] = unchanged.augFakeUnchanged
+    maker.make(real: real, fake: fake, seed: seed, epoch: epoch, record: record, into: batch, slot: slot)
   }
 }

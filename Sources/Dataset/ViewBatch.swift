@@ -63,6 +63,19 @@ public final class ViewBatch {
   public func localView(_ view: Int, slot: Int) -> UnsafeMutablePointer<Float> {
     local + (view * records + slot) * 3 * localSize * localSize
   }
+
+  /// Start of CoDE view `v` of slot `slot`: `globalView(v.rawValue, slot:)` for the six
+  /// S x S views, `localView(v.rawValue - 6, slot:)` for the two L x L ones. Slots of one
+  /// view are contiguous, so `view(v, slot: 0)` addresses `records * sampleCount(v)` floats.
+  public func view(_ v: CoDEView, slot: Int) -> UnsafeMutablePointer<Float> {
+    v.isLocal ? localView(v.rawValue - ViewBatch.globalViews, slot: slot) : globalView(v.rawValue, slot: slot)
+  }
+
+  /// Floats per slot of view v: 3 x S x S, or 3 x L x L for the local views.
+  public func sampleCount(_ v: CoDEView) -> Int {
+    let s = v.isLocal ? localSize : imageSize
+    return 3 * s * s
+  }
 }
 
 /// What the loader counted: skipped records by reason (each bad record counted once),

@@ -1,4 +1,5 @@
 import Foundation
+import Dataset
 import Imaging
 import SafeTensors
 import ViT

@@ -244,6 +244,21 @@ extension RGBImage {
   return s < 0 ? 0 : (s > 255 ? 255 : UInt8(truncatingIfNeeded: s))
 }
 
+extension RGBImage {
+  /// torchvision Resize(shorter) (bicubic) then CenterCrop(crop); only the cropped
+  /// window is computed.
+  public func resizedCenterCropped(shorter: Int, crop: Int) -> RGBImage {
+    let (rw, rh) = torchvisionResizeSize(width: width, height: height, shorter: shorter)
+    if rw < crop || rh < crop {
+      // Cannot happen for shorter >= crop; torchvision would pad. Keep it total.
+      let r = resized(width: rw, height: rh)
+      return r.croppedPadding(x: -((crop - rw) / 2), y: -((crop - rh) / 2), width: crop, height: crop)
+    }
+    let win = PixelRect(x: torchvisionCenterOffset(rw, crop), y: torchvisionCenterOffset(rh, crop), width: crop, height: crop)
+    return resampled(width: rw, height: rh, filter: .bicubic, window: win)
+  }
+}
+
 /// torchvision `Resize(size)` output for an int size: the shorter side becomes `size`,
 /// the longer int(size * long / short).
 public func torchvisionResizeSize(width w: Int, height h: Int, shorter size: Int) -> (Int, Int) {

@@ -7,6 +7,8 @@ enum Fixture {
   static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Fixtures/Dataset")
   static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+  /// The Imaging target's fixtures (Pillow / torchvision), for the views' tests.
+  static let imagingFixtures = dir.deletingLastPathComponent().appendingPathComponent("Imaging/imaging_fixtures.safetensors").path
   /// ../shared/d3-sample/elsa_v2-0000.tar relative to the repository (nil when absent).
   static var d3Sample: String? {
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -29,25 +29,6 @@ final class Fixtures {
   func cases(op: String) -> [[String: Any]] { cases.filter { ($0["op"] as! String) == op } }
 }
 
-/// Pixel comparison summary: largest absolute difference, mean absolute difference,
-/// and the fraction of bytes that differ.
-struct Diff: CustomStringConvertible {
-  var maxAbs = 0, meanAbs = 0.0, fracDiff = 0.0
-  var description: String { "max \(maxAbs), mean \(String(format: "%.4f", meanAbs)), differing \(String(format: "%.4f", fracDiff))" }
-}
-
-func diff(_ a: RGBImage, _ b: RGBImage) -> Diff? {
-  guard a.width == b.width, a.height == b.height else { return nil }
-  var d = Diff(), sum = 0, nd = 0
-  for i in 0..<a.pixels.count {
-    let e = abs(Int(a.pixels[i]) - Int(b.pixels[i]))
-    d.maxAbs = max(d.maxAbs, e); sum += e; if e != 0 { nd += 1 }
-  }
-  d.meanAbs = Double(sum) / Double(max(1, a.pixels.count))
-  d.fracDiff = Double(nd) / Double(max(1, a.pixels.count))
-  return d
-}
-
 final class ImagingFixtureTests: XCTestCase {
   let fx = Fixtures.shared
 
@@ -64,7 +45,7 @@ final class ImagingFixtureTests: XCTestCase {
     for c in cs {
       let name = c["name"] as! String
       let got = make(c), want = fx.image(name)
-      guard let d = diff(got, want) else {
+      guard let d = RGBImage.difference(got, want) else {
         XCTFail("\(name): size \(got.width)x\(got.height), expected \(want.width)x\(want.height)", file: file, line: line)
         continue
       }
@@ -86,7 +67,7 @@ final class ImagingFixtureTests: XCTestCase {
 
   func testTorchvisionResizeCenterCropExact() {
     check("resize_center_crop") {
-      CoDEViewMaker.resizeCenterCrop(self.source($0), shorter: self.int($0, "shorter"), crop: self.int($0, "crop"))
+      self.source($0).resizedCenterCropped(shorter: self.int($0, "shorter"), crop: self.int($0, "crop"))
     }
   }
 
@@ -139,31 +120,6 @@ final class ImagingFixtureTests: XCTestCase {
     }
   }
 
-  // MARK: Normalisation and a whole view
-
-  func testNormalisationBitExact() {
-    let maker = CoDEViewMaker(spec: ViewSpec())
-    for s in ["src", "src2"] {
-      let img = fx.image(s)
-      var out = [Float](repeating: 0, count: 3 * img.count)
-      out.withUnsafeMutableBufferPointer { maker.normalise(img, into: $0.baseAddress!) }
-      XCTAssertEqual(out, fx.floats("\(s).normalized"), s)
-    }
-  }
-
-  func testComposedViewBitExact() {
-    var rng = CounterRNG(seed: 0, epoch: 0, record: 0, stream: 0)
-    var v = fx.image("src").resampled(width: 32, height: 32, filter: .bicubic, source: PixelRect(x: 3, y: 4, width: 34, height: 26))
-    v = TransformOp.contrast.apply(v, value: TransformOp.grid(0.5, 1.5)[1], rng: &rng)
-    v = TransformOp.pad.apply(v, value: TransformOp.grid(0.01, 0.25)[2], rng: &rng)
-    var spec = ViewSpec(imageSize: 224, localSize: 32)
-    spec.cropPct = 0.9
-    v = CoDEViewMaker.resizeCenterCrop(v, shorter: spec.resizeFor(size: 32), crop: 32)
-    var out = [Float](repeating: 0, count: 3 * 32 * 32)
-    out.withUnsafeMutableBufferPointer { CoDEViewMaker(spec: spec).normalise(v, into: $0.baseAddress!) }
-    XCTAssertEqual(out, fx.floats("view.composed"))
-  }
-
   // MARK: Decoding
 
   func testDecodeAllEncodings() throws {
@@ -171,7 +127,7 @@ final class ImagingFixtureTests: XCTestCase {
       let name = c["name"] as! String
       let got = try ImageCodec.decode(fx.bytes("file.\(name)"), name: name)
       let want = fx.image("decoded.\(name)")
-      guard let d = diff(got, want) else { XCTFail("\(name): size \(got.width)x\(got.height)"); continue }
+      guard let d = RGBImage.difference(got, want) else { XCTFail("\(name): size \(got.width)x\(got.height)"); continue }
       if name.hasSuffix(".jpg") {
         // Different libjpeg-turbo builds (IDCT, upsampling): within 2 levels.
         XCTAssert(d.maxAbs <= 2 && d.meanAbs <= 0.1, "\(name): \(d)")

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// Geometry and normalisation of the eight CoDE views (DESIGN.md section 1).
 public struct ViewSpec: Sendable, Equatable {
@@ -88,49 +89,6 @@ public func drawGenerator(seed: UInt64, epoch: Int, record: Int) -> Int {
   return rng.int(below: 4)
 }
 
-/// Where one record's eight views go: each pointer addresses 3 * S * S floats,
-/// planar [3, S, S] (channel, row, column), S = imageSize for views 0...5 and
-/// localSize for views 6, 7. Typically slot `i` of batch tensors [B, 3, S, S].
-public struct CoDEViewDestinations {
-  public var views: [UnsafeMutablePointer<Float>]
-  public init(views: [UnsafeMutablePointer<Float>]) {
-    precondition(views.count == 8, "CoDEViewDestinations needs 8 pointers")
-    self.views = views
-  }
-  public subscript(_ v: CoDEView) -> UnsafeMutablePointer<Float> { views[v.rawValue] }
-}
-
-/// Eight batch tensors [B, 3, S, S], allocated once; `destinations(record:)` gives slot i.
-public final class CoDEViewBatch {
-  public let batchSize: Int
-  public let spec: ViewSpec
-  /// Buffers in `CoDEView` order.
-  public let buffers: [UnsafeMutablePointer<Float>]
-
-  public init(batchSize: Int, spec: ViewSpec) {
-    self.batchSize = batchSize
-    self.spec = spec
-    buffers = CoDEView.allCases.map { v in
-      let s = v.isLocal ? spec.localSize : spec.imageSize
-      let p = UnsafeMutablePointer<Float>.allocate(capacity: batchSize * 3 * s * s)
-      p.initialize(repeating: 0, count: batchSize * 3 * s * s)
-      return p
-    }
-  }
-  deinit { buffers.forEach { $0.deallocate() } }
-
-  /// Floats per sample of view v.
-  public func sampleCount(_ v: CoDEView) -> Int {
-    let s = v.isLocal ? spec.localSize : spec.imageSize
-    return 3 * s * s
-  }
-
-  public func destinations(record i: Int) -> CoDEViewDestinations {
-    precondition(i >= 0 && i < batchSize)
-    return CoDEViewDestinations(views: CoDEView.allCases.map { buffers[$0.rawValue] + i * sampleCount($0) })
-  }
-}
-
 /// Makes the eight CoDE views of one record (DESIGN.md section 1):
 ///
 /// - real, fake: base view = resize shorter side to floor(S / 0.9) (bicubic), centre crop S;
@@ -159,14 +117,18 @@ public struct CoDEViewMaker: Sendable {
     lut = t
   }
 
-  /// Writes the eight views of a record (real image, the drawn generator's fake image).
-  /// Returns, for aug_real and aug_fake, whether the view equals its base view (real, fake)
-  /// bit for bit: always when T drew no operation, and when the drawn operations happen to
-  /// leave the 8-bit pixels unchanged (the normalisation maps equal pixels to equal floats and
-  /// distinct ones to distinct floats).
+  /// Writes the eight views of a record (real image, the drawn generator's fake image) into
+  /// slot `slot` of `batch` (`ViewBatch.view(_:slot:)`), and sets the slot's two
+  /// `unchangedAugmented` entries. Returns, for aug_real and aug_fake, whether the view equals
+  /// its base view (real, fake) bit for bit: always when T drew no operation, and when the drawn
+  /// operations happen to leave the 8-bit pixels unchanged (the normalisation maps equal pixels
+  /// to equal floats and distinct ones to distinct floats).
   @discardableResult
   public func make(real: RGBImage, fake: RGBImage, seed: UInt64, epoch: Int, record: Int,
-                   into dst: CoDEViewDestinations) -> (augRealUnchanged: Bool, augFakeUnchanged: Bool) {
+                   into batch: ViewBatch, slot: Int) -> (augRealUnchanged: Bool, augFakeUnchanged: Bool) {
+    precondition(slot >= 0 && slot < batch.records, "slot \(slot) outside a batch of \(batch.records)")
+    precondition(batch.imageSize == spec.imageSize && batch.localSize == spec.localSize,
+                 "batch of \(batch.imageSize)/\(batch.localSize) for views of \(spec.imageSize)/\(spec.localSize)")
     var baseReal: RGBImage?, baseFake: RGBImage?
     var unchanged = (false, false)
     func same(_ a: RGBImage, _ b: RGBImage?) -> Bool {
@@ -175,7 +137,7 @@ public struct CoDEViewMaker: Sendable {
     }
     for v in CoDEView.allCases {
       let (img, identity) = drawView(v, image: v.isFake ? fake : real, seed: seed, epoch: epoch, record: record)
-      normalise(img, into: dst[v])
+      normalise(img, into: batch.view(v, slot: slot))
       switch v {
       case .real: baseReal = img
       case .fake: baseFake = img
@@ -184,6 +146,8 @@ public struct CoDEViewMaker: Sendable {
       default: break
       }
     }
+    batch.unchangedAugmented[slot] = unchanged.0
+    batch.unchangedAugmented[batch.records + slot] = unchanged.1
     return unchanged
   }
 
@@ -213,17 +177,10 @@ public struct CoDEViewMaker: Sendable {
     return (CoDEViewMaker.resizeCenterCrop(img, shorter: spec.resizeFor(size: size), crop: size), identity)
   }
 
-  /// torchvision Resize(shorter) (bicubic) then CenterCrop(crop); only the cropped
-  /// window is computed.
+  /// The final step of every view: `RGBImage.resizedCenterCropped(shorter:crop:)`
+  /// (torchvision Resize(shorter), bicubic, then CenterCrop(crop)).
   public static func resizeCenterCrop(_ img: RGBImage, shorter: Int, crop: Int) -> RGBImage {
-    let (rw, rh) = torchvisionResizeSize(width: img.width, height: img.height, shorter: shorter)
-    if rw < crop || rh < crop {
-      // Cannot happen for shorter >= crop; torchvision would pad. Keep it total.
-      let r = img.resized(width: rw, height: rh)
-      return r.croppedPadding(x: -((crop - rw) / 2), y: -((crop - rh) / 2), width: crop, height: crop)
-    }
-    let win = PixelRect(x: torchvisionCenterOffset(rw, crop), y: torchvisionCenterOffset(rh, crop), width: crop, height: crop)
-    return img.resampled(width: rw, height: rh, filter: .bicubic, window: win)
+    img.resizedCenterCropped(shorter: shorter, crop: crop)
   }
 
   /// Planar [3, H, W] float32 normalised pixels.

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// Throughput of the view pipeline on one thread: records per second turned from
 /// encoded bytes into eight normalised views (decode real + drawn fake, make views).
@@ -25,7 +26,7 @@ public enum ViewBenchmark {
     let recs = (0..<records).map { SyntheticD3.record(seed: seed, index: $0) }
     let t1 = DispatchTime.now().uptimeNanoseconds
     let maker = CoDEViewMaker(spec: spec)
-    let batch = CoDEViewBatch(batchSize: 1, spec: spec)
+    let batch = ViewBatch(records: 1, imageSize: spec.imageSize, localSize: spec.localSize)
     var decode: UInt64 = 0, views: UInt64 = 0
     for (i, r) in recs.enumerated() {
       let a = DispatchTime.now().uptimeNanoseconds
@@ -33,7 +34,7 @@ public enum ViewBenchmark {
       let real = try ImageCodec.decode(r.real.data, name: "synthetic/\(i).real.\(r.real.fileExtension)")
       let fake = try ImageCodec.decode(r.gens[k].data, name: "synthetic/\(i).gen_\(k).\(r.gens[k].fileExtension)")
       let b = DispatchTime.now().uptimeNanoseconds
-      maker.make(real: real, fake: fake, seed: seed, epoch: 0, record: i, into: batch.destinations(record: 0))
+      maker.make(real: real, fake: fake, seed: seed, epoch: 0, record: i, into: batch, slot: 0)
       let c = DispatchTime.now().uptimeNanoseconds
       decode += b - a; views += c - b
     }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 
+@testable import Dataset
 @testable import Imaging
 
 final class CounterRNGTests: XCTestCase {
@@ -129,26 +130,26 @@ final class ViewPipelineTests: XCTestCase {
       return (try! ImageCodec.decode(r.real.data, name: "real"), try! ImageCodec.decode(r.gens[k].data, name: "gen"))
     }
     func run(threads: Int) -> [[Float]] {
-      let batch = CoDEViewBatch(batchSize: n, spec: spec)
+      let batch = ViewBatch(records: n, imageSize: spec.imageSize, localSize: spec.localSize)
       if threads == 1 {
-        for i in 0..<n { maker.make(real: recs[i].0, fake: recs[i].1, seed: 11, epoch: 2, record: i, into: batch.destinations(record: i)) }
+        for i in 0..<n { maker.make(real: recs[i].0, fake: recs[i].1, seed: 11, epoch: 2, record: i, into: batch, slot: i) }
       } else {
         DispatchQueue.concurrentPerform(iterations: n) { i in
-          maker.make(real: recs[i].0, fake: recs[i].1, seed: 11, epoch: 2, record: i, into: batch.destinations(record: i))
+          maker.make(real: recs[i].0, fake: recs[i].1, seed: 11, epoch: 2, record: i, into: batch, slot: i)
         }
       }
-      return CoDEView.allCases.map { v in Array(UnsafeBufferPointer(start: batch.buffers[v.rawValue], count: n * batch.sampleCount(v))) }
+      return CoDEView.allCases.map { v in Array(UnsafeBufferPointer(start: batch.view(v, slot: 0), count: n * batch.sampleCount(v))) }
     }
     let a = run(threads: 1), b = run(threads: 4)
     for v in 0..<8 {
       XCTAssertEqual(a[v].map(\.bitPattern), b[v].map(\.bitPattern), "view \(v)")
     }
     // Views differ across epochs (fresh randomness) but base views do not.
-    let batch = CoDEViewBatch(batchSize: 1, spec: spec)
-    maker.make(real: recs[0].0, fake: recs[0].1, seed: 11, epoch: 3, record: 0, into: batch.destinations(record: 0))
-    let base = Array(UnsafeBufferPointer(start: batch.buffers[0], count: batch.sampleCount(.real)))
+    let batch = ViewBatch(records: 1, imageSize: spec.imageSize, localSize: spec.localSize)
+    maker.make(real: recs[0].0, fake: recs[0].1, seed: 11, epoch: 3, record: 0, into: batch, slot: 0)
+    let base = Array(UnsafeBufferPointer(start: batch.view(.real, slot: 0), count: batch.sampleCount(.real)))
     XCTAssertEqual(base, Array(a[0][0..<batch.sampleCount(.real)]))
-    let local = Array(UnsafeBufferPointer(start: batch.buffers[6], count: batch.sampleCount(.localReal)))
+    let local = Array(UnsafeBufferPointer(start: batch.view(.localReal, slot: 0), count: batch.sampleCount(.localReal)))
     XCTAssertNotEqual(local, Array(a[6][0..<batch.sampleCount(.localReal)]))
   }
 

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 
+@testable import Dataset
 @testable import Imaging
 
 final class SyntheticD3Tests: XCTestCase {
@@ -93,7 +94,7 @@ final class SyntheticD3Tests: XCTestCase {
       XCTAssertGreaterThan(saturation(g2), 1.08 * saturation(g2n), "gen_2 saturation")
       let g1 = SyntheticD3.generatedImage(generator: 1, seed: 3, index: i)
       let g1n = SyntheticD3.generatedImage(generator: 1, seed: 3, index: i, fingerprint: false)
-      let d1 = diff(g1, g1n)!
+      let d1 = RGBImage.difference(g1, g1n)!
       // Sinusoids, the 1-px blur (largest at edges) and the luma field (sigma 0.03, about 8 grey levels).
       XCTAssert(d1.meanAbs > 0.5 && d1.maxAbs < 60, "gen_1 sinusoids and field: \(d1)")
       XCTAssertGreaterThan(periodic8Energy(g0), periodic8Energy(SyntheticD3.realImage(seed: 3, index: i)))
