@@ -230,25 +230,48 @@ final class SyntheticD3Tests: XCTestCase {
 
 final class ViewBenchmarkTests: XCTestCase {
   /// Prints the per-thread view throughput (no timed assertion). CDE_BENCH_RECORDS sets the count.
+  /// Checks that every phase did work (time passed in each) and that the rate is records over
+  /// the decode and view time.
   func testBenchmarkReport() throws {
     let n = Int(ProcessInfo.processInfo.environment["CDE_BENCH_RECORDS"] ?? "") ?? 2
     let local = Int(ProcessInfo.processInfo.environment["CDE_BENCH_LOCAL"] ?? "") ?? 96
     let r = try ViewBenchmark.run(records: n, spec: ViewSpec(imageSize: 224, localSize: local))
     print(r)
     XCTAssertEqual(r.records, n)
+    XCTAssertGreaterThan(r.synthSeconds, 0)
+    XCTAssertGreaterThan(r.decodeSeconds, 0)
+    XCTAssertGreaterThan(r.viewSeconds, 0)
+    XCTAssertEqual(r.recordsPerSecond, Double(n) / (r.decodeSeconds + r.viewSeconds), accuracy: 1e-9 * r.recordsPerSecond)
   }
 }
 
 final class SyntheticPreview: XCTestCase {
-  /// With CDE_SYNTH_PREVIEW=DIR, writes a few records' files there (for looking at them).
-  func testWritePreviewWhenRequested() throws {
-    guard let dir = ProcessInfo.processInfo.environment["CDE_SYNTH_PREVIEW"] else { return }
+  /// Writes a few records' files (to CDE_SYNTH_PREVIEW=DIR when set, for looking at them;
+  /// otherwise to a temporary directory), then reads them back: each file holds its image's
+  /// bytes and decodes to the size the record says.
+  func testWritePreview() throws {
+    let dir = ProcessInfo.processInfo.environment["CDE_SYNTH_PREVIEW"] ?? temporaryDirectory(self)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    var written: [(path: String, image: SyntheticImage)] = []
     for i in 0..<3 {
       let r = SyntheticD3.record(seed: 42, index: i)
-      try r.real.data.write(to: URL(fileURLWithPath: "\(dir)/\(i).real.\(r.real.fileExtension)"))
-      for (k, g) in r.gens.enumerated() { try g.data.write(to: URL(fileURLWithPath: "\(dir)/\(i).gen_\(k).\(g.fileExtension)")) }
+      let real = "\(dir)/\(i).real.\(r.real.fileExtension)"
+      try r.real.data.write(to: URL(fileURLWithPath: real))
+      written.append((real, r.real))
+      for (k, g) in r.gens.enumerated() {
+        let path = "\(dir)/\(i).gen_\(k).\(g.fileExtension)"
+        try g.data.write(to: URL(fileURLWithPath: path))
+        written.append((path, g))
+      }
       print(i, r.caption)
+    }
+    XCTAssertEqual(written.count, 15)
+    for (path, image) in written {
+      let back = try Data(contentsOf: URL(fileURLWithPath: path))
+      XCTAssertEqual(back, image.data, path)
+      let img = try ImageCodec.decode(back, name: path)
+      XCTAssertEqual(img.width, image.width, path)
+      XCTAssertEqual(img.height, image.height, path)
     }
   }
 }
