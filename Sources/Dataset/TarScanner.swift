@@ -54,8 +54,16 @@ public struct TarScanner {
   /// Returns the issues met (empty for a well-formed archive). Throws only on I/O errors.
   @discardableResult
   public func scan(_ member: (TarMember) throws -> Void) throws -> [TarIssue] {
+    var state = ScanState()
+    while state.offset < source.size, try scanHeader(&state, member) == .next {}
+    return state.issues
+  }
+
+  /// What a scan carries from one header to the next: the issues met, the offset of the next
+  /// header, the GNU long name and pax records that apply to the next member (per-member) or
+  /// to all of them (global), and how many valid headers were read.
+  struct ScanState {
     var issues: [TarIssue] = []
-    let total = source.size
     var offset: Int64 = 0
     var header = [UInt8](repeating: 0, count: 512)
     var longName: String? = nil
@@ -63,125 +71,158 @@ public struct TarScanner {
     var paxSize: Int64? = nil
     var globalPath: String? = nil
     var globalSize: Int64? = nil
-
     var validHeaders = 0
 
-    /// Records a damaged header at `at` and moves `offset` to the next valid header
-    /// (false: none, the rest of the archive is lost).
-    func skipDamage(at: Int64, _ what: String) throws -> Bool {
-      longName = nil; paxPath = nil; paxSize = nil
-      if let next = try nextValidHeader(after: at) {
-        issues.append(TarIssue(kind: .badHeader, offset: at,
+    /// Forgets the long name and pax records of the member just read (or lost).
+    mutating func clearMemberRecords() { longName = nil; paxPath = nil; paxSize = nil }
+  }
+
+  /// After one header: read the next at `ScanState.offset`, or stop (end of the archive, or
+  /// a problem that loses the rest of it).
+  enum ScanFlow { case next, stop }
+
+  /// One valid header: its type flag, offset, size (after pax `size`), where its data
+  /// starts, whether the file ends inside that data, and the offset of the next header.
+  struct HeaderInfo {
+    var type: UInt8
+    var offset: Int64
+    var size: Int64
+    var dataOffset: Int64
+    var truncated: Bool
+    var next: Int64
+  }
+
+  /// GNU long name / long link name, pax per-member and global records.
+  static func isExtendedHeader(_ type: UInt8) -> Bool {
+    type == UInt8(ascii: "L") || type == UInt8(ascii: "K") || type == UInt8(ascii: "x") || type == UInt8(ascii: "g")
+  }
+
+  /// Reads the header at `s.offset`: end of archive, a zero block, damage, an extended header
+  /// or a member.
+  func scanHeader(_ s: inout ScanState, _ member: (TarMember) throws -> Void) throws -> ScanFlow {
+    let offset = s.offset
+    let got = try s.header.withUnsafeMutableBytes { try source.read(at: offset, count: 512, into: $0.baseAddress!) }
+    if got < 512 {
+      if !s.header[0..<got].allSatisfy({ $0 == 0 }) {
+        s.issues.append(TarIssue(kind: .truncated, offset: offset, detail: "archive ends inside a header"))
+      }
+      return .stop
+    }
+    if s.header.allSatisfy({ $0 == 0 }) { return try skipZeroBlock(&s) }
+    guard TarHeaderField.checksumMatches(s.header) else { return try skipDamage(&s, "header checksum mismatch") }
+    guard let size = TarHeaderField.number(s.header, 124, 12), size >= 0 else { return try skipDamage(&s, "bad size field") }
+    s.validHeaders += 1
+    let h = headerInfo(type: s.header[156], offset: offset, size: size, s)
+    if TarScanner.isExtendedHeader(h.type) { return try readExtendedHeader(h, &s) }
+    return try readMember(h, &s, member)
+  }
+
+  /// The layout of a valid header's member: pax `size` overrides the header's (except for
+  /// extended headers), types 1-6 store no data (Python's tarfile and GNU tar agree).
+  func headerInfo(type: UInt8, offset: Int64, size headerSize: Int64, _ s: ScanState) -> HeaderInfo {
+    let total = source.size
+    let dataOffset = offset + 512
+    let hasNoData = type >= UInt8(ascii: "1") && type <= UInt8(ascii: "6")
+    var size = headerSize
+    if let p = s.paxSize ?? s.globalSize, !TarScanner.isExtendedHeader(type) { size = p }
+    let stored = hasNoData ? 0 : size
+    // `stored <= total - dataOffset` also rules out overflow in the sums below.
+    let truncated = stored > total - dataOffset
+    let next = truncated ? total : dataOffset + (stored + 511) / 512 * 512
+    return HeaderInfo(type: type, offset: offset, size: size, dataOffset: dataOffset, truncated: truncated, next: next)
+  }
+
+  /// A zero block: the end-of-archive marker, unless a valid header follows (a zeroed block).
+  func skipZeroBlock(_ s: inout ScanState) throws -> ScanFlow {
+    let offset = s.offset
+    guard let next = try nextValidHeader(after: offset) else { return .stop }
+    s.issues.append(TarIssue(kind: .badHeader, offset: offset,
+                             detail: "zero block inside the archive; \(next - offset) bytes skipped to the next valid header at byte \(next)",
+                             resumedAt: next))
+    s.clearMemberRecords()
+    s.offset = next
+    return .next
+  }
+
+  /// Records a damaged header at `s.offset` and moves to the next valid header (stops when
+  /// there is none: the rest of the archive is lost).
+  func skipDamage(_ s: inout ScanState, _ what: String) throws -> ScanFlow {
+    let at = s.offset, total = source.size
+    s.clearMemberRecords()
+    if let next = try nextValidHeader(after: at) {
+      s.issues.append(TarIssue(kind: .badHeader, offset: at,
                                detail: "\(what); \(next - at) bytes skipped to the next valid header at byte \(next)",
                                resumedAt: next))
-        offset = next
-        return true
-      }
-      if validHeaders == 0 && at == 0 {
-        issues.append(TarIssue(kind: .notTar, offset: 0, detail: "not a tar archive (no valid tar header in \(total) bytes)"))
-      } else {
-        issues.append(TarIssue(kind: .badHeader, offset: at,
+      s.offset = next
+      return .next
+    }
+    if s.validHeaders == 0 && at == 0 {
+      s.issues.append(TarIssue(kind: .notTar, offset: 0, detail: "not a tar archive (no valid tar header in \(total) bytes)"))
+    } else {
+      s.issues.append(TarIssue(kind: .badHeader, offset: at,
                                detail: "\(what); no valid header after it, rest of archive (\(total - at) bytes) skipped"))
-      }
-      return false
     }
+    return .stop
+  }
 
-    while offset < total {
-      let got = try header.withUnsafeMutableBytes { try source.read(at: offset, count: 512, into: $0.baseAddress!) }
-      if got < 512 {
-        if !header[0..<got].allSatisfy({ $0 == 0 }) {
-          issues.append(TarIssue(kind: .truncated, offset: offset, detail: "archive ends inside a header"))
-        }
-        break
+  /// A GNU `L` long name (kept for the next member), a `K` long link name (ignored), or pax
+  /// `x` / `g` records (`path` and `size`, for the next member or for all).
+  func readExtendedHeader(_ h: HeaderInfo, _ s: inout ScanState) throws -> ScanFlow {
+    if h.truncated {
+      s.issues.append(TarIssue(kind: .truncated, offset: h.offset, detail: "archive ends inside an extended header"))
+      return .stop
+    }
+    if h.size > TarScanner.maxExtendedSize {
+      s.issues.append(TarIssue(kind: .badExtendedHeader, offset: h.offset, detail: "extended header of \(h.size) bytes is too large; rest of archive skipped"))
+      return .stop
+    }
+    let data = try source.bytes(at: h.dataOffset, count: Int(h.size))
+    if h.type == UInt8(ascii: "L") {
+      s.longName = TarHeaderField.string(data[...])
+    } else if h.type == UInt8(ascii: "x") || h.type == UInt8(ascii: "g") {
+      guard let records = TarHeaderField.paxRecords(data) else {
+        s.issues.append(TarIssue(kind: .badExtendedHeader, offset: h.offset, detail: "malformed pax header ignored"))
+        s.offset = h.next
+        return .next
       }
-      if header.allSatisfy({ $0 == 0 }) {
-        // End-of-archive marker, unless a valid header follows (a zeroed block).
-        guard let next = try nextValidHeader(after: offset) else { break }
-        issues.append(TarIssue(kind: .badHeader, offset: offset,
-                               detail: "zero block inside the archive; \(next - offset) bytes skipped to the next valid header at byte \(next)",
-                               resumedAt: next))
-        longName = nil; paxPath = nil; paxSize = nil
-        offset = next
-        continue
-      }
-      guard TarHeaderField.checksumMatches(header) else {
-        if try skipDamage(at: offset, "header checksum mismatch") { continue }
-        break
-      }
-      guard var size = TarHeaderField.number(header, 124, 12), size >= 0 else {
-        if try skipDamage(at: offset, "bad size field") { continue }
-        break
-      }
-      validHeaders += 1
-      let type = header[156]
-      let headerOffset = offset
-      let dataOffset = offset + 512
-      // Types whose data must not be skipped (Python's tarfile and GNU tar agree).
-      let hasNoData = type >= UInt8(ascii: "1") && type <= UInt8(ascii: "6")
-      if let s = paxSize ?? globalSize, type != UInt8(ascii: "x"), type != UInt8(ascii: "g"),
-         type != UInt8(ascii: "L"), type != UInt8(ascii: "K") {
-        size = s
-      }
-      let stored = hasNoData ? 0 : size
-      // `stored <= total - dataOffset` also rules out overflow in the sums below.
-      let truncated = stored > total - dataOffset
-      let next = truncated ? total : dataOffset + (stored + 511) / 512 * 512
-
-      switch type {
-      case UInt8(ascii: "L"), UInt8(ascii: "K"), UInt8(ascii: "x"), UInt8(ascii: "g"):
-        if truncated {
-          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "archive ends inside an extended header"))
-          return issues
-        }
-        if size > TarScanner.maxExtendedSize {
-          issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "extended header of \(size) bytes is too large; rest of archive skipped"))
-          return issues
-        }
-        let data = try source.bytes(at: dataOffset, count: Int(size))
-        if type == UInt8(ascii: "L") {
-          longName = TarHeaderField.string(data[...])
-        } else if type == UInt8(ascii: "x") || type == UInt8(ascii: "g") {
-          guard let records = TarHeaderField.paxRecords(data) else {
-            issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "malformed pax header ignored"))
-            offset = next
-            continue
+      let perMember = h.type == UInt8(ascii: "x")
+      for (k, v) in records {
+        if k == "path" {
+          if perMember { s.paxPath = v } else { s.globalPath = v }
+        } else if k == "size" {
+          guard let size = Int64(v), size >= 0 else {
+            s.issues.append(TarIssue(kind: .badExtendedHeader, offset: h.offset, detail: "bad pax size '\(v.prefix(40))'; rest of archive skipped"))
+            return .stop
           }
-          for (k, v) in records {
-            if k == "path" {
-              if type == UInt8(ascii: "x") { paxPath = v } else { globalPath = v }
-            } else if k == "size" {
-              guard let s = Int64(v), s >= 0 else {
-                issues.append(TarIssue(kind: .badExtendedHeader, offset: headerOffset, detail: "bad pax size '\(v.prefix(40))'; rest of archive skipped"))
-                return issues
-              }
-              if type == UInt8(ascii: "x") { paxSize = s } else { globalSize = s }
-            }
-          }
+          if perMember { s.paxSize = size } else { s.globalSize = size }
         }
-        offset = next
-        continue
-      default:
-        break
       }
+    }
+    s.offset = h.next
+    return .next
+  }
 
-      let isFile = type == 0 || type == UInt8(ascii: "0") || type == UInt8(ascii: "7")
-      var name = paxPath ?? longName ?? globalPath ?? TarHeaderField.ustarName(header)
-      longName = nil; paxPath = nil; paxSize = nil
-      if truncated {
-        if isFile {
-          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "member \(name) is cut short (\(max(0, total - dataOffset)) of \(size) bytes)", member: name))
-        } else {
-          issues.append(TarIssue(kind: .truncated, offset: headerOffset, detail: "archive ends inside member \(name)"))
-        }
-        break
-      }
+  /// A member header: names it (pax path, GNU long name, global pax path, ustar name), reports
+  /// it when the file ends inside its data, and passes regular files (types NUL, 0, 7) to `member`.
+  func readMember(_ h: HeaderInfo, _ s: inout ScanState, _ member: (TarMember) throws -> Void) throws -> ScanFlow {
+    let total = source.size
+    let isFile = h.type == 0 || h.type == UInt8(ascii: "0") || h.type == UInt8(ascii: "7")
+    var name = s.paxPath ?? s.longName ?? s.globalPath ?? TarHeaderField.ustarName(s.header)
+    s.clearMemberRecords()
+    if h.truncated {
       if isFile {
-        while name.hasPrefix("./") { name.removeFirst(2) }
-        try member(TarMember(name: name, dataOffset: dataOffset, size: size))
+        s.issues.append(TarIssue(kind: .truncated, offset: h.offset, detail: "member \(name) is cut short (\(max(0, total - h.dataOffset)) of \(h.size) bytes)", member: name))
+      } else {
+        s.issues.append(TarIssue(kind: .truncated, offset: h.offset, detail: "archive ends inside member \(name)"))
       }
-      offset = next
+      return .stop
     }
-    return issues
+    if isFile {
+      while name.hasPrefix("./") { name.removeFirst(2) }
+      try member(TarMember(name: name, dataOffset: h.dataOffset, size: h.size))
+    }
+    s.offset = h.next
+    return .next
   }
 
   /// Offset of the first 512-aligned block after `offset` that is a valid header
