@@ -1,7 +1,8 @@
 import Foundation
 import Imaging
 
-/// Geometry and normalisation of the eight CoDE views (DESIGN.md section 1).
+/// Geometry and normalisation of the eight CoDE views (the CoDE paper; the official code's
+/// `--last-crop --crop-pct 0.9` pipeline).
 public struct ViewSpec: Sendable, Equatable {
   /// Side S of the base and global views (multiple of 16).
   public var imageSize: Int = 224
@@ -89,7 +90,7 @@ public func drawGenerator(seed: UInt64, epoch: Int, record: Int) -> Int {
   return rng.int(below: 4)
 }
 
-/// Makes the eight CoDE views of one record (DESIGN.md section 1):
+/// Makes the eight CoDE views of one record (the CoDE paper):
 ///
 /// - real, fake: base view = resize shorter side to floor(S / 0.9) (bicubic), centre crop S;
 /// - augReal, augFake: T, then the base resize and crop;

@@ -98,7 +98,7 @@ final class LoaderState: @unchecked Sendable {
   // MARK: workers
 
   private func workerLoop() {
-    let maker = SlotViewMaker(spec: config.spec)
+    let maker = CoDEViewMaker(spec: config.spec)
     cond.lock()
     while true {
       if closed || fatal != nil { break }
@@ -137,7 +137,7 @@ final class LoaderState: @unchecked Sendable {
   }
 
   /// Fills one slot: the drawn record, or the first good record after it.
-  private func fill(_ b: ViewBatch, slot: Int, maker: SlotViewMaker) throws {
+  private func fill(_ b: ViewBatch, slot: Int, maker: CoDEViewMaker) throws {
     let epoch = b.epoch
     let perm = permutation(epoch)
     let R = perm.count
@@ -152,7 +152,7 @@ final class LoaderState: @unchecked Sendable {
         continue
       }
       guard let real = decode(source, r, .real, local), let fake = decode(source, r, .generator(k), local) else { continue }
-      maker.make(real: real, fake: fake, seed: config.seed, epoch: epoch, record: drawn, batch: b, slot: slot)
+      maker.make(real: real, fake: fake, seed: config.seed, epoch: epoch, record: drawn, into: b, slot: slot)
       b.recordIDs[slot] = plan.publicID(local)
       b.drawnIDs[slot] = drawn
       b.generators[slot] = k
