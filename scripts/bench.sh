@@ -10,7 +10,8 @@
 # steps, default 3), SIZES (local view sizes, default "96 224"), TORCH_PYTHON
 # (python with torch + timm; default /tmp/ref/bin/python when present; set to
 # "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
-# pytorch_code_ddp.py, default ../shared/anchors), PROFILE=1 (kernel breakdown
+# pytorch_code_ddp.py, default ../shared/anchors), TORCH_COMPILE (1: also the torch.compile
+# anchor, the default; 0 skips it), PROFILE=1 (kernel breakdown
 # of the 2-rank run).
 #
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
@@ -95,7 +96,7 @@ for L in $SIZES; do
   for g in $GEMMS; do
     med=$(echo ${AB[$g]} | median); medc=$(echo ${ABC[$g]} | median)
     [ -z "$first" ] && first=$med && firstc=$medc
-    line+=" --gemm $g $med records/s ($(ratio "$med" "$first")), $medc records per CPU-second of a rank ($(ratio "$medc" "$firstc"));"
+    line+=" --gemm $g $(printf %.3f "$med") records/s ($(ratio "$med" "$first")), $medc records per CPU-second of a rank ($(ratio "$medc" "$firstc"));"
   done
   echo "$line"
   [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
@@ -108,11 +109,15 @@ for L in $SIZES; do
       TD=$(OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
         --local-size "$L" --steps "$STEPS" 2>/dev/null | torch_rate)
     fi
+    # torch.compile (inductor) compiles during the anchor's warm-up steps, outside its timing.
+    TC=""
+    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
+      --threads 2 --steps "$STEPS" --compile 2>/dev/null | torch_rate || true)
     T1=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS" | torch_rate)
     tp() { [ -n "$1" ] && pct "$(echo "$1 * $GPR" | bc)" "$2" || echo "n/a"; }
-    printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
-      "$T2" "$(tp "$T2" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
-    best=$(printf "%s\n%s\n" "$T2" "$TD" | grep . | sort -g | tail -1)
+    printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   compiled, 2 threads: %s (%s)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
+      "$T2" "$(tp "$T2" 2)" "${TC:-n/a}" "$(tp "$TC" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
+    best=$(printf "%s\n%s\n%s\n" "$T2" "$TC" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
   else
