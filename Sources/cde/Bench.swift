@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collectives
 import Foundation
+import Randomness
 import Kernels
 import Training
 import ViT

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Randomness
 import SafeTensors
 import Training
 import ViT

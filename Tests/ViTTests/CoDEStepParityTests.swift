@@ -1,4 +1,5 @@
 import Kernels
+import Randomness
 import SafeTensors
 import Training
 import ViT
