@@ -75,7 +75,7 @@ let package = Package(
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
