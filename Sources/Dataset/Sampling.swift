@@ -10,14 +10,6 @@ public enum Sampling: String, Codable, Sendable, CaseIterable {
   /// Rank r of N reads only shards r, r+N, r+2N, ... and shuffles its own records per
   /// epoch (seed, epoch, r). Exact resume needs the same N.
   case shardLocal = "shard-local"
-
-  public init?(configValue: String) {
-    switch configValue.lowercased() {
-    case "global": self = .global
-    case "shard-local", "shard_local", "shardlocal": self = .shardLocal
-    default: return nil
-    }
-  }
 }
 
 /// The record order of one epoch: a Fisher-Yates permutation of 0..<count drawn from a
