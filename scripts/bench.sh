@@ -18,7 +18,7 @@
 # The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
 # with the cores a layout uses; every figure is also given as % of that peak in model FLOPs.
 #
-# Model GFLOP/s count all eight views of a record (DESIGN.md's formula); "executed"
+# Model GFLOP/s count all eight views of a record (ViTConfig.forwardFLOPs: 2·m·n·k per GEMM, x3 for forward + backward); "executed"
 # leaves out the augmented views that equal their base view and are run once (as in
 # training, about 1 in 12 views), and is the figure compared with sgemm.
 set -euo pipefail
