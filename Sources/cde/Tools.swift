@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import Randomness
 import SafeTensors
 import Training
@@ -39,14 +40,8 @@ struct Compare: ParsableCommand {
         continue
       }
       let x = try a.floats(name), y = try e.floats(name)
-      var num = 0.0, den = 0.0, maxAbs = 0.0
-      for i in 0..<x.count {
-        let d = Double(x[i]) - Double(y[i])
-        num += d * d
-        den += Double(y[i]) * Double(y[i])
-        maxAbs = max(maxAbs, abs(d))
-      }
-      let rel = (num / max(den, 1e-300)).squareRoot()
+      let discrepancy = Discrepancy(x, reference: y)
+      let num = discrepancy.squaredError, maxAbs = discrepancy.maxAbs, rel = discrepancy.relativeFrobenius
       let ok: Bool
       if let rule = absRules.first(where: { name.hasPrefix($0.0) }) {
         ok = maxAbs <= rule.1

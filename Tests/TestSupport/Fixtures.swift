@@ -17,18 +17,6 @@ public func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
   return m
 }
 
-/// |a - b|_F / |b|_F
-public func relFrobenius(_ a: [Float], _ b: [Float]) -> Double {
-  precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
-  var num = 0.0, den = 0.0
-  for i in 0..<a.count {
-    let d = Double(a[i]) - Double(b[i])
-    num += d * d
-    den += Double(b[i]) * Double(b[i])
-  }
-  return (num / max(den, 1e-300)).squareRoot()
-}
-
 public func assertClose(_ a: [Float], _ b: [Float], atol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
   let e = maxAbsDiff(a, b)
   XCTAssertLessThanOrEqual(e, atol, "\(what): max abs error \(e) > \(atol)", file: file, line: line)
