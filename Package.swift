@@ -82,16 +82,16 @@ let package = Package(
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "Evaluation",
                      "SafeTensors", "Randomness", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-    .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-    // Helpers shared by the numeric tests (fixture paths, error measures).
+    .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+    // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "Randomness", "TestSupport"]),
-    .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness"]),
-    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
+    .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives", "Randomness"]),
-    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives", "Randomness", "TestSupport"]),
+    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -3,10 +3,21 @@ import XCTest
 
 /// Shared helpers of the numeric test targets.
 
-/// Locates `Tests/Fixtures/<sub>/<name>` from this source file.
-public func fixturePath(_ sub: String, _ name: String, file: String = #filePath) -> String {
-  URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures").appendingPathComponent(sub).appendingPathComponent(name).path
+/// The repository root, located from this source file (Tests/TestSupport/Fixtures.swift).
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+/// `<repository>/<relative>`, e.g. `repositoryPath("configs/smoke.yaml")`.
+public func repositoryPath(_ relative: String) -> String { repositoryRoot.appendingPathComponent(relative).path }
+
+/// `Tests/Fixtures/<sub>`, e.g. `fixtureDirectory("Imaging/damaged")`.
+public func fixtureDirectory(_ sub: String) -> URL {
+  repositoryRoot.appendingPathComponent("Tests/Fixtures").appendingPathComponent(sub)
+}
+
+/// `Tests/Fixtures/<sub>/<name>`.
+public func fixturePath(_ sub: String, _ name: String) -> String {
+  fixtureDirectory(sub).appendingPathComponent(name).path
 }
 
 /// max |a - b|

@@ -1,11 +1,10 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Training
 
 final class ConfigTests: XCTestCase {
-  static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-  func config(_ name: String) -> String { Self.root.appendingPathComponent("configs/\(name)").path }
+  func config(_ name: String) -> String { repositoryPath("configs/\(name)") }
 
   func error(_ body: () throws -> Any) -> String {
     do { _ = try body(); XCTFail("no error"); return "" } catch { return "\(error)" }
