@@ -73,15 +73,12 @@ struct RandomViews: ParsableCommand {
 
   func run() throws {
     var rng = SplitMix64(seed: seed)
+    let global = (0..<(6 * records * 3 * size * size)).map { _ in Float(rng.normal()) }
+    let local = (0..<(2 * records * 3 * localSize * localSize)).map { _ in Float(rng.normal()) }
+    let file = CoDEViewsFile(global: global, local: local, perm: derangement(records, seed: seed), records: records,
+                             channels: 3, imageSize: size, localSize: localSize)
     var w = SafeTensorsWriter()
-    for n in CoDEStep.globalViewNames {
-      w.add(n, floats: (0..<(records * 3 * size * size)).map { _ in Float(rng.normal()) }, shape: [records, 3, size, size])
-    }
-    for n in CoDEStep.localViewNames {
-      w.add(n, floats: (0..<(records * 3 * localSize * localSize)).map { _ in Float(rng.normal()) },
-            shape: [records, 3, localSize, localSize])
-    }
-    w.add("perm", int64: derangement(records, seed: seed).map { Int64($0) }, shape: [records])
+    file.add(to: &w)
     try w.write(to: out)
   }
 }
