@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// Geometry and normalisation of the eight CoDE views (DESIGN.md section 1).
 public struct ViewSpec: Sendable, Equatable {

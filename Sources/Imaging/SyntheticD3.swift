@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// One encoded synthetic image.
 public struct SyntheticImage: Sendable {

@@ -1,4 +1,5 @@
 import Kernels
+import Randomness
 import SafeTensors
 import Training
 import ViT
@@ -15,15 +16,11 @@ class CoDEStepParityTests: XCTestCase {
     Threads.configure(threads)
     let model = try ViTModel(config: Self.smallConfig)
     try model.load(path: fixturePath("Engine", "model_small.safetensors"))
-    let views = try SafeTensorsFile(path: fixturePath("Engine", "views_small.safetensors"))
+    let views = try CoDEViewsFile.read(path: fixturePath("Engine", "views_small.safetensors"),
+                                       channels: Self.smallConfig.channels, patch: Self.smallConfig.patch)
     let b = 3
-    var global: [Float] = []
-    for n in CoDEStep.globalViewNames { global += try views.floats(n) }
-    var local: [Float] = []
-    for n in CoDEStep.localViewNames { local += try views.floats(n) }
-    let perm = try views.ints("perm").map { Int($0) }
     let step = CoDEStep(model: model)
-    let r = try step.run(global: global, local: local, records: b, imageSize: 48, localSize: 32, perm: perm,
+    let r = try step.run(global: views.global, local: views.local, records: b, imageSize: 48, localSize: 32, perm: views.perm,
                          lr: 1e-3, weightDecay: 0.05)
     return (step, r)
   }
