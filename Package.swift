@@ -84,11 +84,11 @@ let package = Package(
     // Helpers shared by the numeric tests (fixture paths, error measures).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
-    .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
+    .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives", "TestSupport"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors"]),
   ],
   swiftLanguageModes: [.v5]
