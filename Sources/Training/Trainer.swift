@@ -71,16 +71,6 @@ public struct ResumePolicy {
   }
 }
 
-/// Control message the coordinator (rank 0) broadcasts before every step.
-struct Control {
-  var lr: Float = 0
-  var weightDecay: Float = 0
-  /// 1: write a checkpoint after this step; 2: then stop (signal).
-  var checkpoint: Int32 = 0
-  var stop: Int32 = 0
-  var signal: Int32 = 0
-}
-
 /// Distributed CoDE training: every rank is a replica; rank 0 is also the
 /// coordinator (schedule, checkpoint and stop decisions, logging).
 public final class Trainer {
@@ -353,14 +343,14 @@ public final class Trainer {
         let every = config.checkpoint.everySteps
         let periodic = every > 0 && (globalStep + 1) % every == 0
         let last = globalStep + 1 == total
-        control.checkpoint = (periodic || last) ? 1 : 0
+        control.checkpoint = periodic || last
         if anySignal != 0 {
-          control.stop = 1
+          control.stop = true
           control.signal = anySignal
         }
       }
-      comm.broadcast(&control, root: 0)
-      if control.stop != 0 {
+      control = comm.broadcast(control, root: 0)
+      if control.stop {
         // Checkpoint the current state (all completed steps), then stop.
         try saveCheckpoint()
         comm.barrier()
@@ -436,7 +426,7 @@ public final class Trainer {
         stepComm.removeAll(keepingCapacity: true)
       }
       let stopEarly = try evaluateIfDue(total: total)
-      if control.checkpoint != 0 || stopEarly { try saveCheckpoint() }
+      if control.checkpoint || stopEarly { try saveCheckpoint() }
       let every = config.train.consistencyCheckEvery
       if comm.size > 1, every > 0, globalStep % every == 0 {
         if !comm.replicasIdentical(model.params, count: model.parameterCount) {
