@@ -212,12 +212,7 @@ public final class Trainer {
     if comm.rank == 0 {
       if let (c, st) = restored {
         try vit.load(path: c.file("model.safetensors").path)
-        let opt = try SafeTensorsFile(path: c.file("optimizer.safetensors").path)
-        for e in vit.layout.entries {
-          try opt.read("exp_avg.\(e.name)", into: step.optimizer.m + e.offset, shape: e.shape)
-          try opt.read("exp_avg_sq.\(e.name)", into: step.optimizer.v + e.offset, shape: e.shape)
-        }
-        step.optimizer.restore(stepCount: st.optimizerSteps)
+        try step.optimizer.loadState(path: c.file("optimizer.safetensors").path, stepCount: st.optimizerSteps)
         log("resuming from \(c.url.path) (step \(c.step), epoch \(st.dataCursor.epoch))")
       } else {
         vit.initialize(seed: UInt64(config.train.seed))
@@ -493,15 +488,12 @@ public final class Trainer {
     if isCoordinator {
       var mw = SafeTensorsWriter(metadata: ["format": "pt", "producer": "cde train", "step": "\(globalStep)"])
       model.addTensors(to: &mw)
-      var ow = SafeTensorsWriter(metadata: ["optimizer": "AdamW", "step": "\(step.optimizer.stepCount)"])
-      model.addTensors(to: &ow, from: step.optimizer.m, prefix: "exp_avg.")
-      model.addTensors(to: &ow, from: step.optimizer.v, prefix: "exp_avg_sq.")
       let state = TrainerState(
         epoch: loader.cursor.epoch, dataCursor: loader.cursor, schedule: schedule, seed: config.train.seed,
         worldSize: comm.size, globalBatch: config.train.globalBatch, optimizerSteps: step.optimizer.stepCount,
         config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()),
         earlyStopping: earlyStopping, gemm: GEMMBackend.plan.encoded)
-      let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", ow.serialized())]
+      let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", step.optimizer.serializedState(model: model))]
       let url = best ? try store.saveBest(step: globalStep, files: files, state: state)
                      : try store.save(step: globalStep, files: files, state: state)
       log((best ? "best checkpoint " : "checkpoint ") + url.path)
