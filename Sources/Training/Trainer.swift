@@ -89,12 +89,8 @@ public final class Trainer {
   var metricsLog: MetricsLog?
   var tensorboard: TensorBoardWriter?
   lazy var health = TrainingHealth(model: model)
-  /// Testing aids read from the environment: CDE_TRACE_RECORDS=FILE appends
-  /// "step rank id..." per step (the records this rank trained on) to FILE.rankR;
-  /// (FILE.rankR, one file per rank); CDE_FAULT_KILL_AT_STEP=N with CDE_FAULT_RANK=R sends SIGKILL to rank R
-  /// when it is about to run step N (a crash at a chosen point).
-  let traceRecords: FileHandle?
-  let faultStep: Int?
+  /// Testing aids read from the environment (Trainer+TestHooks.swift).
+  let testHooks: TestHooks
   /// `--dump-views DIR` (Trainer+ViewDump.swift); nil: off.
   var viewDumpDirectory: URL?
   /// Probe evaluation during training (`eval.*`), and its best-metric / patience state.
@@ -251,16 +247,7 @@ public final class Trainer {
     schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
                           warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
 
-    let env = ProcessInfo.processInfo.environment
-    if let base = env["CDE_TRACE_RECORDS"] {
-      let path = base + ".rank\(comm.rank)"
-      if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
-      traceRecords = FileHandle(forWritingAtPath: path)
-      _ = try? traceRecords?.seekToEnd()
-    } else {
-      traceRecords = nil
-    }
-    faultStep = (env["CDE_FAULT_RANK"].flatMap(Int.init) ?? 0) == comm.rank ? env["CDE_FAULT_KILL_AT_STEP"].flatMap(Int.init) : nil
+    testHooks = TestHooks.fromEnvironment(ProcessInfo.processInfo.environment, rank: comm.rank)
 
     if comm.rank == 0 {
       try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
@@ -356,12 +343,10 @@ public final class Trainer {
         return .stopped(signal: control.signal)
       }
 
-      if let f = faultStep, f == globalStep { kill(getpid(), SIGKILL) }
+      testHooks.beforeStep(globalStep)
       let t0 = monotonic()
       let batch = try loader.next()
-      if let t = traceRecords {
-        t.write(Data(("\(globalStep) \(comm.rank) " + batch.recordIDs.map(String.init).joined(separator: " ") + "\n").utf8))
-      }
+      testHooks.trace(step: globalStep, rank: comm.rank, records: batch.recordIDs)
       let perm = derangement(g, seed: stepSeed(globalStep))
       let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
                            lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
