@@ -309,10 +309,7 @@ public final class Trainer {
     comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
     let wall0 = monotonic()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
-    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
-    // Per step of the log window: seconds blocked in MPI, then seconds waiting for the gradient all-reduce.
-    var stepComm: [Double] = []
-    var dupSinceLog = 0
+    var window = MetricWindow()
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
       // Stop requests from any rank.
@@ -359,14 +356,9 @@ public final class Trainer {
       let dt = monotonic() - t0
       stepCompleted(seconds: dt)
       let wait = loader.stats.waitSeconds
-      recordsSinceLog += g
-      timeSinceLog += dt
-      waitSinceLog += wait - lastWait
+      window.add(globalBatch: g, seconds: dt, dataWait: wait - lastWait, comm: r.commSeconds,
+                 gradientWait: r.gradientWaitSeconds, duplicateViews: step.lastDuplicateViews)
       lastWait = wait
-      commSinceLog += r.commSeconds
-      stepComm.append(r.commSeconds)
-      stepComm.append(r.gradientWaitSeconds)
-      dupSinceLog += step.lastDuplicateViews
       lastMetrics = [
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
         "epoch": Double(loader.cursor.epoch),
@@ -374,36 +366,12 @@ public final class Trainer {
       addLossTermMetrics(r)
 
       if globalStep % max(1, config.train.logEvery) == 0 || globalStep == total {
-        let rps = Double(recordsSinceLog) / max(timeSinceLog, 1e-9)
-        lastMetrics["records_per_s"] = rps
-        lastMetrics["data_wait_s"] = waitSinceLog
-        lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
-        lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
-        if comm.size > 1 {
-          // Step by step, the rank that waited least arrived last: its blocked time is communication that
-          // compute did not hide; what the others waited beyond it is load imbalance between the ranks.
-          let steps = Double(stepComm.count / 2)
-          var lo = stepComm, hi = stepComm
-          comm.allReduce(&lo, op: .min)
-          comm.allReduce(&hi, op: .max)
-          let sum = { (v: [Double], k: Int) in stride(from: k, to: v.count, by: 2).reduce(0.0) { $0 + v[$1] } }
-          lastMetrics["comm_frac_min"] = sum(lo, 0) / max(timeSinceLog, 1e-9)
-          lastMetrics["comm_frac_max"] = sum(hi, 0) / max(timeSinceLog, 1e-9)
-          // The gradient all-reduce: alone (blocking, measured at start) and the wait left after backward.
-          let gradWait = sum(lo, 1) / max(steps, 1)
-          lastMetrics["allreduce_alone_s"] = allReduceAlone
-          lastMetrics["allreduce_wait_s"] = gradWait
-          lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - gradWait / max(allReduceAlone, 1e-9)))
-        }
-        // Share of this rank's views that were bit-identical to another view and skipped.
-        lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
-        lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
+        for (k, v) in window.metrics(globalBatch: g, comm: comm, allReduceAlone: allReduceAlone) { lastMetrics[k] = v }
         if isCoordinator {
           addHealthMetrics(r)
           report(total: total, wall0: wall0)
         }
-        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
-        stepComm.removeAll(keepingCapacity: true)
+        window.reset()
       }
       let stopEarly = try evaluateIfDue(total: total)
       if control.checkpoint || stopEarly { try saveCheckpoint() }
