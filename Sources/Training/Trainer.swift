@@ -134,130 +134,35 @@ public final class Trainer {
     self.runDirectory = directory
     if comm.rank == 0 {
       do {
-        try directory.lock()
-        try directory.requireWritable(run, what: "run directory")
-        try directory.requireWritable(store.directory, what: "checkpoint directory")
-        try directory.requireSpace(store.directory, checkpointBytes: Self.checkpointBytes(parameters: vit.layout.total))
-        store.cleanLeftovers()
-        if resume == "auto" {
-          var skipped: [String] = []
-          store.warn = { skipped.append($0) }
-          if let c = store.latestValid() {
-            for w in skipped { log("warning: " + w) }
-            restored = (c, try c.state(TrainerState.self))
-          } else if !skipped.isEmpty {
-            let present = store.list().count
-            guard policy.allowFreshStart else {
-              throw TrainError.refusal("--resume auto: \(store.directory.path) holds \(present) checkpoint(s) and none verifies "
-                + "(newest: \(skipped[0].replacingOccurrences(of: "skipping checkpoint ", with: ""))); not starting over "
-                + "(--allow-fresh-start trains from step 0)")
-            }
-            for w in skipped { log("warning: " + w) }
-            log("warning: no checkpoint of \(present) verifies; training from step 0 (--allow-fresh-start)")
-          }
-          store.warn = { log("warning: " + $0) }
-        } else if let resume {
-          let c = try CheckpointStore.load(path: resume, warn: { log("warning: " + $0) })
-          restored = (c, try c.state(TrainerState.self))
-        }
+        restored = try Self.takeRunDirectory(directory, store: store, resume: resume, policy: policy,
+                                             parameters: vit.layout.total, log: log)
       } catch let e as TrainError {
         restoreError = e
       } catch {
         restoreError = TrainError.refusal("\(error)")
       }
     }
-    let err = comm.broadcast(data: restoreError.map { Data("\($0.exitCode) \($0.description)".utf8) } ?? Data(), root: 0)
-    if !err.isEmpty {
-      let text = String(decoding: err, as: UTF8.self)
-      let space = text.firstIndex(of: " ")!
-      var e = TrainError(String(text[text.index(after: space)...]))
-      e.exitCode = Int32(text[..<space]) ?? 1
-      e.shared = true
-      throw e
-    }
-    let stateData = comm.broadcast(data: restored.map { (try? JSONEncoder().encode($0.1)) ?? Data() } ?? Data(), root: 0)
-    var state: TrainerState? = nil
-    var startStep = 0
-    if !stateData.isEmpty {
-      state = try JSONDecoder().decode(TrainerState.self, from: stateData)
-      var s = Int64(restored?.0.step ?? 0)
-      comm.broadcast(&s, root: 0)
-      startStep = Int(s)
-    }
+    let (state, startStep) = try Self.shareRestore(restored, error: restoreError, communicator: comm)
     earlyStopping = state?.earlyStopping ?? EarlyStopping()
-    if let state, state.config.model != config.model {
-      var e = TrainError.refusal("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
-      e.shared = true
-      throw e
-    }
-    if let state {
-      let changed = config.resumeDifferences(from: state.config)
-      if !changed.isEmpty {
-        let list = changed.joined(separator: ", ")
-        if !policy.allowConfigChange {
-          var e = TrainError.refusal("--resume: the config differs from the checkpoint of step \(startStep) in \(list); "
-                                     + "exact resume needs the same values (--allow-config-change resumes anyway)")
-          e.shared = true
-          throw e
-        }
-        log("warning: resuming with a config that differs from the checkpoint of step \(startStep) in \(list) (--allow-config-change): not an exact continuation")
-      }
-    }
+    if let state { try Self.checkResumable(config, from: state, startStep: startStep, policy: policy, log: log) }
 
     // Parameters and moments: rank 0 loads or initialises, then broadcasts.
-    if comm.rank == 0 {
-      if let (c, st) = restored {
-        try vit.load(path: c.file("model.safetensors").path)
-        try step.optimizer.loadState(path: c.file("optimizer.safetensors").path, stepCount: st.optimizerSteps)
-        log("resuming from \(c.url.path) (step \(c.step), epoch \(st.dataCursor.epoch))")
-      } else {
-        vit.initialize(seed: UInt64(config.train.seed))
-      }
-    }
-    let n = vit.layout.total
-    comm.broadcast(UnsafeMutableRawPointer(vit.params), bytes: n * 4, root: 0)
-    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.m), bytes: n * 4, root: 0)
-    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.v), bytes: n * 4, root: 0)
-    var adamSteps = Int64(state?.optimizerSteps ?? 0)
-    comm.broadcast(&adamSteps, root: 0)
-    step.optimizer.restore(stepCount: Int(adamSteps))
+    try Self.loadOrInitialise(vit, step.optimizer, restored: restored, state: state, config: config, communicator: comm, log: log)
     globalStep = startStep
     let gemmLine = GEMMSelection.setUp(model: config.model.vit, mode: GEMMBackend.requestedMode, communicator: comm,
                                        stored: state?.gemm)
     if comm.rank == 0 { log(gemmLine) }
 
     // Data stream at the restored cursor.
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    var lc = LoaderConfig(
-      paths: config.data.train, seed: UInt64(config.train.seed), globalBatch: config.train.globalBatch,
-      rank: comm.rank, worldSize: comm.size,
-      spec: ViewSpec(imageSize: config.model.imageSize, localSize: config.data.localSize,
-                     numTransform: config.data.numTransform),
-      threads: config.data.loaderThreads > 0 ? config.data.loaderThreads : max(1, cores / max(1, localRanks())),
-      prefetch: config.data.prefetch,
-      sampling: config.data.sampling == .global ? .global : .shardLocal)
-    lc.warn = { log("warning: " + $0) }
-    lc.info = { log($0) }
-    lc.decodePolicy = DecodePolicy(maxPixels: config.data.maxImagePixels)
-    if config.data.sampling == .shardLocal, let spe = config.train.stepsPerEpoch { lc.stepsPerEpoch = spe }
-    loader = try D3Loader(config: lc, cursor: state?.dataCursor ?? DataCursor())
+    loader = try D3Loader(config: Self.loaderConfig(config, communicator: comm, log: log), cursor: state?.dataCursor ?? DataCursor())
     stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch
     let resolved = config.schedule(records: loader.stepsPerEpoch * config.train.globalBatch)
     guard resolved.totalSteps > 0 else { throw TrainError("config: set train.steps or train.epochs") }
     schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
                           warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
-
     testHooks = TestHooks.fromEnvironment(ProcessInfo.processInfo.environment, rank: comm.rank)
 
-    if comm.rank == 0 {
-      try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
-      metricsLog = try MetricsLog(url: run.appendingPathComponent("metrics.jsonl"), resumeStep: state == nil ? nil : startStep)
-      let tb = try TensorBoardWriter(directory: run)
-      if state != nil { tb.addSessionStart(step: startStep) }
-      tensorboard = tb
-      try config.toYAML().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-      directory.writeStatus("running", step: startStep)
-    }
+    if comm.rank == 0 { try openRunOutputs(resumed: state != nil, startStep: startStep) }
   }
 
   /// Bytes of one checkpoint of `parameters` fp32 parameters: the model, the two AdamW
@@ -293,16 +198,11 @@ public final class Trainer {
     comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
   }
 
+  /// The step loop: per step the coordinator's control message, the step, its metrics, and
+  /// after it the log line, evaluation, checkpoint and replica check when due.
   func trainSteps() throws -> TrainOutcome {
     let total = schedule.totalSteps
-    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
-    let s = config.model.imageSize, l = config.data.localSize
-    if isCoordinator {
-      log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
-          + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
-          + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
-          + "steps \(globalStep)..<\(total); run \(run.path)")
-    }
+    logStart(total: total)
     if earlyStopping.shouldStop(patience: config.train.earlyStopPatience) { return finishEarly() }
     stepTimes.reserveCapacity(64)
     stepTimesSorted.reserveCapacity(64)
@@ -312,51 +212,17 @@ public final class Trainer {
     var window = MetricWindow()
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
-      // Stop requests from any rank.
-      let localSignal = Double(StopSignal.received ?? 0)
-      let anySignal = Int32(comm.allReduce(localSignal, op: .max))
-      var control = Control()
-      if isCoordinator {
-        control.lr = Float(schedule.lr(step: globalStep))
-        control.weightDecay = Float(config.optim.weightDecay)
-        let every = config.checkpoint.everySteps
-        let periodic = every > 0 && (globalStep + 1) % every == 0
-        let last = globalStep + 1 == total
-        control.checkpoint = periodic || last
-        if anySignal != 0 {
-          control.stop = true
-          control.signal = anySignal
-        }
-      }
-      control = comm.broadcast(control, root: 0)
-      if control.stop {
-        // Checkpoint the current state (all completed steps), then stop.
-        try saveCheckpoint()
-        comm.barrier()
-        if isCoordinator {
-          writeStatus("stopped")
-          log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written")
-        }
-        return .stopped(signal: control.signal)
-      }
+      let control = comm.broadcast(coordinatorControl(total: total), root: 0)
+      if control.stop { return try stopOnSignal(control) }
 
       testHooks.beforeStep(globalStep)
       let t0 = monotonic()
-      let batch = try loader.next()
-      testHooks.trace(step: globalStep, rank: comm.rank, records: batch.recordIDs)
-      let perm = derangement(g, seed: stepSeed(globalStep))
-      let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
-                           lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
-      try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
-      guard r.loss.isFinite else {
-        // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
-        throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
-      }
+      let r = try runStep(control)
       globalStep += 1
       let dt = monotonic() - t0
       stepCompleted(seconds: dt)
       let wait = loader.stats.waitSeconds
-      window.add(globalBatch: g, seconds: dt, dataWait: wait - lastWait, comm: r.commSeconds,
+      window.add(globalBatch: config.train.globalBatch, seconds: dt, dataWait: wait - lastWait, comm: r.commSeconds,
                  gradientWait: r.gradientWaitSeconds, duplicateViews: step.lastDuplicateViews)
       lastWait = wait
       lastMetrics = [
@@ -366,21 +232,11 @@ public final class Trainer {
       addLossTermMetrics(r)
 
       if globalStep % max(1, config.train.logEvery) == 0 || globalStep == total {
-        for (k, v) in window.metrics(globalBatch: g, comm: comm, allReduceAlone: allReduceAlone) { lastMetrics[k] = v }
-        if isCoordinator {
-          addHealthMetrics(r)
-          report(total: total, wall0: wall0)
-        }
-        window.reset()
+        logWindow(&window, result: r, allReduceAlone: allReduceAlone, total: total, wall0: wall0)
       }
       let stopEarly = try evaluateIfDue(total: total)
       if control.checkpoint || stopEarly { try saveCheckpoint() }
-      let every = config.train.consistencyCheckEvery
-      if comm.size > 1, every > 0, globalStep % every == 0 {
-        if !comm.replicasIdentical(model.params, count: model.parameterCount) {
-          throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
-        }
-      }
+      try checkReplicasIfDue()
       if stopEarly { return finishEarly() }
     }
     if isCoordinator {
@@ -388,6 +244,90 @@ public final class Trainer {
       writeStatus("finished")
     }
     return .finished
+  }
+
+  /// Rank 0: the line that opens training (model, ranks, threads, batch, data, steps, run).
+  func logStart(total: Int) {
+    guard isCoordinator else { return }
+    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
+    log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
+        + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
+        + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
+        + "steps \(globalStep)..<\(total); run \(run.path)")
+  }
+
+  /// Stop requests from any rank (collective), and on rank 0 the control message of the next
+  /// step: its lr and weight decay, whether a checkpoint follows it, whether to stop.
+  func coordinatorControl(total: Int) -> Control {
+    let localSignal = Double(StopSignal.received ?? 0)
+    let anySignal = Int32(comm.allReduce(localSignal, op: .max))
+    var control = Control()
+    if isCoordinator {
+      control.lr = Float(schedule.lr(step: globalStep))
+      control.weightDecay = Float(config.optim.weightDecay)
+      let every = config.checkpoint.everySteps
+      let periodic = every > 0 && (globalStep + 1) % every == 0
+      let last = globalStep + 1 == total
+      control.checkpoint = periodic || last
+      if anySignal != 0 {
+        control.stop = true
+        control.signal = anySignal
+      }
+    }
+    return control
+  }
+
+  /// Checkpoints the current state (all completed steps), then stops.
+  func stopOnSignal(_ control: Control) throws -> TrainOutcome {
+    try saveCheckpoint()
+    comm.barrier()
+    if isCoordinator {
+      writeStatus("stopped")
+      log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written")
+    }
+    return .stopped(signal: control.signal)
+  }
+
+  /// Step `globalStep`: the next batch, the step's derangement, forward, backward and update
+  /// (`CoDEStep.run`), the view dump; throws on a non-finite loss.
+  func runStep(_ control: Control) throws -> CoDEStep.Result {
+    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
+    let s = config.model.imageSize, l = config.data.localSize
+    let batch = try loader.next()
+    testHooks.trace(step: globalStep, rank: comm.rank, records: batch.recordIDs)
+    let perm = derangement(g, seed: stepSeed(globalStep))
+    let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
+                         lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
+    try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
+    guard r.loss.isFinite else {
+      // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
+      throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
+    }
+    return r
+  }
+
+  /// On log steps (collective): the window's metrics into `lastMetrics`, then on rank 0 the
+  /// health figures of step `r` and the log line; empties the window.
+  func logWindow(_ window: inout MetricWindow, result r: CoDEStep.Result, allReduceAlone: Double, total: Int, wall0: Double) {
+    for (k, v) in window.metrics(globalBatch: config.train.globalBatch, comm: comm, allReduceAlone: allReduceAlone) {
+      lastMetrics[k] = v
+    }
+    if isCoordinator {
+      addHealthMetrics(r)
+      report(total: total, wall0: wall0)
+    }
+    window.reset()
+  }
+
+  /// Every `train.consistency_check_every` steps with several ranks (collective): throws when
+  /// the replicas' parameters differ.
+  func checkReplicasIfDue() throws {
+    let every = config.train.consistencyCheckEvery
+    if comm.size > 1, every > 0, globalStep % every == 0 {
+      if !comm.replicasIdentical(model.params, count: model.parameterCount) {
+        throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
+      }
+    }
   }
 
   /// Seconds of one blocking all-reduce of a gradient-sized buffer (median of 3, after a barrier):
