@@ -86,11 +86,11 @@ let package = Package(
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
-    .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "Randomness", "TestSupport"]),
+    .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives", "Randomness", "TestSupport"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "Dataset", "ViT", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]

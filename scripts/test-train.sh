@@ -132,7 +132,12 @@ stop_test() {  # name, signal, expected status ("" = any), launcher...
   local name=$1 sig=$2 want=$3; shift 3
   "$@" train "${LONG[@]}" --out "$T/$name" >"$T/$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 300); do grep -q "^step 10/" "$T/$name.log" 2>/dev/null && break; sleep 0.1; done
+  local reached=0
+  for _ in $(seq 1 300); do grep -q "^step 10/" "$T/$name.log" 2>/dev/null && { reached=1; break; }; sleep 0.1; done
+  if [ $reached = 0 ]; then
+    kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+    cat "$T/$name.log"; fail "$name: no \"step 10/\" line within 30 s; SIG$sig not sent"
+  fi
   kill -"$sig" $pid
   local rc=0; wait $pid || rc=$?
   [ -z "$want" ] || [ $rc = "$want" ] || { cat "$T/$name.log"; fail "$name: status $rc after SIG$sig"; }
