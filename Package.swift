@@ -70,7 +70,7 @@ let package = Package(
     .target(name: "Collectives", dependencies: ["CMPI"]),
     // Loss, optimiser, schedule, trainer, coordinator, checkpoints, metrics.
     .target(name: "Training",
-            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "COpenSSL", "CSupport",
+            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "Randomness", "COpenSSL", "CSupport",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
