@@ -66,10 +66,12 @@ let package = Package(
     .target(name: "Dataset", dependencies: ["Imaging", "SafeTensors"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI"]),
-    // Loss, optimiser, schedule, trainer, coordinator, checkpoints, metrics.
-    .target(name: "Training",
-            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "COpenSSL", "CSupport",
-                           .product(name: "Yams", package: "Yams")],
+    // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
+    .target(name: "Training", dependencies: ["Kernels", "ViT", "Collectives"], swiftSettings: numeric),
+    // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
+    .target(name: "TrainingRun",
+            dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
+                           "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
@@ -77,7 +79,7 @@ let package = Package(
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
-      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "Evaluation",
+      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
                      "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
@@ -88,7 +90,8 @@ let package = Package(
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives"]),
+    .testTarget(name: "TrainingTests",
+                dependencies: ["Training", "TrainingRun", "ViT", "Kernels", "SafeTensors", "Collectives", "Dataset"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors"]),
   ],
   swiftLanguageModes: [.v5]

@@ -3,6 +3,7 @@ import Collectives
 import Foundation
 import Kernels
 import Training
+import TrainingRun
 import ViT
 
 /// `cde bench`: training-step throughput on random views, single rank or under

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 
 /// `cde compare`: tensor-by-tensor comparison of two safetensors files (parity checks).

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class ConfigTests: XCTestCase {
   static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
