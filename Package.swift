@@ -63,7 +63,7 @@ let package = Package(
     // Images: decoding, geometry, the transform operator T, views.
     .target(name: "Imaging", dependencies: ["CVips"], swiftSettings: numeric),
     // D3 on disk: tar shards, records, sampling, loader, synthetic D3.
-    .target(name: "Dataset", dependencies: ["Imaging", "SafeTensors"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI"]),
     // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
@@ -75,12 +75,13 @@ let package = Package(
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
-                     "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                     "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     .product(name: "Yams", package: "Yams")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
     // Helpers shared by the numeric tests (fixture paths, error measures).
@@ -88,10 +89,10 @@ let package = Package(
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
-    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
+    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
     .testTarget(name: "TrainingTests",
-                dependencies: ["Training", "TrainingRun", "ViT", "Kernels", "SafeTensors", "Collectives", "Dataset"]),
+                dependencies: ["Training", "TrainingRun", "ViT", "Dataset"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors"]),
   ],
   swiftLanguageModes: [.v5]
