@@ -65,22 +65,25 @@ let package = Package(
     // Images: decoding, geometry, the transform operator T, views.
     .target(name: "Imaging", dependencies: ["CVips", "Randomness"], swiftSettings: numeric),
     // D3 on disk: tar shards, records, sampling, loader, synthetic D3.
-    .target(name: "Dataset", dependencies: ["Imaging", "SafeTensors", "Randomness"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging", "Randomness"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI"]),
-    // Loss, optimiser, schedule, trainer, coordinator, checkpoints, metrics.
-    .target(name: "Training",
-            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "Randomness", "COpenSSL", "CSupport",
-                           .product(name: "Yams", package: "Yams")],
+    // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
+    .target(name: "Training", dependencies: ["Kernels", "ViT", "Collectives", "SafeTensors", "Randomness"], swiftSettings: numeric),
+    // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
+    .target(name: "TrainingRun",
+            dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
+                           "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
-      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "Evaluation",
-                     "SafeTensors", "Randomness", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
+                     "SafeTensors", "Randomness", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     .product(name: "Yams", package: "Yams")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
@@ -88,9 +91,10 @@ let package = Package(
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
-    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "Dataset", "ViT", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "TrainingTests",
+                dependencies: ["Training", "TrainingRun", "ViT", "Dataset", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]

@@ -4,6 +4,7 @@ import Foundation
 import Kernels
 import Randomness
 import Training
+import TrainingRun
 import ViT
 
 /// `cde bench`: training-step throughput on random views, single rank or under

@@ -4,6 +4,7 @@ import Foundation
 import Kernels
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 
 /// `cde step`: one CoDE training step on given views, written out tensor by

@@ -4,6 +4,7 @@ import Kernels
 import Randomness
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 
 /// `cde compare`: tensor-by-tensor comparison of two safetensors files (parity checks).

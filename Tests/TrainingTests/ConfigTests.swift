@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class ConfigTests: XCTestCase {
   func config(_ name: String) -> String { repositoryPath("configs/\(name)") }

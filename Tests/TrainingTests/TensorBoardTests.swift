@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class TensorBoardTests: XCTestCase {
   static let fixtures = fixtureDirectory("Training/tensorboard")

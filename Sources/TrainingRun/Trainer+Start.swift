@@ -1,3 +1,4 @@
+import Training
 import Collectives
 import Dataset
 import Foundation

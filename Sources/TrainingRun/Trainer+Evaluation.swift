@@ -1,5 +1,6 @@
 import Collectives
 import Foundation
+import Training
 
 /// Probe evaluation during training (`eval.*`), best checkpoint and early stopping.
 ///

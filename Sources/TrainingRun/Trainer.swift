@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Kernels
 import SafeTensors
+import Training
 import ViT
 
 /// What a checkpoint's `trainer.json` holds besides the store's own keys

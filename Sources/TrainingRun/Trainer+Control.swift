@@ -1,3 +1,4 @@
+import Training
 import Collectives
 
 /// Control message the coordinator (rank 0) broadcasts before every step.

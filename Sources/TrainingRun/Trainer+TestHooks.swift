@@ -1,3 +1,4 @@
+import Training
 import Foundation
 
 /// The trainer's testing aids (scripts/test-train.sh), read from the environment:

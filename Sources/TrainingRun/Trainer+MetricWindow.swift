@@ -1,3 +1,4 @@
+import Training
 import Collectives
 
 /// What the trainer accumulates over the steps between two log lines (`train.log_every`),
