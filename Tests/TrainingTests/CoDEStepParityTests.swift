@@ -2,6 +2,7 @@ import Kernels
 import Randomness
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 import TestSupport
 import XCTest

@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import Training
 
 /// The views file of `cde step`: F32 tensors real, fake, aug_real, aug_fake, global_real,
 /// global_fake `[B, C, S, S]`, local_real, local_fake `[B, C, L, L]` (normalised pixels, named
