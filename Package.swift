@@ -56,41 +56,47 @@ let package = Package(
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
+    // Seeded random numbers (SplitMix64, Philox CounterRNG), no dependencies.
+    .target(name: "Randomness"),
     // Forward/backward kernels over flat fp32 buffers.
     .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
-    .target(name: "ViT", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numeric),
+    .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness"], swiftSettings: numeric),
     // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
-    .target(name: "Imaging", dependencies: ["CVips"], swiftSettings: numeric),
+    .target(name: "Imaging", dependencies: ["CVips", "Randomness"], swiftSettings: numeric),
     // D3 on disk and the CoDE data recipe: tar shards, records, sampling, the eight views,
     // the generator draw, loader, synthetic D3, the loader benchmark.
-    .target(name: "Dataset", dependencies: ["Imaging", "SafeTensors"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging", "Randomness"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI"]),
-    // Loss, optimiser, schedule, trainer, coordinator, checkpoints, metrics.
-    .target(name: "Training",
-            dependencies: ["Kernels", "ViT", "Dataset", "Collectives", "SafeTensors", "COpenSSL", "CSupport",
-                           .product(name: "Yams", package: "Yams")],
+    // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
+    .target(name: "Training", dependencies: ["Kernels", "ViT", "Collectives", "SafeTensors", "Randomness"], swiftSettings: numeric),
+    // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
+    .target(name: "TrainingRun",
+            dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
+                           "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["Kernels", "ViT", "Dataset", "SafeTensors", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
-      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "Evaluation",
-                     "SafeTensors", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
+                     "SafeTensors", "Randomness", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     .product(name: "Yams", package: "Yams")]),
 
-    .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-    // Helpers shared by the numeric tests (fixture paths, error measures).
+    .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+    // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
-    .testTarget(name: "ViTTests", dependencies: ["ViT", "Kernels", "SafeTensors", "Training", "TestSupport"]),
-    .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
-    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors"]),
+    .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
-    .testTarget(name: "TrainingTests", dependencies: ["Training", "ViT", "Kernels", "SafeTensors", "Collectives"]),
-    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors"]),
+    .testTarget(name: "TrainingTests",
+                dependencies: ["Training", "TrainingRun", "ViT", "Dataset", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -10,7 +10,8 @@
 # steps, default 3), SIZES (local view sizes, default "96 224"), TORCH_PYTHON
 # (python with torch + timm; default /tmp/ref/bin/python when present; set to
 # "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
-# pytorch_code_ddp.py, default ../shared/anchors), PROFILE=1 (kernel breakdown
+# pytorch_code_ddp.py, default ../shared/anchors), TORCH_COMPILE (1: also the torch.compile
+# anchor, the default; 0 skips it), PROFILE=1 (kernel breakdown
 # of the 2-rank run).
 #
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
@@ -18,7 +19,7 @@
 # The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
 # with the cores a layout uses; every figure is also given as % of that peak in model FLOPs.
 #
-# Model GFLOP/s count all eight views of a record (DESIGN.md's formula); "executed"
+# Model GFLOP/s count all eight views of a record (ViTConfig.forwardFLOPs: 2·m·n·k per GEMM, x3 for forward + backward); "executed"
 # leaves out the augmented views that equal their base view and are run once (as in
 # training, about 1 in 12 views), and is the figure compared with sgemm.
 set -euo pipefail
@@ -31,11 +32,11 @@ ANCHORS=${ANCHORS:-$HERE/../shared/anchors}
 if [ -z "${TORCH_PYTHON:-}" ] && [ -x /tmp/ref/bin/python ]; then TORCH_PYTHON=/tmp/ref/bin/python; fi
 TORCH_PYTHON=${TORCH_PYTHON:-none}
 [ -x "$BIN" ] || { echo "bench.sh: $BIN is not an executable (build cde first: swift build -c release)" >&2; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN="mpirun -np 2"  # Open MPI binds each of the 2 ranks to a core by default
+BOUND_RANKS=1 . "$HERE/scripts/lib.sh"
+MPIRUN+=(-np 2)  # Open MPI binds each of the 2 ranks to a core by default
 
-# json KEY: the number stored under "KEY" in the JSON object on stdin.
-json() { grep -o "\"$1\":[-0-9.eE+]*" | head -1 | cut -d: -f2; }
+# json KEY: the value stored under "KEY" in the JSON object on stdin.
+json() { json_get "$1"; }
 # torch_rate: records (pairs) per second from an anchor's output line on stdin.
 torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
@@ -45,15 +46,14 @@ AB_ROUNDS=${AB_ROUNDS:-3}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
 FMA=$("$BIN" bench --fma-peak --json --steps 3)
 PEAK1=$(echo "$FMA" | json per_core_gflop_per_s)
-echo "== FMA peak ($(echo "$FMA" | grep -o '"isa":"[a-z0-9]*"' | cut -d'"' -f4) loop): $(printf %.1f "$PEAK1") GFLOP/s per core \
+echo "== FMA peak ($(echo "$FMA" | json isa) loop): $(printf %.1f "$PEAK1") GFLOP/s per core \
 (CPU time; $(printf %.1f "$(echo "$FMA" | json all_cores_gflop_per_s)") measured on all $(nproc) cores at once, wall time)"
 # pct GFLOPS CORES: GFLOPS as % of the FMA peak of CORES cores.
 pct() { if [ -n "$1" ]; then printf "%.0f%%" "$(echo "scale=4; 100 * $1 / ($PEAK1 * $2)" | bc)"; else echo "n/a"; fi; }
 echo "== GEMM classes of the step (one thread; what --gemm auto chooses):"
 "$BIN" bench --gemm-shapes --threads 1 --steps 3 ${CONFIG:+--config "$CONFIG"} | sed 's/^/   /'
 SG="bench --sgemm --steps 10 --json"
-echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | grep -o '"blas_core":"[A-Za-z0-9]*"' \
-  | cut -d'"' -f4) (cde picks the CPU's best; see README). Each layout's sgemm rate (2048^3 per rank,
+echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | json blas_core) (cde picks the CPU's best; see README). Each layout's sgemm rate (2048^3 per rank,
    single-threaded OpenBLAS, rows split over the rank's threads) is measured just before its step: the speed drifts."
 
 for L in $SIZES; do
@@ -62,8 +62,8 @@ for L in $SIZES; do
   J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
   PROF=""
   [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
-  S21=$($MPIRUN "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J21=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF ${CONFIG:+--config "$CONFIG"})
+  S21=$("${MPIRUN[@]}" "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
+  J21=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF ${CONFIG:+--config "$CONFIG"})
   S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   show() {  # show LABEL JSON SGEMM_RATE CORES: prints one line, sets R<LABEL>
@@ -71,7 +71,7 @@ for L in $SIZES; do
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
     x=$(echo "$2" | json gflop_per_s_executed)
     printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s = %s of FMA peak, %6.1f executed = %s of sgemm %.0f  (peak RSS %.0f MiB/rank; gemm %s)\n" \
-      "$1" "$r" "$g" "$(pct "$g" "$4")" "$x" "$(ratio "$x" "$3")" "$3" "$m" "$(echo "$2" | grep -o '"gemm_plan":"[^"]*"' | grep -o 'onednn' | wc -l) classes on oneDNN"
+      "$1" "$r" "$g" "$(pct "$g" "$4")" "$x" "$(ratio "$x" "$3")" "$3" "$m" "$(echo "$2" | json gemm_plan | grep -o 'onednn' | wc -l) classes on oneDNN"
     eval "R$1=$r"
     GPR=$(echo "scale=6; $g / $r" | bc)  # model GFLOP per record
   }
@@ -82,7 +82,7 @@ for L in $SIZES; do
   declare -A AB=() ABC=()
   for ((round = 0; round < AB_ROUNDS; round++)); do
     for g in $GEMMS; do
-      j=$($MPIRUN "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --gemm "$g" \
+      j=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --gemm "$g" \
         ${CONFIG:+--config "$CONFIG"})
       AB[$g]+="$(echo "$j" | json records_per_s) "
       # Records per CPU-second of one rank (one thread): insensitive to other load on a shared machine.
@@ -95,7 +95,7 @@ for L in $SIZES; do
   for g in $GEMMS; do
     med=$(echo ${AB[$g]} | median); medc=$(echo ${ABC[$g]} | median)
     [ -z "$first" ] && first=$med && firstc=$medc
-    line+=" --gemm $g $med records/s ($(ratio "$med" "$first")), $medc records per CPU-second of a rank ($(ratio "$medc" "$firstc"));"
+    line+=" --gemm $g $(printf %.3f "$med") records/s ($(ratio "$med" "$first")), $medc records per CPU-second of a rank ($(ratio "$medc" "$firstc"));"
   done
   echo "$line"
   [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
@@ -108,11 +108,15 @@ for L in $SIZES; do
       TD=$(OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
         --local-size "$L" --steps "$STEPS" 2>/dev/null | torch_rate)
     fi
+    # torch.compile (inductor) compiles during the anchor's warm-up steps, outside its timing.
+    TC=""
+    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
+      --threads 2 --steps "$STEPS" --compile 2>/dev/null | torch_rate || true)
     T1=$("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS" | torch_rate)
     tp() { [ -n "$1" ] && pct "$(echo "$1 * $GPR" | bc)" "$2" || echo "n/a"; }
-    printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
-      "$T2" "$(tp "$T2" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
-    best=$(printf "%s\n%s\n" "$T2" "$TD" | grep . | sort -g | tail -1)
+    printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   compiled, 2 threads: %s (%s)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
+      "$T2" "$(tp "$T2" 2)" "${TC:-n/a}" "$(tp "$TC" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
+    best=$(printf "%s\n%s\n%s\n" "$T2" "$TC" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
   else

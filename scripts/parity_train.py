@@ -9,7 +9,7 @@ Live mode: writes a small synthetic D3 set with `cde shards synth`, trains the s
 for 20 steps under `mpirun -np 2` with `--dump-views` (warmup + cosine lr, weight decay), then
 replays the run in PyTorch: timm's VisionTransformer of the same shape (num_classes=0,
 dynamic_img_size=True, so the local views get timm's bicubic antialiased position-embedding
-resampling) loaded from the dumped initial weights, the CoDE loss of DESIGN.md over the dumped views
+resampling) loaded from the dumped initial weights, the CoDE loss (the CoDE paper, Baraldi et al., ECCV 2024) over the dumped views
 and permutation, torch.optim.AdamW with weight decay on weight matrices only and the per-step lr of
 the dump, which must equal the schedule computed here from the config. It compares the loss of every
 step (relative error <= 1e-3) and every parameter tensor after step 20 against cde's final checkpoint
@@ -70,7 +70,7 @@ def yaml_text(cfg):
 
 
 def lr_schedule(cfg, s):
-    """DESIGN.md section 1: linear warmup from warmup_lr_init to lr over warmup_steps, then cosine from
+    """Sources/Training/LRSchedule.swift: linear warmup from warmup_lr_init to lr over warmup_steps, then cosine from
     lr to min_lr, reached at the end of the run (train.steps)."""
     o, total = cfg["optim"], cfg["train"]["steps"]
     base, w, lo = o["lr"], o["warmup_steps"], o["min_lr"]
@@ -272,7 +272,7 @@ def live(cde, tmp, fixtures):
         return views, files[0]["perm"], files[0]["lr"].item(), files[0]["weight_decay"].item(), \
             torch.cat([x["record_ids"] for x in files]), files[0]["loss"].item()
 
-    # The dumped views of the 1-rank run are the 2-rank views, bit for bit (DESIGN.md section 3).
+    # The dumped views of the 1-rank run are the 2-rank views, bit for bit (global sampling, Sources/Dataset/Sampling.swift).
     for s in range(steps):
         v2, p2, *_ = read_step(dump, s, RANKS)
         v1, p1, *_ = read_step(os.path.join(tmp, "dump1"), s, 1)
@@ -287,13 +287,13 @@ def live(cde, tmp, fixtures):
         return net
 
     def info_nce(q, p, n, temp):
-        """DESIGN.md: mean over queries of -log(e^{q.p/t} / (e^{q.p/t} + sum_j e^{q.n_j/t})), rows L2-normalised."""
+        """InfoNCE (the CoDE paper): mean over queries of -log(e^{q.p/t} / (e^{q.p/t} + sum_j e^{q.n_j/t})), rows L2-normalised."""
         q, p, n = F.normalize(q, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
         logits = torch.cat([(q * p).sum(-1, keepdim=True), q @ n.T], 1) / temp
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
 
     def code_loss(e, perm, temp, published=False):
-        """L = L_real + L_fake (DESIGN.md); published=True: the public code's L_real counted twice."""
+        """L = L_real + L_fake (the CoDE paper); published=True: the public code's L_real counted twice."""
         l_real = (info_nce(e["real"], e["aug_real"][perm], e["aug_fake"], temp)
                   + info_nce(e["local_real"], e["global_real"], e["global_fake"], temp)) / 2
         l_fake = (info_nce(e["fake"], e["aug_fake"][perm], e["aug_real"], temp)
@@ -305,7 +305,7 @@ def live(cde, tmp, fixtures):
         torch.manual_seed(0)
         net = model_from_init()
         named = list(net.named_parameters())
-        if decay_rule == "matrices":  # DESIGN.md: weight matrices only (not biases, norms, pos_embed, cls_token)
+        if decay_rule == "matrices":  # Sources/Training/AdamW.swift: weight matrices only (not biases, norms, pos_embed, cls_token)
             dec = [p for n, p in named if n.endswith(".weight") and p.ndim >= 2]
             nodec = [p for n, p in named if not (n.endswith(".weight") and p.ndim >= 2)]
         elif decay_rule == "all":  # every tensor decayed

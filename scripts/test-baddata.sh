@@ -5,9 +5,7 @@ set -euo pipefail
 BIN=${1:-.build/release/cde}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-fail() { echo "FAIL $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 DMG=Tests/Fixtures/Imaging/damaged
 
 # Synthetic D3 decodes whole under the strict policy (no well-formed image refused).

@@ -5,10 +5,7 @@ BIN=${1:-.build/release/cde}
 FIX=Tests/Fixtures/Engine
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
-pass=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 "$BIN" --help >/dev/null
 
@@ -19,7 +16,7 @@ ok() { echo "ok   $*"; pass=$((pass + 1)); }
   || { cat "$T/cmp.txt"; exit 1; }
 ok "cde step matches PyTorch: $(tail -1 "$T/cmp.txt")"
 
-core_of() { grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4; }
+core_of() { json_get blas_core; }
 # Tolerance of the N-rank and gradient-caching comparisons: only the summation order differs. OpenBLAS's
 # AVX2 kernel (Haswell, Zen) also rounds a GEMM row by its position in a group of 12 rows, and a rank's
 # share of the batch puts rows at other positions: 1.05e-5 was measured there on a near-zero bias gradient.
@@ -31,7 +28,7 @@ case "$("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | core_of)" in Has
 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" --config $FIX/small.yaml \
   --out "$T/one.safetensors" --threads 1 >/dev/null
 for np in 2 4; do
-  $MPIRUN -np $np "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
+  "${MPIRUN[@]}" -np $np "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
     --config $FIX/small.yaml --out "$T/np$np.safetensors" --threads 1 >/dev/null
   "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 --verbose \
     >"$T/cmp$np.txt" || { grep -v '^ok ' "$T/cmp$np.txt"; exit 1; }
@@ -45,7 +42,7 @@ for np in 2 4; do
 done
 
 # Gradient caching (chunks of 1 record, under mpirun -np 2) gives the direct step's results.
-$MPIRUN -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
+"${MPIRUN[@]}" -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
   --config $FIX/small.yaml --out "$T/gc.safetensors" --threads 1 --grad-cache-chunk 1 >/dev/null
 "$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
   || { cat "$T/cmpgc.txt"; exit 1; }
@@ -59,7 +56,7 @@ if [ -n "${CDE_BLAS_CORE:-}" ]; then
   echo "skip OpenBLAS kernel check: CDE_BLAS_CORE=$CDE_BLAS_CORE is set"
 elif grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|dq)' | grep -qx 4; then
   c1=$(env -u OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
-  c2=$(OPENBLAS_CORETYPE=Haswell $MPIRUN -np 2 -x OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
+  c2=$(OPENBLAS_CORETYPE=Haswell "${MPIRUN[@]}" -np 2 -x OPENBLAS_CORETYPE "$BIN" bench --sgemm --steps 1 --json | core_of)
   case "$c1/$c2" in SkylakeX/SkylakeX | Cooperlake/Cooperlake | SapphireRapids/SapphireRapids) ;;
     *) echo "expected an AVX-512 OpenBLAS kernel, got '$c1' (1 rank) and '$c2' (2 ranks)"; exit 1 ;; esac
   OPENBLAS_CORETYPE=Haswell "$BIN" bench --sgemm --steps 1 --sgemm-size 64 >"$T/note.txt"
@@ -80,8 +77,9 @@ for s in probe test; do "$BIN" embed "${SMALL[@]}" --quiet --out "$T/e-$s.safete
 "$BIN" eval --probe "$T/e-probe.safetensors" --test "$T/e-test.safetensors" --json --no-save >"$T/eval-files.json"
 "$BIN" eval "${SMALL[@]}" --probe "$T/probe" --test "$T/test" --json --no-save >"$T/eval-images.json"
 cmp "$T/eval-files.json" "$T/eval-images.json" || { diff "$T/eval-files.json" "$T/eval-images.json"; exit 1; }
-grep -q '"all": {.*"balanced": true}' "$T/eval-images.json" || { cat "$T/eval-images.json"; exit 1; }
-ok "cde eval --model M --probe DIR --test SHARDS equals cde embed + cde eval ($(grep -c '"gen_' "$T/eval-images.json") per-generator rows, identical JSON)"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if any(c.get("all", {}).get("balanced") is True for c in d.values()) else 1)' \
+  "$T/eval-images.json" || { cat "$T/eval-images.json"; exit 1; }
+ok "cde eval --model M --probe DIR --test SHARDS equals cde embed + cde eval ($(python3 -c 'import json, sys; print(sum(k.startswith("gen_") for c in json.load(open(sys.argv[1])).values() for k in c))' "$T/eval-images.json") per-generator rows, identical JSON)"
 if "$BIN" eval --probe "$T/probe" --test "$T/e-test.safetensors" 2>"$T/err.txt"; then exit 1; fi
 head -1 "$T/err.txt" | grep -q -- "--probe $T/probe is not an embedding file" || { cat "$T/err.txt"; exit 1; }
 ok "cde eval on images without --model is one clear error: $(head -1 "$T/err.txt")"

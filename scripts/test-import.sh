@@ -15,9 +15,7 @@ BIN=$(realpath "${1:-.build/release/cde}")
 cd "$(dirname "$0")/.."
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-fail() { echo "FAIL $*"; exit 1; }
+. scripts/lib.sh  # (the working directory is the repository)
 PY=$(bash scripts/test-python.sh pyarrow sklearn joblib numpy) || fail "no Python with pyarrow and scikit-learn (see above)"
 export CDE_PYTHON=$PY
 D3=../shared/d3-sample/elsa_v2-0000.tar
@@ -126,7 +124,7 @@ ok "bad input: other shard size, missing column$nopa: one line each"
   --set train.steps=3 --set checkpoint.every_steps=3 --set train.log_every=1 --set optim.warmup_steps=1 \
   --set data.loader_threads=1 --set eval.every_steps=0 --threads 1 --out "$T/run" >"$T/train.log" 2>&1 \
   || { tail -20 "$T/train.log"; fail "cde train on the imported shards"; }
-grep -q '"state":"finished"' "$T/run/status.json" || fail "training on imported shards did not finish"
+[ "$(json_get state "$T/run/status.json")" = finished ] || fail "training on imported shards did not finish"
 grep -q "$n records" "$T/train.log" || { grep -i record "$T/train.log" | head; fail "training did not see the $n records"; }
 ! grep -qi "warning.*skip\|damaged" "$T/train.log" || { grep -i "warning" "$T/train.log"; fail "training warned about the imported shards"; }
 ok "cde train: 3 steps on the imported shards ($n records)"

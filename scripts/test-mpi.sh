@@ -5,19 +5,16 @@
 # Usage: scripts/test-mpi.sh [path/to/cde]
 set -uo pipefail
 BIN=${1:-.build/release/cde}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1
+KEEP_GOING=1  # every check runs; the summary line counts the failures
+. "$(dirname "$0")/lib.sh"
 # One compute thread per rank: the checks are about communication only.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 CDE_THREADS=1
-passed=0; failed=0
-ok()   { echo "ok   $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 
 if "$BIN" selftest collectives >"$log" 2>&1; then ok "single process"; else fail "single process"; cat "$log"; fi
 
 for np in 1 2 4; do
-  if timeout 300 mpirun -np "$np" --oversubscribe "$BIN" selftest collectives >"$log" 2>&1; then
+  if timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN" selftest collectives >"$log" 2>&1; then
     ok "mpirun -np $np: $(grep 'collectives selftest' "$log" | tail -1)"
   else
     fail "mpirun -np $np"; cat "$log"
@@ -25,13 +22,13 @@ for np in 1 2 4; do
 done
 
 # A corrupted input must be caught (non-zero exit, FAIL lines).
-if timeout 300 mpirun -np 2 "$BIN" selftest collectives --corrupt >"$log" 2>&1; then
+if timeout 300 "${MPIRUN[@]}" -np 2 "$BIN" selftest collectives --corrupt >"$log" 2>&1; then
   fail "mpirun -np 2 --corrupt exited 0"; cat "$log"
 elif grep -q "FAIL allReduceSum" "$log"; then ok "mpirun -np 2: corrupted all-reduce detected"
 else fail "mpirun -np 2 --corrupt: no FAIL line"; cat "$log"; fi
 
 # abort(3) on rank 1 ends every rank with status 3.
-timeout 120 mpirun -np 2 "$BIN" selftest collectives --abort-rank 1 >"$log" 2>&1
+timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" selftest collectives --abort-rank 1 >"$log" 2>&1
 rc=$?
 if [ "$rc" = 3 ]; then ok "mpirun -np 2: abort(3) on rank 1 ends the job with status 3"
 else fail "abort: exit status $rc, expected 3"; cat "$log"; fi
@@ -41,15 +38,15 @@ else fail "abort: exit status $rc, expected 3"; cat "$log"; fi
 cfg=$(mktemp --suffix .yaml); trap 'rm -f "$log" "$cfg"' EXIT
 printf 'model:\n  depth: 1\n  image_size: 32\n' >"$cfg"
 GB=(bench --config "$cfg" --records 2 --local-size 16 --steps 1 --warmup 0 --json --gemm onednn)
-alone0=$("$BIN" "${GB[@]}" | grep -o '"gemm_plan":"[^"]*"')
-alone1=$(ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" | grep -o '"gemm_plan":"[^"]*"')
-out=$(timeout 300 mpirun -np 1 "$BIN" "${GB[@]}" : -np 1 -x ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" 2>&1)
-if echo "$out" | grep -q '"gemm_plan_ranks_identical":true' && [ "$(echo "$out" | grep -o '"gemm_plan":"[^"]*"')" = "$alone0" ] \
+alone0=$("$BIN" "${GB[@]}" | json_get gemm_plan)
+alone1=$(ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" | json_get gemm_plan)
+out=$(timeout 300 "${MPIRUN[@]}" -np 1 "$BIN" "${GB[@]}" : -np 1 -x ONEDNN_MAX_CPU_ISA=AVX2 "$BIN" "${GB[@]}" 2>&1)
+if [ "$(echo "$out" | json_get gemm_plan_ranks_identical)" = true ] && [ "$(echo "$out" | json_get gemm_plan)" = "$alone0" ] \
    && echo "$alone0" | grep -q onednn; then
   ok "mpirun -np 2: both ranks run rank 0's GEMM plan ($(echo "$alone0" | grep -o onednn | wc -l) classes on oneDNN; rank 1 alone would choose $([ "$alone0" = "$alone1" ] && echo the same || echo differently))"
 else
   fail "mpirun -np 2: GEMM plans differ across ranks or from rank 0's own choice"; echo "$out"; echo "alone: $alone0"
 fi
 
-echo "mpi: $passed passed, $failed failed"
+echo "mpi: $pass passed, $failed failed"
 [ "$failed" = 0 ]

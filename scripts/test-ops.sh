@@ -14,13 +14,10 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
+. "$(dirname "$0")/lib.sh"
 seed=${RANDOM_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed
-pass=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-fail() { echo "FAIL $* (RANDOM_SEED=$seed)"; exit 1; }
+FAIL_NOTE="RANDOM_SEED=$seed"
 
 "$BIN" shards synth --out "$T/data" --records 48 --shard-size 16 --seed 5 >/dev/null
 TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width=32 --set model.depth=2
@@ -55,7 +52,7 @@ rank_pid() {  # run directory, rank: pid of that rank's cde process
 }
 
 # A: the uninterrupted 40-step run.
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
 [ -f "$(ckpt "$T/A" 40)/model.safetensors" ] || fail "run A has no step-40 checkpoint"
 
 # R: kill -9 of a random rank at 2 or 3 random moments (KILLS=N: N of them), each 2 to 10 steps after
@@ -83,7 +80,7 @@ rc=0; wait $pid || rc=$?
 [ "$rc" = 0 ] || { tail -20 "$T/R.log"; fail "R: launcher exit status $rc"; }
 n=$(grep -c "cde-mpirun.sh: .* restart [0-9]*/$(( kills + 1 )) " "$T/R.log" || true)
 [ "$n_kills" -ge 2 ] && [ "$n" = "$n_kills" ] || { cat "$T/R.log"; fail "R: $n restarts logged for $n_kills kills:$done_kills"; }
-grep -q '"state":"finished"' "$T/R/status.json" || fail "R: status.json does not say finished"
+[ "$(json_get state "$T/R/status.json")" = finished ] || fail "R: status.json does not say finished"
 same_final "$T/A" "$T/R" 40 || fail "R: final model or optimizer differs from the uninterrupted run (kills:$done_kills)"
 ok "kill -9 of${done_kills%,}: $n restarts, one line each; final model.safetensors and optimizer.safetensors bit-identical to run A"
 [ -z "${KILLS:-}" ] || { echo "ops: KILLS=$KILLS: stopping after the kill test (RANDOM_SEED=$seed)"; exit 0; }
@@ -141,7 +138,7 @@ same_final "$T/A" "$T/S2" 40 || fail "S2: final model or optimizer differs from 
 ok "SIGSTOP under --max-restarts 2: stall line, one restart, final model and optimizer bit-identical to run A"
 
 # L1: a second job on a running job's directory: one line naming the holder's host and pid, status 78.
-$MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/L" >"$T/L.log" 2>&1 &
+"${MPIRUN[@]}" -np 2 "$BIN" train "${LONG[@]}" --out "$T/L" >"$T/L.log" 2>&1 &
 pid=$!
 wait_for "$T/L.log" "^step 5/" 600 || fail "L1: no step 5"
 holder=$(rank_pid "$T/L" 0)
@@ -156,15 +153,15 @@ ok "second job on a locked run directory: status 78, $(cat "$T/L2.err")"
 # L2: a job killed with kill -9 leaves its lock file and a temporary checkpoint directory: the next start
 # is not blocked, removes the stale .tmp-step-* before its first step and sets a stale status.json
 # ("finished", which would stop a Slurm requeue) to running.
-rc=0; CDE_FAULT_KILL_AT_STEP=7 CDE_FAULT_RANK=0 $MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" >"$T/K1.log" 2>&1 || rc=$?
+rc=0; CDE_FAULT_KILL_AT_STEP=7 CDE_FAULT_RANK=0 "${MPIRUN[@]}" -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" >"$T/K1.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] && [ -f "$T/K/lock" ] || fail "K: rank 0 was not killed (status $rc)"
 mkdir -p "$T/K/checkpoints/.tmp-step-00000009" && echo partial >"$T/K/checkpoints/.tmp-step-00000009/model.safetensors"
 echo '{"state":"finished","step":40}' >"$T/K/status.json"
-$MPIRUN -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" --resume auto >"$T/K2.log" 2>&1 &
+"${MPIRUN[@]}" -np 2 "$BIN" train "${LONG[@]}" --out "$T/K" --resume auto >"$T/K2.log" 2>&1 &
 pid=$!
 wait_for "$T/K2.log" "^step 7/" 600 || { cat "$T/K2.log"; fail "K: the restart did not train"; }
 stale=$(ls -d "$T/K/checkpoints/.tmp-"* 2>/dev/null || true)
-grep -q '"state":"running"' "$T/K/status.json" || fail "K: status.json does not say running"
+[ "$(json_get state "$T/K/status.json")" = running ] || fail "K: status.json does not say running"
 kill -USR1 $pid; wait $pid || fail "K: did not stop cleanly"
 [ -z "$stale" ] || fail "K: stale $stale left at start-up"
 ok "stale lock of a killed job does not block; the stale .tmp-step-* is removed and a stale status.json 'finished' set to running at start-up"
@@ -174,12 +171,12 @@ ok "stale lock of a killed job does not block; the stale .tmp-step-* is removed 
 cp -r "$T/A" "$T/V"
 for d in "$T/V/checkpoints/step-"*; do truncate -s 100 "$d/model.safetensors"; done
 cp "$T/V/metrics.jsonl" "$T/V.metrics"
-rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/V" --resume auto >"$T/V.out" 2>"$T/V.err" || rc=$?
+rc=0; "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/V" --resume auto >"$T/V.out" 2>"$T/V.err" || rc=$?
 n=$(grep -c "error:" "$T/V.err" || true)
 [ "$rc" = 78 ] && [ "$n" = 1 ] && grep -q "none verifies" "$T/V.err" || { cat "$T/V.out" "$T/V.err"; fail "V: status $rc, $n error lines"; }
 ! grep -q "warning\|^step " "$T/V.out" "$T/V.err" && cmp -s "$T/V.metrics" "$T/V/metrics.jsonl" \
   && [ "$(ls -d "$T/V/checkpoints/step-"* | wc -l)" = 3 ] || fail "V: warnings printed, training started or files changed"
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/V" --resume auto --allow-fresh-start >"$T/V2.log" 2>&1 \
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/V" --resume auto --allow-fresh-start >"$T/V2.log" 2>&1 \
   || { cat "$T/V2.log"; fail "V: --allow-fresh-start failed"; }
 grep -q "training from step 0 (--allow-fresh-start)" "$T/V2.log" && same_final "$T/A" "$T/V" 40 || fail "V: fresh start differs from run A"
 ok "no checkpoint verifies: status 78, one line ($(grep error: "$T/V.err" | cut -c1-90)...); --allow-fresh-start reproduces run A"
@@ -187,15 +184,15 @@ ok "no checkpoint verifies: status 78, one line ($(grep error: "$T/V.err" | cut 
 # L4: resume with a changed global batch and seed: refused with the keys listed, unless --allow-config-change;
 # an operational key (train.log_every) may change.
 mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 30)" "$T/C/checkpoints/"
-rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.global_batch=16 --set train.seed=7 --out "$T/C" --resume auto \
+rc=0; "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.global_batch=16 --set train.seed=7 --out "$T/C" --resume auto \
   >"$T/C.out" 2>"$T/C.err" || rc=$?
 [ "$rc" = 78 ] && [ "$(grep -c error: "$T/C.err")" = 1 ] && grep -q "train.global_batch 8 -> 16, train.seed [0-9]* -> 7;" "$T/C.err" \
   || { cat "$T/C.err"; fail "C: status $rc"; }
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.seed=7 --out "$T/C" --resume auto --allow-config-change \
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.seed=7 --out "$T/C" --resume auto --allow-config-change \
   --set train.steps=22 >"$T/C2.log" 2>&1 || { cat "$T/C2.log"; fail "C: --allow-config-change failed"; }
 grep -q "warning: resuming with a config that differs .* in train.seed" "$T/C2.log" || fail "C: no warning"
 rm -rf "$T/C" && mkdir -p "$T/C/checkpoints" && cp -r "$(ckpt "$T/A" 30)" "$T/C/checkpoints/"
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.log_every=3 --set checkpoint.keep=2 --out "$T/C" --resume auto >"$T/C3.log" 2>&1 \
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.log_every=3 --set checkpoint.keep=2 --out "$T/C" --resume auto >"$T/C3.log" 2>&1 \
   && ! grep -q "differs" "$T/C3.log" && same_final "$T/A" "$T/C" 40 || fail "C: an operational change was refused or changed training"
 ok "changed config on resume: status 78 ($(grep -o 'differs .*;' "$T/C.err")), --allow-config-change warns, log_every/keep may change"
 
@@ -211,12 +208,12 @@ if [ "$(id -u)" = 0 ] && mount -t tmpfs -o ro,size=1m tmpfs "$T/RO/checkpoints" 
   mount -t tmpfs -o size=$size tmpfs "$T/DF/checkpoints" && mounts+=("$T/DF/checkpoints")
   for c in RO:"not writable" FS:"MiB free, a checkpoint takes"; do
     name=${c%%:*} want=${c#*:}
-    rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/$name" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
+    rc=0; "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/$name" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
     [ "$rc" = 78 ] && [ "$(grep -c error: "$T/$name.err")" = 1 ] && grep -q "$want" "$T/$name.err" \
       && ! grep -q "^step " "$T/$name.out" || { cat "$T/$name.out" "$T/$name.err"; fail "$name: status $rc"; }
     ok "start-up check ($name) before the first step: $(grep error: "$T/$name.err")"
   done
-  rc=0; $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/DF" >"$T/DF.log" 2>&1 || rc=$?
+  rc=0; "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/DF" >"$T/DF.log" 2>&1 || rc=$?
   python3 - "$T/DF/status.json" <<'PY' || { cat "$T/DF.log"; fail "DF: status.json does not say failed with the reason"; }
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -246,7 +243,7 @@ kill -INT -- -"$pid"
 rc=0; wait $pid || rc=$?
 stopped=$(sed -n 's/.*stopped on SIG[A-Z0-9]* at step \([0-9]*\).*/\1/p' "$T/I.log")
 [ "$rc" = 0 ] && [ -n "$stopped" ] && [ -f "$(ckpt "$T/I" "$stopped")/model.safetensors" ] \
-  && grep -q '"state":"stopped"' "$T/I/status.json" || { cat "$T/I.log"; fail "I: status $rc after Ctrl-C"; }
+  && [ "$(json_get state "$T/I/status.json")" = stopped ] || { cat "$T/I.log"; fail "I: status $rc after Ctrl-C"; }
 ok "Ctrl-C to the launcher's process group: checkpoint of step $stopped, exit status 0"
 
 echo "ops: $pass passed (RANDOM_SEED=$seed)"

@@ -6,11 +6,7 @@ set -euo pipefail
 BIN=$(realpath "${1:-.build/release/cde}")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPIRUN="mpirun --oversubscribe --bind-to none"
-pass=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-fail() { echo "FAIL $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 "$BIN" shards synth --out "$T/data" --records 48 --shard-size 16 --seed 5 >/dev/null
 TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width=32 --set model.depth=2
@@ -24,9 +20,9 @@ ckpt() { echo "$1/checkpoints/step-$(printf %08d "$2")"; }
 export CDE_GEMM=onednn
 
 # A: 2k = 20 steps without interruption.
-CDE_TRACE_RECORDS="$T/traceA" $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
+CDE_TRACE_RECORDS="$T/traceA" "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/A" >"$T/A.log"
 [ -f "$(ckpt "$T/A" 20)/model.safetensors" ] || fail "run A has no step-20 checkpoint"
-grep -q '"state":"finished"' "$T/A/status.json" || fail "run A not finished"
+[ "$(json_get state "$T/A/status.json")" = finished ] || fail "run A not finished"
 [ -s "$T/A/metrics.jsonl" ] && ls "$T/A"/events.out.tfevents.* >/dev/null || fail "run A has no metrics or TensorBoard events"
 # 2 ranks: the MPI share per rank (min <= rank 0's <= max) and the overlap of the gradient all-reduce, in [0, 1].
 python3 - "$T/A/metrics.jsonl" <<'PY' || fail "run A: comm_frac_min/max or allreduce_overlap missing or inconsistent"
@@ -71,11 +67,11 @@ PY
 ok "run A: health figures in every log line, consistent with the loss; plateau warnings as the rule says"
 
 # B: killed with SIGKILL on rank 1 after its step-10 checkpoint, then resumed: bit-identical to A.
-if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" >"$T/B1.log" 2>&1; then
+if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" >"$T/B1.log" 2>&1; then
   fail "run B should have died"
 fi
 [ -d "$(ckpt "$T/B" 10)" ] || fail "run B lost its step-10 checkpoint"
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" --resume auto >"$T/B2.log"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/B" --resume auto >"$T/B2.log"
 grep -q "resuming from .*step-00000010" "$T/B2.log" || { cat "$T/B2.log"; fail "run B did not resume from step 10"; }
 cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/B" 20)/model.safetensors" \
   || fail "model after kill -9 and resume differs from the uninterrupted run"
@@ -85,7 +81,7 @@ ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-ide
 
 # The GEMM plan is part of the run: it is in the checkpoint, and a resume under `auto` reuses it.
 grep -q '"gemm" *: *"[^"]*onednn' "$(ckpt "$T/A" 10)/trainer.json" || fail "run A's step-10 checkpoint names no oneDNN GEMM plan"
-CDE_GEMM=auto $MPIRUN -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" --allow-config-change \
+CDE_GEMM=auto "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" --allow-config-change \
   --set checkpoint.every_steps=100 >"$T/Aauto.log" 2>&1 || { cat "$T/Aauto.log"; fail "resume under CDE_GEMM=auto failed"; }
 grep -q "from its checkpoint" "$T/Aauto.log" || { cat "$T/Aauto.log"; fail "resume under auto did not reuse the checkpoint's GEMM plan"; }
 ok "GEMM plan stored in the checkpoint and reused by a resume under auto"
@@ -93,7 +89,7 @@ ok "GEMM plan stored in the checkpoint and reused by a resume under auto"
 # C: the step-10 checkpoint resumed with 1 rank and with 4 ranks reads the same global record order.
 for np in 1 4; do
   mkdir -p "$T/C$np/checkpoints" && cp -r "$(ckpt "$T/A" 10)" "$T/C$np/checkpoints/"
-  CDE_TRACE_RECORDS="$T/traceC$np" $MPIRUN -np $np "$BIN" train "${TINY[@]}" --out "$T/C$np" --resume auto >"$T/C$np.log"
+  CDE_TRACE_RECORDS="$T/traceC$np" "${MPIRUN[@]}" -np $np "$BIN" train "${TINY[@]}" --out "$T/C$np" --resume auto >"$T/C$np.log"
   # Per step, the sorted multiset of records over all ranks must equal run A's.
   for f in "$T/traceA" "$T/traceC$np"; do
     cat "$f".rank* | awk '$1 >= 10 { for (i = 3; i <= NF; i++) print $1, $i }' | sort -n -k1 -k2 >"$f.steps"
@@ -120,7 +116,7 @@ done
 # D: a truncated newest checkpoint is detected and the previous one is used, with a warning.
 cp -r "$T/A" "$T/D"
 truncate -s 1000 "$(ckpt "$T/D" 20)/model.safetensors"
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/D" --resume auto >"$T/D.log" 2>"$T/D.err"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/D" --resume auto >"$T/D.log" 2>"$T/D.err"
 grep -q "warning:.*step-00000020" "$T/D.log" "$T/D.err" || { cat "$T/D.log" "$T/D.err"; fail "no warning for the corrupt checkpoint"; }
 grep -q "resuming from .*step-00000010" "$T/D.log" || fail "did not fall back to step 10"
 cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/D" 20)/model.safetensors" || fail "fallback run differs from A"
@@ -136,19 +132,24 @@ stop_test() {  # name, signal, expected status ("" = any), launcher...
   local name=$1 sig=$2 want=$3; shift 3
   "$@" train "${LONG[@]}" --out "$T/$name" >"$T/$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 300); do grep -q "^step 10/" "$T/$name.log" 2>/dev/null && break; sleep 0.1; done
+  local reached=0
+  for _ in $(seq 1 300); do grep -q "^step 10/" "$T/$name.log" 2>/dev/null && { reached=1; break; }; sleep 0.1; done
+  if [ $reached = 0 ]; then
+    kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+    cat "$T/$name.log"; fail "$name: no \"step 10/\" line within 30 s; SIG$sig not sent"
+  fi
   kill -"$sig" $pid
   local rc=0; wait $pid || rc=$?
   [ -z "$want" ] || [ $rc = "$want" ] || { cat "$T/$name.log"; fail "$name: status $rc after SIG$sig"; }
-  grep -q '"state":"stopped"' "$T/$name/status.json" || { cat "$T/$name.log"; fail "$name: status.json does not say stopped"; }
+  [ "$(json_get state "$T/$name/status.json")" = stopped ] || { cat "$T/$name.log"; fail "$name: status.json does not say stopped"; }
   local stopped
   stopped=$(sed -n 's/.*stopped on SIG[A-Z0-9]* at step \([0-9]*\).*/\1/p' "$T/$name.log")
   [ -n "$stopped" ] && [ -f "$(ckpt "$T/$name" "$stopped")/model.safetensors" ] || { cat "$T/$name.log"; fail "$name: no checkpoint of the current step"; }
   ok "$name: SIG$sig -> checkpoint of step $stopped, exit status $rc"
 }
 stop_test E1 TERM 0 env CDE="$BIN" bash cluster/cde-mpirun.sh -n 2 --threads 1 --
-stop_test E2 USR1 0 $MPIRUN -np 2 "$BIN"
-stop_test E3 TERM "" $MPIRUN -np 2 "$BIN"
+stop_test E2 USR1 0 "${MPIRUN[@]}" -np 2 "$BIN"
+stop_test E3 TERM "" "${MPIRUN[@]}" -np 2 "$BIN"
 
 # G: a probe evaluation during training gives what `cde embed` + `cde eval` give for the same checkpoint
 # and images, alone and under mpirun -np 2 (the ranks embed contiguous shares of the batches).
@@ -165,7 +166,7 @@ for split in probe:8 test:6; do
   done
 done
 for np in 1 2; do
-  $MPIRUN -np $np "$BIN" train "${TINY[@]}" "${EVAL[@]}" --set train.steps=6 --set eval.every_steps=6 --out "$T/G$np" >"$T/G$np.log"
+  "${MPIRUN[@]}" -np $np "$BIN" train "${TINY[@]}" "${EVAL[@]}" --set train.steps=6 --set eval.every_steps=6 --out "$T/G$np" >"$T/G$np.log"
   grep -q "^eval step 6: .*40 probe + 30 test images" "$T/G$np.log" || { cat "$T/G$np.log"; fail "G$np: no evaluation line at step 6"; }
   for split in probe test; do
     "$BIN" embed --model "$(ckpt "$T/G$np" 6)" --config "$T/G$np/config.yaml" --preprocess resize-crop --quiet \
@@ -199,9 +200,9 @@ ok "RUN/checkpoints/best holds the evaluated model"
 # same step, with the same final and best models as the uninterrupted run.
 H=("${TINY[@]}" "${EVAL[@]}" --set eval.classifiers=linear --set eval.max_probe_images=0 --set eval.max_test_images=0
    --set eval.every_steps=2 --set checkpoint.every_steps=2 --set train.early_stop_patience=3 --set train.steps=200)
-$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HA" >"$T/HA.log"
-grep -q '"state":"early-stopped"' "$T/HA/status.json" || { cat "$T/HA.log"; fail "run HA did not stop early"; }
-S=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/HA/status.json")
+"${MPIRUN[@]}" -np 2 "$BIN" train "${H[@]}" --out "$T/HA" >"$T/HA.log"
+[ "$(json_get state "$T/HA/status.json")" = early-stopped ] || { cat "$T/HA.log"; fail "run HA did not stop early"; }
+S=$(json_get step "$T/HA/status.json")
 E=$((S - 2))
 python3 - "$T/HA/metrics.jsonl" "$S" <<'PY' >"$T/HA.evals" || fail "run HA: evaluation rows inconsistent with patience 3"
 import json, sys
@@ -211,12 +212,12 @@ assert rows[-1]["step"] == s and rows[-1]["eval_stale"] == 3 and rows[-2]["eval_
 assert rows[-1]["eval_best"] == max(r["eval_metric"] for r in rows), rows
 print(" ".join(f'{r["step"]}:{r["eval_metric"]:.4f}' for r in rows))
 PY
-if CDE_FAULT_KILL_AT_STEP=$((E + 1)) CDE_FAULT_RANK=1 $MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" >"$T/HB1.log" 2>&1; then
+if CDE_FAULT_KILL_AT_STEP=$((E + 1)) CDE_FAULT_RANK=1 "${MPIRUN[@]}" -np 2 "$BIN" train "${H[@]}" --out "$T/HB" >"$T/HB1.log" 2>&1; then
   fail "run HB should have died"
 fi
-$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB2.log"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB2.log"
 grep -q "resuming from .*step-$(printf %08d $E)" "$T/HB2.log" || { cat "$T/HB2.log"; fail "run HB did not resume from step $E"; }
-grep -q '"state":"early-stopped","step":'"$S" "$T/HB/status.json" || { cat "$T/HB2.log"; fail "run HB did not stop early at step $S"; }
+[ "$(json_get state "$T/HB/status.json") $(json_get step "$T/HB/status.json")" = "early-stopped $S" ] || { cat "$T/HB2.log"; fail "run HB did not stop early at step $S"; }
 for f in model optimizer; do
   cmp "$(ckpt "$T/HA" "$S")/$f.safetensors" "$(ckpt "$T/HB" "$S")/$f.safetensors" || fail "HB: final $f differs from HA"
 done
@@ -229,7 +230,7 @@ assert a == b, (a, b)
 st = json.load(open(sys.argv[3]))["earlyStopping"]
 assert st["stale"] == 2 and st["best"] == a[-2]["eval_best"] and st["bestStep"] == a[-2]["eval_best_step"], st
 PY
-$MPIRUN -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB3.log"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${H[@]}" --out "$T/HB" --resume auto >"$T/HB3.log"
 grep -q "^early stop at step $S" "$T/HB3.log" && ! grep -q "^step " "$T/HB3.log" || { cat "$T/HB3.log"; fail "HB: resuming an early-stopped run trained again"; }
 ok "early stop at step $S (patience 3; step:metric $(cat "$T/HA.evals")); kill -9 at step $((E + 1)), resume from step $E (2 evaluations without improvement): same stop, final and best models bit-identical"
 
@@ -258,7 +259,7 @@ ok "unknown config key is one clear error: $(head -1 "$T/F.err")"
 
 # J: --dump-views writes the initial weights and, per step and rank, what was trained on, without
 # changing training: the final model is bit-identical to run A's.
-$MPIRUN -np 2 "$BIN" train "${TINY[@]}" --out "$T/G" --dump-views "$T/G/views" >"$T/G.log"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --out "$T/G" --dump-views "$T/G/views" >"$T/G.log"
 cmp "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/G" 20)/model.safetensors" || fail "--dump-views changed training"
 n=$(ls "$T/G/views"/step-*.rank[01].safetensors | wc -l)
 [ "$n" = 40 ] && [ -f "$T/G/views/init.safetensors" ] || fail "--dump-views wrote $n step files (expected 40) or no init.safetensors"

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Randomness
 
 /// Geometry and normalisation of the eight CoDE views (the CoDE paper; the official code's
 /// `--last-crop --crop-pct 0.9` pipeline).

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Imaging
 
 /// Settings of a `D3Loader`.

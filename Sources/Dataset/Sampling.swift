@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// How records are distributed over ranks.
 public enum Sampling: String, Codable, Sendable, CaseIterable {
@@ -9,44 +10,6 @@ public enum Sampling: String, Codable, Sendable, CaseIterable {
   /// Rank r of N reads only shards r, r+N, r+2N, ... and shuffles its own records per
   /// epoch (seed, epoch, r). Exact resume needs the same N.
   case shardLocal = "shard-local"
-
-  public init?(configValue: String) {
-    switch configValue.lowercased() {
-    case "global": self = .global
-    case "shard-local", "shard_local", "shardlocal": self = .shardLocal
-    default: return nil
-    }
-  }
-}
-
-/// SplitMix64: the finaliser used to derive keys and to draw the permutations
-/// (x += 0x9E3779B97F4A7C15; z = x; z = (z ^ z>>30) * 0xBF58476D1CE4E5B9;
-/// z = (z ^ z>>27) * 0x94D049BB133111EB; z ^ z>>31).
-struct SplitMix64 {
-  var state: UInt64
-  init(_ seed: UInt64) { state = seed }
-  static func mix(_ x: UInt64) -> UInt64 {
-    var z = x &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func next() -> UInt64 {
-    state = state &+ 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  /// Uniform integer in 0..<n (Lemire's multiply-shift with rejection: unbiased).
-  mutating func below(_ n: UInt64) -> UInt64 {
-    var m = next().multipliedFullWidth(by: n)
-    if m.low < n {
-      let t = (0 &- n) % n
-      while m.low < t { m = next().multipliedFullWidth(by: n) }
-    }
-    return m.high
-  }
 }
 
 /// The record order of one epoch: a Fisher-Yates permutation of 0..<count drawn from a
@@ -54,7 +17,7 @@ struct SplitMix64 {
 /// global sampling and 1 + rank for shard-local sampling.
 public func epochPermutation(count: Int, seed: UInt64, epoch: Int, stream: UInt64 = 0) -> [Int32] {
   precondition(count <= Int(Int32.max))
-  var rng = SplitMix64(SplitMix64.mix(SplitMix64.mix(SplitMix64.mix(seed) ^ UInt64(bitPattern: Int64(epoch))) ^ stream))
+  var rng = SplitMix64(seed: SplitMix64.mix(SplitMix64.mix(SplitMix64.mix(seed) ^ UInt64(bitPattern: Int64(epoch))) ^ stream))
   var p = [Int32](unsafeUninitializedCapacity: count) { buf, n in
     for i in 0..<count { buf[i] = Int32(i) }
     n = count

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Imaging
 
 /// Planar float image in [0, 1], [3, H, W].

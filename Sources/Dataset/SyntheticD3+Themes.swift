@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Imaging
 
 /// Record-level content: palette, scene type, caption.

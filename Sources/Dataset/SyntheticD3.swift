@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Imaging
 
 /// One encoded synthetic image.

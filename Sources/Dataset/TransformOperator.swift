@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import Imaging
 
 /// One application of T: the drawn ops (list order) and their values.

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// A one-file HTML report of a run (inline CSS and SVG, no scripts, no network):
 /// summary cards; loss terms against their collapse value, embedding and gradient health
@@ -278,11 +279,9 @@ public struct HTMLReport {
       let stride = Double(rows.count) / Double(k)
       chosen += (0..<k).map { rows[Int(Double($0) * stride)] }
     }
-    var rng = UInt64(0x9E37_79B9_7F4A_7C15)
+    var rng = SplitMix64(seed: SplitMix64.gamma)
     for i in stride(from: chosen.count - 1, to: 0, by: -1) {
-      rng = rng &* 6364136223846793005 &+ 1442695040888963407
-      let j = Int((rng >> 33) % UInt64(i + 1))
-      chosen.swapAt(i, j)
+      chosen.swapAt(i, Int(rng.below(UInt64(i + 1))))
     }
     var sub: [Float] = []
     sub.reserveCapacity(chosen.count * labelled.dimension)

@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// The AugLy / Pillow operations behind `TransformOp` that Pillow has no single call for
 /// (`RGBImage+PILOps.swift` has the Pillow-exact ones), over 8-bit RGB.

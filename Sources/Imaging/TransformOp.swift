@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 
 /// The nineteen operations of the transform operator T, in list order (the order
 /// they are applied in when several are drawn). Semantics follow the AugLy /

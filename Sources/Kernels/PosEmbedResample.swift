@@ -19,7 +19,6 @@ public struct PosEmbedResampler {
   public let oldH: Int, oldW: Int, newH: Int, newW: Int
   /// `[newH*newW, oldH*oldW]`, row-major.
   public let matrix: [Float]
-  public var isIdentity: Bool { oldH == newH && oldW == newW }
 
   public init(oldH: Int, oldW: Int, newH: Int, newW: Int) {
     self.oldH = oldH; self.oldW = oldW; self.newH = newH; self.newW = newW

@@ -8,7 +8,7 @@ import Foundation
 public enum KernelProfiler {
   /// Kernel families that are timed separately.
   public enum Slot: Int, CaseIterable, Sendable {
-    case patchEmbed, tokens, layerNormForward, linearForward, attentionForward, geluForward, residual
+    case patchEmbed, tokens, layerNormForward, linearForward, attentionForward, geluForward
     case layerNormBackward, linearBackwardInput, linearBackwardWeight, biasGradient, attentionBackward, geluBackward
 
     public var name: String {
@@ -19,7 +19,6 @@ public enum KernelProfiler {
       case .linearForward: return "linear_fwd (sgemm)"
       case .attentionForward: return "attention_fwd"
       case .geluForward: return "bias+gelu_fwd"
-      case .residual: return "residual"
       case .layerNormBackward: return "layernorm_bwd"
       case .linearBackwardInput: return "linear_bwd_dx (sgemm)"
       case .linearBackwardWeight: return "linear_bwd_dw (sgemm)"

@@ -53,10 +53,3 @@ public enum Tokens {
     for img in 0..<n { (out + img * dim).update(from: x + img * t * dim, count: dim) }
   }
 }
-
-/// `y[i] = a[i] + b[i]` (residual add).
-public func addVectors(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
-  parallelChunks(count, align: 16, minChunk: 1 << 15) { s, e in
-    for i in s..<e { y[i] = a[i] + b[i] }
-  }
-}

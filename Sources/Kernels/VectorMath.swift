@@ -75,7 +75,7 @@ public func vnormalCDF(_ x: V16) -> V16 {
 }
 
 /// Scalar `exp` through the vector path (same numbers as `vexp`).
-@inline(__always) public func sexp(_ x: Float) -> Float { vexp(V16(repeating: x))[0] }
+@inline(__always) public func scalarExp(_ x: Float) -> Float { vexp(V16(repeating: x))[0] }
 
 /// Horizontal sum of 16 lanes by halving (8 + 8, 4 + 4, 2 + 2, 1 + 1): a fixed
 /// order, a few shuffles instead of 15 dependent scalar adds.

@@ -1,5 +1,6 @@
 import Kernels
 import Foundation
+import Randomness
 
 /// The CoDE multi-scale InfoNCE loss and its gradient.
 ///
@@ -244,23 +245,20 @@ final class Normalised {
   }
 }
 
-/// A permutation of `0..<n` with no fixed point (a derangement) drawn from
-/// `rng`; for `n == 1` (no derangement exists) the identity, for a failed draw
-/// the roll by one, as DESIGN.md says.
+/// A permutation of `0..<n` with no fixed point (a derangement), drawn by Fisher-Yates
+/// shuffles from `SplitMix64(seed:)` until one has no fixed point (at most 100 tries; then
+/// the roll by one); for `n <= 1`, where no derangement exists, the identity. The CoDE
+/// loss takes each global term's positive from another record of the same class this way.
+///
+/// Each shuffle index is `next() % (i + 1)`: its bias is below (i + 1) / 2^64, far under
+/// anything a run can detect, and the training trajectory fixtures were recorded with it.
 public func derangement(_ n: Int, seed: UInt64) -> [Int] {
   if n <= 1 { return Array(0..<n) }
-  var state = seed
-  func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+  var rng = SplitMix64(seed: seed)
   for _ in 0..<100 {
     var p = Array(0..<n)
     for i in stride(from: n - 1, to: 0, by: -1) {
-      let j = Int(next() % UInt64(i + 1))
+      let j = Int(rng.next() % UInt64(i + 1))
       p.swapAt(i, j)
     }
     if !p.enumerated().contains(where: { $0.offset == $0.element }) { return p }

@@ -215,7 +215,7 @@ public final class CoDEStep {
   }
 }
 
-@inline(__always) func monotonic() -> Double {
+@inline(__always) public func monotonic() -> Double {
   var ts = timespec()
   clock_gettime(CLOCK_MONOTONIC, &ts)
   return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

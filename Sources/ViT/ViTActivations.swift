@@ -36,9 +36,12 @@ public final class ViTActivations {
   /// `[N, D]`: the class token after the final LayerNorm.
   public let embeddings: UnsafeMutablePointer<Float>
   let meanF, rstdF: UnsafeMutablePointer<Float>
-  /// Backward scratch: `dres, dsmall [N*T, D]`, `dbig [N*T, max(3D, M)]`,
-  /// `dcls [N, D]`, attention `[threads, Attention.scratchCount]`, reduction partials.
-  let dres, dsmall, dbig, dcls, attnScratch, partial: UnsafeMutablePointer<Float>
+  /// Backward scratch: `dResidual [N*T, D]` (gradient of the residual stream between
+  /// blocks), `dSublayer [N*T, D]` (gradient at a sublayer's D-wide input or output:
+  /// LayerNorm output, attention output), `dHidden [N*T, max(3D, M)]` (gradient of the
+  /// wide activations: qkv, MLP hidden), `dcls [N, D]`, attention
+  /// `[threads, Attention.scratchCount]`, reduction partials.
+  let dResidual, dSublayer, dHidden, dcls, attnScratch, partial: UnsafeMutablePointer<Float>
   /// Rows of the last block's class-row buffers: the batch padded to
   /// `minClassRows`. OpenBLAS takes a different "small matrix" code path with
   /// different rounding when M*N*K is small, so GEMMs over only a few class rows
@@ -75,8 +78,8 @@ public final class ViTActivations {
     for l in 0..<c.depth { sizes += l == c.depth - 1 ? last() : full() }
     let attnCount: Int = threads * Attention.scratchCount(t: t, headDim: c.headDim)
     let rowsMax: Int = Swift.max(nt, cr)
-    let dbigCount: Int = rowsMax * Swift.max(3 * d, m)
-    let tail: [Int] = [n * g * c.patchDim, n * g * d, g * d, n * d, n, n, nt * d, rowsMax * d, dbigCount, cr * d]
+    let dHiddenCount: Int = rowsMax * Swift.max(3 * d, m)
+    let tail: [Int] = [n * g * c.patchDim, n * g * d, g * d, n * d, n, n, nt * d, rowsMax * d, dHiddenCount, cr * d]
     sizes += tail
     sizes += [attnCount, partialCount]
     arenaCount = sizes.reduce(0, +)
@@ -101,9 +104,9 @@ public final class ViTActivations {
     embeddings = take(n * d)
     meanF = take(n)
     rstdF = take(n)
-    dres = take(nt * d)
-    dsmall = take(rowsMax * d)
-    dbig = take(dbigCount)
+    dResidual = take(nt * d)
+    dSublayer = take(rowsMax * d)
+    dHidden = take(dHiddenCount)
     dcls = take(cr * d)
     attnScratch = take(attnCount)
     partial = take(partialCount)

@@ -36,8 +36,9 @@ public struct ViTConfig: Codable, Equatable, Sendable {
     guard mlpDim > 0 else { throw fail("mlp_ratio \(mlpRatio) gives no hidden units") }
   }
 
-  /// Forward FLOPs of one image with `tokens` tokens, counted as DESIGN.md does
-  /// (GEMMs only: qkv, attention scores and mix, proj, MLP; plus the patch embedding).
+  /// Forward FLOPs of one image with `tokens` tokens, 2·m·n·k per GEMM (GEMMs only: qkv,
+  /// attention scores and mix, proj, MLP; plus the patch embedding):
+  /// `depth · (2·T·D·3D + 2·2·T²·D + 2·T·D² + 2·2·T·D·M) + 2·(T-1)·patchDim·D`.
   public func forwardFLOPs(tokens t: Int) -> Double {
     let d = Double(width), tt = Double(t), m = Double(mlpDim)
     let perBlock = 2 * tt * d * 3 * d + 2 * 2 * tt * tt * d + 2 * tt * d * d + 2 * 2 * tt * d * m

@@ -1,25 +1,6 @@
 import Foundation
+import Randomness
 import SafeTensors
-
-/// SplitMix64: a small, fast generator for weight initialisation.
-public struct SplitMix64 {
-  var state: UInt64
-  public init(seed: UInt64) { state = seed }
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  /// Uniform in [0, 1) with 53 bits.
-  public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-  /// Standard normal (Box-Muller).
-  public mutating func normal() -> Double {
-    let u1 = max(uniform(), 1e-300), u2 = uniform()
-    return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-  }
-}
 
 extension ViTModel {
   /// timm's default initialisation, drawn from `seed` (SplitMix64 streams, so

@@ -16,7 +16,9 @@ public final class ViTModel {
     let n1w, n1b, qkvw, qkvb, projw, projb, n2w, n2b, fc1w, fc1b, fc2w, fc2b: Int
   }
   let blocks: [Block]
-  let oCls, oPos, oPew, oPeb, oNw, oNb: Int
+  /// Offsets into `params` (and `grads`) of the tensors outside the blocks: cls_token,
+  /// pos_embed, patch_embed.proj.{weight,bias}, norm.{weight,bias} (the final LayerNorm).
+  let classTokenOffset, posEmbedOffset, patchWeightOffset, patchBiasOffset, finalNormWeightOffset, finalNormBiasOffset: Int
   var resamplers: [Int: PosEmbedResampler] = [:]
   let resamplerLock = NSLock()
 
@@ -29,9 +31,9 @@ public final class ViTModel {
     grads = .allocate(capacity: layout.total)
     grads.initialize(repeating: 0, count: layout.total)
     let l = layout
-    oCls = l.offset("cls_token"); oPos = l.offset("pos_embed")
-    oPew = l.offset("patch_embed.proj.weight"); oPeb = l.offset("patch_embed.proj.bias")
-    oNw = l.offset("norm.weight"); oNb = l.offset("norm.bias")
+    classTokenOffset = l.offset("cls_token"); posEmbedOffset = l.offset("pos_embed")
+    patchWeightOffset = l.offset("patch_embed.proj.weight"); patchBiasOffset = l.offset("patch_embed.proj.bias")
+    finalNormWeightOffset = l.offset("norm.weight"); finalNormBiasOffset = l.offset("norm.bias")
     blocks = (0..<config.depth).map { i in
       let p = "blocks.\(i)."
       return Block(
@@ -86,17 +88,17 @@ public final class ViTModel {
     let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
     let p = UnsafePointer(params)
     precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
-    PatchEmbed.forward(out: a.patches, cols: a.cols, images: images, w: p + oPew, b: p + oPeb, n: n,
+    PatchEmbed.forward(out: a.patches, cols: a.cols, images: images, w: p + patchWeightOffset, b: p + patchBiasOffset, n: n,
                        channels: c.channels, height: a.height, width: a.width, patch: c.patch, dim: d)
     let t0 = KernelProfiler.start()
     let posGrid: UnsafePointer<Float>
     if a.gridH == c.grid && a.gridW == c.grid {
-      posGrid = p + oPos + d
+      posGrid = p + posEmbedOffset + d
     } else {
-      resampler(a.gridH, a.gridW).forward(dst: a.posGrid, src: p + oPos + d, dim: d)
+      resampler(a.gridH, a.gridW).forward(dst: a.posGrid, src: p + posEmbedOffset + d, dim: d)
       posGrid = UnsafePointer(a.posGrid)
     }
-    Tokens.assemble(x: a.x(0), patches: a.patches, cls: p + oCls, pos0: p + oPos, posGrid: posGrid, n: n, grid: g, dim: d)
+    Tokens.assemble(x: a.x(0), patches: a.patches, cls: p + classTokenOffset, pos0: p + posEmbedOffset, posGrid: posGrid, n: n, grid: g, dim: d)
     KernelProfiler.stop(.tokens, t0)
     for (l, b) in blocks.enumerated() {
       let x = a.x(l), ly = a.layer(l), xn = a.x(l + 1)
@@ -127,7 +129,7 @@ public final class ViTModel {
       Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: gemmRows, inF: m, outF: d, residual: ly.xmid)
     }
     // Final LayerNorm on the class-token rows (the embedding).
-    LayerNorm.forward(y: a.embeddings, mean: a.meanF, rstd: a.rstdF, x: a.x(c.depth), w: p + oNw, b: p + oNb,
+    LayerNorm.forward(y: a.embeddings, mean: a.meanF, rstd: a.rstdF, x: a.x(c.depth), w: p + finalNormWeightOffset, b: p + finalNormBiasOffset,
                       n: n, c: d, eps: c.lnEps)
   }
 
@@ -137,13 +139,13 @@ public final class ViTModel {
   /// (final norm, blocks from last to first, then class token, position
   /// embedding and patch embedding), as (offset, count) into `grads`.
   public var backwardBuckets: [(offset: Int, count: Int)] {
-    var r: [(Int, Int)] = [(oNw, layout["norm.weight"].count + layout["norm.bias"].count)]
+    var r: [(Int, Int)] = [(finalNormWeightOffset, layout["norm.weight"].count + layout["norm.bias"].count)]
     for l in stride(from: config.depth - 1, through: 0, by: -1) {
       let start = blocks[l].n1w
-      let end = l + 1 < config.depth ? blocks[l + 1].n1w : oNw
+      let end = l + 1 < config.depth ? blocks[l + 1].n1w : finalNormWeightOffset
       r.append((start, end - start))
     }
-    r.append((0, blocks.first?.n1w ?? oNw))
+    r.append((0, blocks.first?.n1w ?? finalNormWeightOffset))
     return r.map { (offset: $0.0, count: $0.1) }
   }
 
@@ -155,9 +157,9 @@ public final class ViTModel {
     let c = config, d = c.width, n = a.batch, t = a.tokens, g = a.gridTokens, nt = n * t, m = c.mlpDim
     let p = UnsafePointer(params), gr = grads
     precondition(Threads.count <= a.scratchThreads, "Threads.configure must be called before activations are made")
-    let dres = a.dres, dsmall = a.dsmall, dbig = a.dbig, dcls = a.dcls, part = a.partial
-    LayerNorm.backward(dx: dcls, dw: gr + oNw, db: gr + oNb, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
-                       rstd: a.rstdF, w: p + oNw, n: n, c: d, accumulate: false, partial: part)
+    let dResidual = a.dResidual, dSublayer = a.dSublayer, dHidden = a.dHidden, dcls = a.dcls, part = a.partial
+    LayerNorm.backward(dx: dcls, dw: gr + finalNormWeightOffset, db: gr + finalNormBiasOffset, dy: dEmbedding, x: a.x(c.depth), mean: a.meanF,
+                       rstd: a.rstdF, w: p + finalNormWeightOffset, n: n, c: d, accumulate: false, partial: part)
     onBucketDone?(0)
     for l in stride(from: c.depth - 1, through: 0, by: -1) {
       let b = blocks[l], ly = a.layer(l)
@@ -165,47 +167,47 @@ public final class ViTModel {
       // Gradient of the block output (class rows only in the last block).
       let rows = last ? n : nt
       let dxRows = last ? a.classRows : nt
-      let dout = last ? dcls : dres
+      let dout = last ? dcls : dResidual
       // x_{l+1} = xmid + fc2(gelu(fc1(ln2(xmid))))
-      Linear.backward(dx: dbig, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dout, x: ly.g, w: p + b.fc2w, n: rows, inF: m,
+      Linear.backward(dx: dHidden, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dout, x: ly.g, w: p + b.fc2w, n: rows, inF: m,
                       outF: d, partial: part, dxRows: dxRows)
-      GELU.backward(dx: dbig, dy: dbig, derivative: ly.dgelu, count: rows * m)
-      Linear.backward(dx: dsmall, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dbig, x: ly.ln2, w: p + b.fc1w, n: rows, inF: d,
+      GELU.backward(dx: dHidden, dy: dHidden, derivative: ly.dgelu, count: rows * m)
+      Linear.backward(dx: dSublayer, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dHidden, x: ly.ln2, w: p + b.fc1w, n: rows, inF: d,
                       outF: m, partial: part, dxRows: dxRows)
-      LayerNorm.backward(dx: dout, dw: gr + b.n2w, db: gr + b.n2b, dy: dsmall, x: ly.xmid, mean: ly.mean2,
+      LayerNorm.backward(dx: dout, dw: gr + b.n2w, db: gr + b.n2b, dy: dSublayer, x: ly.xmid, mean: ly.mean2,
                          rstd: ly.rstd2, w: p + b.n2w, n: rows, c: d, partial: part)
       // xmid = x_l + proj(attn(qkv(ln1(x_l))))
-      Linear.backward(dx: dsmall, dw: gr + b.projw, db: gr + b.projb, dy: dout, x: ly.atto, w: p + b.projw, n: rows,
+      Linear.backward(dx: dSublayer, dw: gr + b.projw, db: gr + b.projb, dy: dout, x: ly.atto, w: p + b.projw, n: rows,
                       inF: d, outF: d, partial: part, dxRows: dxRows)
       if last {
-        Attention.backwardClassQuery(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch,
+        Attention.backwardClassQuery(dqkv: dHidden, dOut: dSublayer, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch,
                                      n: n, t: t, heads: c.heads, headDim: c.headDim)
         // dx_l: the class rows get d xmid through the skip connection, the others start at 0.
         parallelChunks(n) { s, e in
           for img in s..<e {
-            let r = dres + img * t * d
+            let r = dResidual + img * t * d
             r.update(from: dcls + img * d, count: d)
             (r + d).update(repeating: 0, count: (t - 1) * d)
           }
         }
       } else {
-        Attention.backward(dqkv: dbig, dOut: dsmall, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch, n: n, t: t,
+        Attention.backward(dqkv: dHidden, dOut: dSublayer, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch, n: n, t: t,
                            heads: c.heads, headDim: c.headDim)
       }
-      Linear.backward(dx: dsmall, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dbig, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d,
+      Linear.backward(dx: dSublayer, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dHidden, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d,
                       outF: 3 * d, partial: part)
-      LayerNorm.backward(dx: dres, dw: gr + b.n1w, db: gr + b.n1b, dy: dsmall, x: a.x(l), mean: ly.mean1,
+      LayerNorm.backward(dx: dResidual, dw: gr + b.n1w, db: gr + b.n1b, dy: dSublayer, x: a.x(l), mean: ly.mean1,
                          rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d, partial: part)
       onBucketDone?(c.depth - l)
     }
     let t0 = KernelProfiler.start()
     let identity = a.gridH == c.grid && a.gridW == c.grid
-    let dPosGrid = identity ? gr + oPos + d : a.posGrid
+    let dPosGrid = identity ? gr + posEmbedOffset + d : a.posGrid
     if !identity { a.posGrid.update(repeating: 0, count: g * d) }
-    Tokens.backward(dPatches: a.patches, dCls: gr + oCls, dPos0: gr + oPos, dPosGrid: dPosGrid, dx: dres, n: n, grid: g, dim: d)
-    if !identity { resampler(a.gridH, a.gridW).backward(dSrc: gr + oPos + d, dDst: a.posGrid, dim: d) }
+    Tokens.backward(dPatches: a.patches, dCls: gr + classTokenOffset, dPos0: gr + posEmbedOffset, dPosGrid: dPosGrid, dx: dResidual, n: n, grid: g, dim: d)
+    if !identity { resampler(a.gridH, a.gridW).backward(dSrc: gr + posEmbedOffset + d, dDst: a.posGrid, dim: d) }
     KernelProfiler.stop(.tokens, t0)
-    PatchEmbed.backward(dw: gr + oPew, db: gr + oPeb, dOut: a.patches, cols: a.cols, rows: n * g, k: c.patchDim, dim: d)
+    PatchEmbed.backward(dw: gr + patchWeightOffset, db: gr + patchBiasOffset, dOut: a.patches, cols: a.cols, rows: n * g, k: c.patchDim, dim: d)
     onBucketDone?(c.depth + 1)
   }
 }

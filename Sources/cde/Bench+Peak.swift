@@ -2,6 +2,7 @@ import Collectives
 import Foundation
 import Kernels
 import Training
+import TrainingRun
 import ViT
 
 extension Bench {

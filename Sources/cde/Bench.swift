@@ -2,7 +2,9 @@ import ArgumentParser
 import Collectives
 import Foundation
 import Kernels
+import Randomness
 import Training
+import TrainingRun
 import ViT
 
 /// `cde bench`: training-step throughput on random views, single rank or under
@@ -68,25 +70,47 @@ struct Bench: ParsableCommand {
     guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
-    let b = records, s = cfg.imageSize, l = localSize, c = cfg.channels, ranks = comm.size
-    var rng = SplitMix64(seed: 7 &+ UInt64(comm.rank))
-    var global = (0..<(6 * b * c * s * s)).map { _ in Float(rng.normal()) }
-    let local = (0..<(2 * b * c * l * l)).map { _ in Float(rng.normal()) }
-    // Training's rate of augmented views equal to their base view, spread over the records:
-    // round(2B / (num_transform + 1)) of the 2B aug_real / aug_fake views.
-    let per = c * s * s
-    let duplicates = distinctViews ? 0 : Int((Double(2 * b) / Double(DataConfig().numTransform + 1)).rounded())
-    var unchanged = [Bool](repeating: false, count: 2 * b)
-    for j in 0..<duplicates {
-      let k = j % 2, rec = (j / 2 + k * b / 2) % b  // alternate real and fake, different records
-      let base = (k * b + rec) * per, aug = ((2 + k) * b + rec) * per
-      for i in 0..<per { global[aug + i] = global[base + i] }
-      unchanged[k * b + rec] = true
-    }
-    let perm = derangement(ranks * b, seed: 1)
+    let batch = randomBatch(cfg, rank: comm.rank)
+    let perm = derangement(comm.size * records, seed: 1)
     let step = CoDEStep(model: model, communicator: comm)
     step.chunkRecords = gradCacheChunk
-    var times: [Double] = [], phases = [Double](repeating: 0, count: 4), cpu0 = 0.0
+    let timing = try timeSteps(step, batch, cfg, perm: perm, comm: comm)
+    try report(timing, step: step, cfg: cfg, comm: comm, gemmLine: gemmLine)
+  }
+
+  /// This rank's random views: standard-normal pixels (SplitMix64 seeded 7 + rank), global
+  /// `[6, B, C, S, S]` then local `[2, B, C, L, L]`, with training's share of augmented views
+  /// equal to their base view unless `--distinct-views`.
+  struct RandomBatch {
+    var global: [Float]
+    let local: [Float]
+    let unchanged: [Bool]
+  }
+
+  func randomBatch(_ cfg: ViTConfig, rank: Int) -> RandomBatch {
+    let b = records, s = cfg.imageSize, l = localSize, c = cfg.channels
+    var rng = SplitMix64(seed: 7 &+ UInt64(rank))
+    var global = (0..<(6 * b * c * s * s)).map { _ in Float(rng.normal()) }
+    let local = (0..<(2 * b * c * l * l)).map { _ in Float(rng.normal()) }
+    let duplicates = distinctViews ? 0 : DuplicateViews.trainingCount(records: b)
+    let unchanged = DuplicateViews.make(duplicates, in: &global, records: b, perView: c * s * s)
+    return RandomBatch(global: global, local: local, unchanged: unchanged)
+  }
+
+  /// Wall time of each timed step (sorted), per-phase sums over them, and this rank's CPU
+  /// seconds per timed step.
+  struct Timing {
+    var times: [Double] = []
+    var phases = [Double](repeating: 0, count: 4)  // forward+loss, backward, optimizer, blocked in MPI
+    var cpuPerStep = 0.0
+    var median: Double { times[times.count / 2] }
+  }
+
+  /// Runs `warmup` untimed and `steps` timed steps (a barrier before each), the kernel
+  /// profiler on during the timed ones when `--profile`.
+  func timeSteps(_ step: CoDEStep, _ batch: RandomBatch, _ cfg: ViTConfig, perm: [Int], comm: Communicator) throws -> Timing {
+    var t = Timing()
+    var cpu0 = 0.0
     for i in 0..<(warmup + steps) {
       if i == warmup {
         KernelProfiler.reset()
@@ -95,26 +119,31 @@ struct Bench: ParsableCommand {
       }
       comm.barrier()
       let t0 = DispatchTime.now().uptimeNanoseconds
-      let r = try step.run(global: global, local: local, records: b, imageSize: s, localSize: l, perm: perm, lr: 1e-4,
-                           weightDecay: 0, unchangedAugmented: unchanged)
+      let r = try step.run(global: batch.global, local: batch.local, records: records, imageSize: cfg.imageSize,
+                           localSize: localSize, perm: perm, lr: 1e-4, weightDecay: 0, unchangedAugmented: batch.unchanged)
       let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
       if i >= warmup {
-        times.append(dt)
-        phases[0] += r.forwardSeconds
-        phases[1] += r.backwardSeconds
-        phases[2] += r.optimizerSeconds
-        phases[3] += r.commSeconds
+        t.times.append(dt)
+        t.phases[0] += r.forwardSeconds
+        t.phases[1] += r.backwardSeconds
+        t.phases[2] += r.optimizerSeconds
+        t.phases[3] += r.commSeconds
       }
     }
     KernelProfiler.enabled = false
-    let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
-    times.sort()
-    let median = times[times.count / 2]
-    let g = cfg.grid, lg = l / cfg.patch
-    let flopPerRecord = 3 * (6 * cfg.forwardFLOPs(tokens: g * g + 1) + 2 * cfg.forwardFLOPs(tokens: lg * lg + 1))
+    t.cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
+    t.times.sort()
+    return t
+  }
+
+  /// Job figures (sums over ranks of each rank's records / median step; collectives, every
+  /// rank calls it), then rank 0 prints them: one JSON object with `--json`, else text.
+  func report(_ t: Timing, step: CoDEStep, cfg: ViTConfig, comm: Communicator, gemmLine: String) throws {
+    let b = records, l = localSize, ranks = comm.size
+    let median = t.median, times = t.times, phases = t.phases
+    let flopPerRecord = cfg.trainingFLOPsPerRecord(localSize: l)
     // FLOPs actually executed: without the forward and backward passes of the skipped views.
-    let skipped = Double(step.lastDuplicateViews) * 3 * cfg.forwardFLOPs(tokens: g * g + 1)
-    // Job figures: the sum over ranks of each rank's records / median step.
+    let skipped = cfg.skippedViewFLOPs(views: step.lastDuplicateViews)
     var sums = [Double(b) / median, Double(b) * flopPerRecord / median / 1e9, peakRSSMiB(),
                 (Double(b) * flopPerRecord - skipped) / median / 1e9, Double(step.lastDuplicateViews)]
     comm.allReduce(&sums, op: .sum)
@@ -131,7 +160,7 @@ struct Bench: ParsableCommand {
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "gemm_plan_ranks_identical": gemmAgree,
-      "cpu_s_per_step_rank0": cpuPerStep,
+      "cpu_s_per_step_rank0": t.cpuPerStep,
     ]
     let prof = KernelProfiler.totals
     if profile {
@@ -149,15 +178,21 @@ struct Bench: ParsableCommand {
       print(String(data: data, encoding: .utf8)!)
       return
     }
+    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks)
+  }
+
+  /// The text report of rank 0 (without `--json`).
+  func printText(_ t: Timing, sums: [Double], gemmLine: String, ranks: Int) {
+    let k = Double(steps), median = t.median, phases = t.phases
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
-                 b, ranks, l, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
+                 records, ranks, localSize, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
     print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)")
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
     if profile {
       print("  kernel                      s/step   share   GFLOP/s")
       var covered = 0.0
-      for p in prof {
+      for p in KernelProfiler.totals {
         covered += p.seconds / k
         let rate = p.flop > 0 ? String(format: "%9.1f", p.flop / p.seconds / 1e9) : ""
         let name = p.slot.name.padding(toLength: 26, withPad: " ", startingAt: 0)

@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import Kernels
 import Training
+import TrainingRun
 import ViT
 import Yams
 

@@ -33,20 +33,35 @@ struct SelfTestCollectives: ParsableCommand {
   @Flag(help: "Perturb rank 0's first all-reduce input (the checks must then fail).")
   var corrupt = false
 
-  func run() throws {
-    let comm = makeCommunicator()
-    let r = comm.rank, n = comm.size
-    var failures = 0
-    var checks = 0
+  /// Counts checks and failures of this rank; the first 20 failures go to stderr.
+  final class Checker {
+    let rank: Int
+    var checks = 0, failures = 0
+    init(rank: Int) { self.rank = rank }
     func check(_ ok: Bool, _ what: @autoclosure () -> String) {
       checks += 1
       if !ok {
         failures += 1
-        if failures <= 20 { FileHandle.standardError.write(Data("rank \(r): FAIL \(what())\n".utf8)) }
+        if failures <= 20 { FileHandle.standardError.write(Data("rank \(rank): FAIL \(what())\n".utf8)) }
       }
     }
-    let tri = Float(n * (n + 1) / 2)
+  }
 
+  func run() throws {
+    let comm = makeCommunicator()
+    let checker = Checker(rank: comm.rank)
+    checkAllReduce(comm, checker)
+    checkGatherScatter(comm, checker)
+    checkBroadcasts(comm, checker)
+    checkReductions(comm, checker)
+    checkReplicas(comm, checker)
+    try finish(comm, checker)
+  }
+
+  /// Blocking and non-blocking all-reduce of counts 0 ... 2^20 + 3 against n(n+1)/2 times the input pattern.
+  func checkAllReduce(_ comm: Communicator, _ checker: Checker) {
+    let r = comm.rank, n = comm.size
+    let tri = Float(n * (n + 1) / 2)
     for count in [0, 1, 7, 1000, (1 << 20) + 3] {
       // Blocking all-reduce.
       var a = [Float](repeating: 0, count: count)
@@ -55,7 +70,7 @@ struct SelfTestCollectives: ParsableCommand {
       a.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: count) }
       var bad = 0
       for i in 0..<count where a[i] != tri * Float(i % 4096 + 1) { bad += 1 }
-      check(bad == 0, "allReduceSum count \(count): \(bad) wrong elements")
+      checker.check(bad == 0, "allReduceSum count \(count): \(bad) wrong elements")
 
       // Non-blocking all-reduce, driven by test() then wait().
       var b = [Float](repeating: 0, count: count)
@@ -64,13 +79,19 @@ struct SelfTestCollectives: ParsableCommand {
         let req = comm.allReduceSumStart(p.baseAddress!, count: count)
         _ = req.test()
         req.wait()
-        check(req.test(), "allReduceSumStart count \(count): test() false after wait()")
+        checker.check(req.test(), "allReduceSumStart count \(count): test() false after wait()")
       }
       bad = 0
       for i in 0..<count where b[i] != tri * Float(i % 7 + 1) { bad += 1 }
-      check(bad == 0, "allReduceSumStart count \(count): \(bad) wrong elements")
+      checker.check(bad == 0, "allReduceSumStart count \(count): \(bad) wrong elements")
     }
 
+  }
+
+  /// All-gather and reduce-scatter of 1, 5 and 4099 elements per rank.
+  func checkGatherScatter(_ comm: Communicator, _ checker: Checker) {
+    let r = comm.rank, n = comm.size
+    let tri = Float(n * (n + 1) / 2)
     for c in [1, 5, 4099] {
       // All-gather.
       let send = (0..<c).map { Float(1000 * r + $0) }
@@ -80,7 +101,7 @@ struct SelfTestCollectives: ParsableCommand {
       }
       var bad = 0
       for q in 0..<n { for i in 0..<c where recv[q * c + i] != Float(1000 * q + i) { bad += 1 } }
-      check(bad == 0, "allGather count \(c): \(bad) wrong elements")
+      checker.check(bad == 0, "allGather count \(c): \(bad) wrong elements")
 
       // Reduce-scatter.
       let rs = (0..<(n * c)).map { Float(r + 1) * Float($0 + 1) }
@@ -90,51 +111,71 @@ struct SelfTestCollectives: ParsableCommand {
       }
       bad = 0
       for i in 0..<c where out[i] != tri * Float(r * c + i + 1) { bad += 1 }
-      check(bad == 0, "reduceScatterSum count \(c): \(bad) wrong elements")
+      checker.check(bad == 0, "reduceScatterSum count \(c): \(bad) wrong elements")
     }
 
+  }
+
+  /// Broadcast of raw bytes, of a plain struct and of variable-length data.
+  func checkBroadcasts(_ comm: Communicator, _ checker: Checker) {
+    let r = comm.rank, n = comm.size
     // Broadcast of raw bytes from the last rank.
     let root = n - 1
     var bytes = [UInt8](repeating: 0, count: 1027)
     if r == root { for k in 0..<bytes.count { bytes[k] = UInt8((31 * k + 7 * root) % 256) } }
     bytes.withUnsafeMutableBytes { comm.broadcast($0.baseAddress!, bytes: $0.count, root: root) }
-    check((0..<bytes.count).allSatisfy { bytes[$0] == UInt8((31 * $0 + 7 * root) % 256) }, "broadcast bytes from root \(root)")
+    checker.check((0..<bytes.count).allSatisfy { bytes[$0] == UInt8((31 * $0 + 7 * root) % 256) }, "broadcast bytes from root \(root)")
 
     // Broadcast of a plain struct and of variable-length data.
     struct Control: BitwiseCopyable { var lr: Double; var step: Int64; var stop: UInt8 }
     var ctl = r == 0 ? Control(lr: 0.002, step: 12345, stop: 1) : Control(lr: 0, step: 0, stop: 0)
     comm.broadcast(&ctl, root: 0)
-    check(ctl.lr == 0.002 && ctl.step == 12345 && ctl.stop == 1, "broadcast struct")
+    checker.check(ctl.lr == 0.002 && ctl.step == 12345 && ctl.stop == 1, "broadcast struct")
     let text = comm.broadcast(data: Data((r == 0 ? "config from rank 0" : "other").utf8), root: 0)
-    check(String(decoding: text, as: UTF8.self) == "config from rank 0", "broadcast(data:)")
+    checker.check(String(decoding: text, as: UTF8.self) == "config from rank 0", "broadcast(data:)")
 
+  }
+
+  /// Scalar and array reductions (sum, max, min) and allTrue.
+  func checkReductions(_ comm: Communicator, _ checker: Checker) {
+    let r = comm.rank, n = comm.size
     // Scalar reductions.
-    check(comm.allReduce(Double(r), op: .sum) == Double(n * (n - 1) / 2), "allReduce sum")
-    check(comm.allReduce(Double(r), op: .max) == Double(n - 1), "allReduce max")
-    check(comm.allReduce(Double(r), op: .min) == 0, "allReduce min")
+    checker.check(comm.allReduce(Double(r), op: .sum) == Double(n * (n - 1) / 2), "allReduce sum")
+    checker.check(comm.allReduce(Double(r), op: .max) == Double(n - 1), "allReduce max")
+    checker.check(comm.allReduce(Double(r), op: .min) == 0, "allReduce min")
     var arr = [Double(r), -Double(r), 0.5]
     comm.allReduce(&arr, op: .sum)
-    check(arr == [Double(n * (n - 1) / 2), -Double(n * (n - 1) / 2), 0.5 * Double(n)], "allReduce array sum")
-    check(comm.allTrue(true), "allTrue(true)")
-    check(!comm.allTrue(r != n - 1), "allTrue(false on one rank)")
+    checker.check(arr == [Double(n * (n - 1) / 2), -Double(n * (n - 1) / 2), 0.5 * Double(n)], "allReduce array sum")
+    checker.check(comm.allTrue(true), "allTrue(true)")
+    checker.check(!comm.allTrue(r != n - 1), "allTrue(false on one rank)")
 
+  }
+
+  /// replicasIdentical on equal and on one-ulp-different replicas; blockedSeconds.
+  func checkReplicas(_ comm: Communicator, _ checker: Checker) {
+    let r = comm.rank, n = comm.size
     var params = (0..<10_001).map { Float($0) * 0.001 - 3 }
-    check(params.withUnsafeBufferPointer { comm.replicasIdentical($0.baseAddress!, count: $0.count) }, "replicasIdentical(same)")
+    checker.check(params.withUnsafeBufferPointer { comm.replicasIdentical($0.baseAddress!, count: $0.count) }, "replicasIdentical(same)")
     if r == n - 1 { params[7777] = params[7777].nextUp }
     let same = params.withUnsafeBufferPointer { comm.replicasIdentical($0.baseAddress!, count: $0.count) }
-    check(same == (n == 1), "replicasIdentical(one ulp off on rank \(n - 1))")
+    checker.check(same == (n == 1), "replicasIdentical(one ulp off on rank \(n - 1))")
 
     comm.barrier()
-    check(comm.blockedSeconds >= 0, "blockedSeconds non-negative")
+    checker.check(comm.blockedSeconds >= 0, "blockedSeconds non-negative")
 
-    let totalFailures = comm.allReduce(Double(failures), op: .sum)
+  }
+
+  /// Sums the failures over ranks, aborts on `--abort-rank`, prints rank 0's summary line.
+  func finish(_ comm: Communicator, _ checker: Checker) throws {
+    let r = comm.rank
+    let totalFailures = comm.allReduce(Double(checker.failures), op: .sum)
     if let k = abortRank, k == r {
       FileHandle.standardError.write(Data("rank \(r): calling abort(3) as asked\n".utf8))
       comm.abort(3)
     }
     if abortRank != nil { comm.barrier() }  // ranks other than K wait here until the abort ends them
     if r == 0 {
-      print("collectives selftest: \(comm.description): \(checks) checks per rank, \(Int(totalFailures)) failures")
+      print("collectives selftest: \(comm.description): \(checker.checks) checks per rank, \(Int(totalFailures)) failures")
     }
     comm.finalize()
     if totalFailures != 0 { throw ExitCode(1) }

@@ -4,6 +4,7 @@ import Foundation
 import Kernels
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 
 /// `cde step`: one CoDE training step on given views, written out tensor by
@@ -45,7 +46,7 @@ struct Step: ParsableCommand {
     let cfg = try loadModelConfig(config)
     let vit = try ViTModel(config: cfg)
     if let model { try vit.load(path: model) } else { vit.initialize(seed: initSeed!) }
-    let batch = try readViews(cfg)
+    let batch = try CoDEViewsFile.read(path: views, channels: cfg.channels, patch: cfg.patch)
     // Under mpirun, rank r takes rows r*B/N ..< (r+1)*B/N of every view.
     let comm = makeCommunicator()
     defer { comm.finalize() }
@@ -78,47 +79,6 @@ struct Step: ParsableCommand {
                  health["loss_global_real"]!, health["loss_global_fake"]!, health["loss_multiscale_real"]!,
                  health["loss_multiscale_fake"]!, health["loss_collapse"]!, health["emb_mean_cos"]!,
                  health["emb_centroid_cos"]!, health["emb_dim_std"]!, health["grad_norm"]!, health["final_ln_weight_norm"]!))
-  }
-
-  /// The views file's batch: global views `[6, B, C, S, S]`, local views `[2, B, C, L, L]`
-  /// (view-major, in `CoDEStep`'s view order) and the permutation.
-  struct Views {
-    var global: [Float], local: [Float], perm: [Int]
-    var records: Int, imageSize: Int, localSize: Int
-  }
-
-  /// Reads and checks `--views` (one line naming the file and the tensor on a bad shape).
-  func readViews(_ cfg: ViTConfig) throws -> Views {
-    let v = try SafeTensorsFile(path: views)
-    let real = try v.info("real")
-    guard real.shape.count == 4, real.shape[1] == cfg.channels, real.shape[2] == real.shape[3] else {
-      throw CLIError("\(views): tensor real: shape \(real.shape), expected [B,\(cfg.channels),S,S]")
-    }
-    let b = real.shape[0], s = real.shape[2]
-    let lInfo = try v.info("local_real")
-    guard lInfo.shape.count == 4, lInfo.shape[0] == b, lInfo.shape[1] == cfg.channels, lInfo.shape[2] == lInfo.shape[3] else {
-      throw CLIError("\(views): tensor local_real: shape \(lInfo.shape), expected [\(b),\(cfg.channels),L,L]")
-    }
-    let l = lInfo.shape[2]
-    for (size, what) in [(s, "global views"), (l, "local views")] where size % cfg.patch != 0 {
-      throw CLIError("\(views): \(what) are \(size) px, not a multiple of the patch size \(cfg.patch)")
-    }
-    var global = [Float](), local = [Float]()
-    for n in CoDEStep.globalViewNames {
-      let t = try v.info(n)
-      guard t.shape == [b, cfg.channels, s, s] else { throw CLIError("\(views): tensor \(n): shape \(t.shape), expected \([b, cfg.channels, s, s])") }
-      global += try v.floats(n)
-    }
-    for n in CoDEStep.localViewNames {
-      let t = try v.info(n)
-      guard t.shape == [b, cfg.channels, l, l] else { throw CLIError("\(views): tensor \(n): shape \(t.shape), expected \([b, cfg.channels, l, l])") }
-      local += try v.floats(n)
-    }
-    let perm = try v.ints("perm").map { Int($0) }
-    guard perm.count == b, Set(perm) == Set(0..<b) else {
-      throw CLIError("\(views): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
-    }
-    return Views(global: global, local: local, perm: perm, records: b, imageSize: s, localSize: l)
   }
 
   /// Rank 0 writes `--out`: loss, embeddings, health figures, gradients and updated parameters.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
+import Kernels
+import Randomness
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 
 /// `cde compare`: tensor-by-tensor comparison of two safetensors files (parity checks).
@@ -38,14 +41,8 @@ struct Compare: ParsableCommand {
         continue
       }
       let x = try a.floats(name), y = try e.floats(name)
-      var num = 0.0, den = 0.0, maxAbs = 0.0
-      for i in 0..<x.count {
-        let d = Double(x[i]) - Double(y[i])
-        num += d * d
-        den += Double(y[i]) * Double(y[i])
-        maxAbs = max(maxAbs, abs(d))
-      }
-      let rel = (num / max(den, 1e-300)).squareRoot()
+      let discrepancy = Discrepancy(x, reference: y)
+      let num = discrepancy.squaredError, maxAbs = discrepancy.maxAbs, rel = discrepancy.relativeFrobenius
       let ok: Bool
       if let rule = absRules.first(where: { name.hasPrefix($0.0) }) {
         ok = maxAbs <= rule.1
@@ -77,15 +74,12 @@ struct RandomViews: ParsableCommand {
 
   func run() throws {
     var rng = SplitMix64(seed: seed)
+    let global = (0..<(6 * records * 3 * size * size)).map { _ in Float(rng.normal()) }
+    let local = (0..<(2 * records * 3 * localSize * localSize)).map { _ in Float(rng.normal()) }
+    let file = CoDEViewsFile(global: global, local: local, perm: derangement(records, seed: seed), records: records,
+                             channels: 3, imageSize: size, localSize: localSize)
     var w = SafeTensorsWriter()
-    for n in CoDEStep.globalViewNames {
-      w.add(n, floats: (0..<(records * 3 * size * size)).map { _ in Float(rng.normal()) }, shape: [records, 3, size, size])
-    }
-    for n in CoDEStep.localViewNames {
-      w.add(n, floats: (0..<(records * 3 * localSize * localSize)).map { _ in Float(rng.normal()) },
-            shape: [records, 3, localSize, localSize])
-    }
-    w.add("perm", int64: derangement(records, seed: seed).map { Int64($0) }, shape: [records])
+    file.add(to: &w)
     try w.write(to: out)
   }
 }

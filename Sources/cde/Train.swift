@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Kernels
 import Training
+import TrainingRun
 
 /// `cde train`: distributed CoDE training (one rank alone, or N ranks under mpirun).
 struct Train: ParsableCommand {

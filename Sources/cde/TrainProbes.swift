@@ -1,6 +1,7 @@
 import Evaluation
 import Foundation
 import Training
+import TrainingRun
 
 /// The probe evaluation of `cde train` (`eval.*`): Training's `ProbeEvaluator` on the
 /// Evaluation module's embedder and classifiers, so that an evaluation during training

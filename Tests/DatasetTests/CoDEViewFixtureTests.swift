@@ -1,4 +1,5 @@
 import Foundation
+import Randomness
 import SafeTensors
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TestSupport
 import XCTest
 @testable import Dataset
 
@@ -150,7 +151,7 @@ final class ShardDamageTests: XCTestCase {
   /// shard and key; the pixel limit applies to shards too.
   func testDamagedImagesInShardAreBadRecords() throws {
     let dir = temporaryDirectory(self)
-    let fix = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/Imaging/damaged").standardized.path
+    let fix = fixtureDirectory("Imaging/damaged").path
     let jpeg = try Data(contentsOf: URL(fileURLWithPath: fix + "/d3-jpeg-3000.jpg"))
     let png = try Data(contentsOf: URL(fileURLWithPath: fix + "/d3-png-idat.png"))
     let w = try TarWriter(path: dir + "/s.tar")

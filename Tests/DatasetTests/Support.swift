@@ -1,18 +1,17 @@
 import Foundation
 import Imaging
+import TestSupport
 import XCTest
 @testable import Dataset
 
 enum Fixture {
-  static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("Fixtures/Dataset")
+  static let dir = fixtureDirectory("Dataset")
   static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
   /// The Imaging target's fixtures (Pillow / torchvision), for the views' tests.
-  static let imagingFixtures = dir.deletingLastPathComponent().appendingPathComponent("Imaging/imaging_fixtures.safetensors").path
+  static let imagingFixtures = fixturePath("Imaging", "imaging_fixtures.safetensors")
   /// ../shared/d3-sample/elsa_v2-0000.tar relative to the repository (nil when absent).
   static var d3Sample: String? {
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let p = repo.deletingLastPathComponent().appendingPathComponent("shared/d3-sample/elsa_v2-0000.tar").path
+    let p = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/d3-sample/elsa_v2-0000.tar").path
     return FileManager.default.fileExists(atPath: p) ? p : nil
   }
 }

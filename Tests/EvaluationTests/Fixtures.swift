@@ -1,14 +1,10 @@
 import Foundation
 import SafeTensors
+import TestSupport
 import XCTest
 
-/// Tests/Fixtures/Evaluation, located from this file.
-let evaluationFixtures: String = {
-  let here = URL(fileURLWithPath: #filePath)
-  return here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/Evaluation").path
-}()
-
-func fixturePath(_ name: String) -> String { (evaluationFixtures as NSString).appendingPathComponent(name) }
+/// `Tests/Fixtures/Evaluation/<name>`.
+func fixturePath(_ name: String) -> String { TestSupport.fixturePath("Evaluation", name) }
 
 /// F64 (or any float) tensor of a fixture as doubles.
 func fixtureDoubles(_ f: SafeTensorsFile, _ name: String) throws -> [Double] {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Imaging
@@ -11,8 +12,7 @@ import XCTest
 /// and the fixture script says why (the damage cannot be seen: BMP pixels are stored raw,
 /// VP8 and JPEG entropy data carry no checksum, a PNG cut at 99 % only loses its IEND).
 final class DamagedImageTests: XCTestCase {
-  static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("../Fixtures/Imaging/damaged").standardized.path
+  static let dir = fixtureDirectory("Imaging/damaged").path
 
   func verdicts() throws -> [String: [String: Any]] {
     let data = try Data(contentsOf: URL(fileURLWithPath: DamagedImageTests.dir + "/verdicts.json"))

@@ -1,5 +1,7 @@
 import Foundation
+import Randomness
 import SafeTensors
+import TestSupport
 import XCTest
 
 @testable import Imaging
@@ -11,8 +13,7 @@ final class Fixtures {
   let cases: [[String: Any]]
 
   init() {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .appendingPathComponent("../Fixtures/Imaging/imaging_fixtures.safetensors").standardized.path
+    let path = fixturePath("Imaging", "imaging_fixtures.safetensors")
     file = try! SafeTensorsFile(path: path)
     let json = file.metadata["cases"]!.data(using: .utf8)!
     cases = try! JSONSerialization.jsonObject(with: json) as! [[String: Any]]

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import SafeTensors
 import XCTest
 
@@ -25,8 +26,7 @@ final class SafeTensorsTests: XCTestCase {
 
   /// A file written by Python's safetensors (the engine fixtures) reads back.
   func testReadsPythonWrittenFile() throws {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("Fixtures/Engine/views_small.safetensors").path
+    let path = fixturePath("Engine", "views_small.safetensors")
     let f = try SafeTensorsFile(path: path)
     XCTAssertEqual(try f.info("real").shape, [3, 3, 48, 48])
     XCTAssertEqual(try f.info("perm").dtype, .i64)

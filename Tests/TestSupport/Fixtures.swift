@@ -3,10 +3,21 @@ import XCTest
 
 /// Shared helpers of the numeric test targets.
 
-/// Locates `Tests/Fixtures/<sub>/<name>` from this source file.
-public func fixturePath(_ sub: String, _ name: String, file: String = #filePath) -> String {
-  URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures").appendingPathComponent(sub).appendingPathComponent(name).path
+/// The repository root, located from this source file (Tests/TestSupport/Fixtures.swift).
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
+/// `<repository>/<relative>`, e.g. `repositoryPath("configs/smoke.yaml")`.
+public func repositoryPath(_ relative: String) -> String { repositoryRoot.appendingPathComponent(relative).path }
+
+/// `Tests/Fixtures/<sub>`, e.g. `fixtureDirectory("Imaging/damaged")`.
+public func fixtureDirectory(_ sub: String) -> URL {
+  repositoryRoot.appendingPathComponent("Tests/Fixtures").appendingPathComponent(sub)
+}
+
+/// `Tests/Fixtures/<sub>/<name>`.
+public func fixturePath(_ sub: String, _ name: String) -> String {
+  fixtureDirectory(sub).appendingPathComponent(name).path
 }
 
 /// max |a - b|
@@ -15,18 +26,6 @@ public func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
   var m: Float = 0
   for i in 0..<a.count { m = max(m, abs(a[i] - b[i])) }
   return m
-}
-
-/// |a - b|_F / |b|_F
-public func relFrobenius(_ a: [Float], _ b: [Float]) -> Double {
-  precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
-  var num = 0.0, den = 0.0
-  for i in 0..<a.count {
-    let d = Double(a[i]) - Double(b[i])
-    num += d * d
-    den += Double(b[i]) * Double(b[i])
-  }
-  return (num / max(den, 1e-300)).squareRoot()
 }
 
 public func assertClose(_ a: [Float], _ b: [Float], atol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {

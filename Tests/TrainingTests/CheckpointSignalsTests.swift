@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 /// The stop flag that makes the trainer checkpoint and exit (SIGTERM, SIGUSR1).
 final class CheckpointSignalsTests: XCTestCase {

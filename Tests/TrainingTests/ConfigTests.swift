@@ -1,17 +1,17 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class ConfigTests: XCTestCase {
-  static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-  func config(_ name: String) -> String { Self.root.appendingPathComponent("configs/\(name)").path }
+  func config(_ name: String) -> String { repositoryPath("configs/\(name)") }
 
   func error(_ body: () throws -> Any) -> String {
     do { _ = try body(); XCTFail("no error"); return "" } catch { return "\(error)" }
   }
 
-  /// The paper run (DESIGN.md section 1): 150 epochs x 1,700 steps, 5 warmup epochs.
+  /// The paper run (the CoDE paper, Baraldi et al., ECCV 2024): 150 epochs x 1,700 steps, 5 warmup epochs.
   func testPaperConfig() throws {
     let c = try TrainConfig.load(path: config("d3-vit-tiny.yaml"))
     XCTAssertEqual([c.model.width, c.model.depth, c.model.heads, c.model.patch, c.model.imageSize], [192, 12, 3, 16, 224])

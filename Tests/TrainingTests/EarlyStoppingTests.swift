@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Dataset
 @testable import Training
+@testable import TrainingRun
 
 final class EarlyStoppingTests: XCTestCase {
   func error(_ body: () throws -> Any) -> String {

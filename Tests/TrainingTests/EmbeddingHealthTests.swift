@@ -1,7 +1,9 @@
 import Foundation
+import Randomness
 import XCTest
 import ViT
 @testable import Training
+@testable import TrainingRun
 
 /// The health figures against closed forms on constructed embeddings, the loss terms
 /// against a direct InfoNCE, the gradient norms against sums of squares of a constructed

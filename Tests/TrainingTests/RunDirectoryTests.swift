@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class RunDirectoryTests: XCTestCase {
   var run: URL!

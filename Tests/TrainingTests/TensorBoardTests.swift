@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Training
+@testable import TrainingRun
 
 final class TensorBoardTests: XCTestCase {
-  static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/Training/tensorboard")
+  static let fixtures = fixtureDirectory("Training/tensorboard")
 
   /// CRC-32C check values: "123456789" (the CRC catalogue) and RFC 3720 appendix B.4.
   func testCRC32CVectors() {

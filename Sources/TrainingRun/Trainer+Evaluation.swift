@@ -1,5 +1,6 @@
 import Collectives
 import Foundation
+import Training
 
 /// Probe evaluation during training (`eval.*`), best checkpoint and early stopping.
 ///
@@ -34,18 +35,18 @@ extension Trainer {
       scores = try ev.score(embeddings: g.embeddings, valid: g.valid)
       value = ProbeMetric(config.eval.bestMetric)?.value(in: scores)
       let d = earlyStopping.record(value, step: globalStep, patience: config.train.earlyStopPatience)
-      decision = EvalDecision(improved: d.improved ? 1 : 0, stop: d.stop ? 1 : 0)
+      decision = EvalDecision(improved: d.improved, stop: d.stop)
     }
     ev.release()
     let seconds = monotonic() - t0
     let state = comm.broadcast(data: (try? JSONEncoder().encode(earlyStopping)) ?? Data(), root: 0)
     if let s = try? JSONDecoder().decode(EarlyStopping.self, from: state) { earlyStopping = s }
-    comm.broadcast(&decision, root: 0)
+    decision = comm.broadcast(decision, root: 0)
     if isCoordinator, let g = gathered {
       reportEvaluation(scores, value: value, seconds: seconds, failed: g.valid.filter { !$0 }.count, summary: ev.summary)
     }
-    if decision.improved != 0 { try saveCheckpoint(best: true) }
-    return decision.stop != 0
+    if decision.improved { try saveCheckpoint(best: true) }
+    return decision.stop
   }
 
   /// Every rank embeds its units; rank 0 receives all rows in unit order (nil elsewhere).
@@ -136,10 +137,4 @@ extension Trainer {
     }
     return .earlyStopped
   }
-}
-
-/// What rank 0 decided after an evaluation, broadcast to every rank.
-struct EvalDecision {
-  var improved: Int32 = 0
-  var stop: Int32 = 0
 }

@@ -1,6 +1,7 @@
 import Dataset
 import Foundation
 import SafeTensors
+import Training
 
 /// `cde train --dump-views DIR`: what every step trained on, so that another
 /// implementation can replay the run (scripts/parity_train.py does, in PyTorch).

@@ -1,6 +1,8 @@
 import Kernels
+import Randomness
 import SafeTensors
 import Training
+import TrainingRun
 import ViT
 import TestSupport
 import XCTest
@@ -15,15 +17,11 @@ class CoDEStepParityTests: XCTestCase {
     Threads.configure(threads)
     let model = try ViTModel(config: Self.smallConfig)
     try model.load(path: fixturePath("Engine", "model_small.safetensors"))
-    let views = try SafeTensorsFile(path: fixturePath("Engine", "views_small.safetensors"))
+    let views = try CoDEViewsFile.read(path: fixturePath("Engine", "views_small.safetensors"),
+                                       channels: Self.smallConfig.channels, patch: Self.smallConfig.patch)
     let b = 3
-    var global: [Float] = []
-    for n in CoDEStep.globalViewNames { global += try views.floats(n) }
-    var local: [Float] = []
-    for n in CoDEStep.localViewNames { local += try views.floats(n) }
-    let perm = try views.ints("perm").map { Int($0) }
     let step = CoDEStep(model: model)
-    let r = try step.run(global: global, local: local, records: b, imageSize: 48, localSize: 32, perm: perm,
+    let r = try step.run(global: views.global, local: views.local, records: b, imageSize: 48, localSize: 32, perm: views.perm,
                          lr: 1e-3, weightDecay: 0.05)
     return (step, r)
   }
@@ -64,34 +62,6 @@ class CoDEStepParityTests: XCTestCase {
     let n = s1.model.parameterCount
     XCTAssertEqual(Array(UnsafeBufferPointer(start: s1.model.params, count: n)),
                    Array(UnsafeBufferPointer(start: s2.model.params, count: n)))
-  }
-
-  /// timm's state dict (names, shapes) round-trips through our safetensors writer.
-  func testWeightsRoundTrip() throws {
-    let model = try ViTModel(config: Self.smallConfig)
-    try model.load(path: fixturePath("Engine", "model_small.safetensors"))
-    let path = NSTemporaryDirectory() + "/cde-roundtrip-\(getpid()).safetensors"
-    defer { unlink(path) }
-    try model.save(path: path)
-    let m2 = try ViTModel(config: Self.smallConfig)
-    try m2.load(path: path)
-    XCTAssertEqual(Array(UnsafeBufferPointer(start: model.params, count: model.parameterCount)),
-                   Array(UnsafeBufferPointer(start: m2.params, count: m2.parameterCount)))
-    let ref = try SafeTensorsFile(path: fixturePath("Engine", "model_small.safetensors"))
-    let ours = try SafeTensorsFile(path: path)
-    XCTAssertEqual(Set(ref.tensors.keys), Set(ours.tensors.keys))
-    for (k, v) in ref.tensors { XCTAssertEqual(ours.tensors[k]?.shape, v.shape, k) }
-  }
-
-  func testParameterCountOfViTTiny() throws {
-    XCTAssertEqual(ParameterLayout(config: .tiny).total, 5_524_416)
-  }
-
-  func testWrongShapeIsAClearError() throws {
-    let model = try ViTModel(config: ViTConfig(width: 64, depth: 2, heads: 2, imageSize: 48))
-    XCTAssertThrowsError(try model.load(path: fixturePath("Engine", "model_small.safetensors"))) { e in
-      XCTAssertTrue("\(e)".contains("cls_token") && "\(e)".contains("model_small.safetensors"), "\(e)")
-    }
   }
 }
 import Foundation

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import ViT
 
 /// What the trainer keeps for the health figures: the meter's accumulators, the gradient

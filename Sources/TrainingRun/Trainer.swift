@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Kernels
 import SafeTensors
+import Training
 import ViT
 
 /// What a checkpoint's `trainer.json` holds besides the store's own keys
@@ -71,16 +72,6 @@ public struct ResumePolicy {
   }
 }
 
-/// Control message the coordinator (rank 0) broadcasts before every step.
-struct Control {
-  var lr: Float = 0
-  var weightDecay: Float = 0
-  /// 1: write a checkpoint after this step; 2: then stop (signal).
-  var checkpoint: Int32 = 0
-  var stop: Int32 = 0
-  var signal: Int32 = 0
-}
-
 /// Distributed CoDE training: every rank is a replica; rank 0 is also the
 /// coordinator (schedule, checkpoint and stop decisions, logging).
 public final class Trainer {
@@ -99,12 +90,8 @@ public final class Trainer {
   var metricsLog: MetricsLog?
   var tensorboard: TensorBoardWriter?
   lazy var health = TrainingHealth(model: model)
-  /// Testing aids read from the environment: CDE_TRACE_RECORDS=FILE appends
-  /// "step rank id..." per step (the records this rank trained on) to FILE.rankR;
-  /// (FILE.rankR, one file per rank); CDE_FAULT_KILL_AT_STEP=N with CDE_FAULT_RANK=R sends SIGKILL to rank R
-  /// when it is about to run step N (a crash at a chosen point).
-  let traceRecords: FileHandle?
-  let faultStep: Int?
+  /// Testing aids read from the environment (Trainer+TestHooks.swift).
+  let testHooks: TestHooks
   /// `--dump-views DIR` (Trainer+ViewDump.swift); nil: off.
   var viewDumpDirectory: URL?
   /// Probe evaluation during training (`eval.*`), and its best-metric / patience state.
@@ -148,144 +135,35 @@ public final class Trainer {
     self.runDirectory = directory
     if comm.rank == 0 {
       do {
-        try directory.lock()
-        try directory.requireWritable(run, what: "run directory")
-        try directory.requireWritable(store.directory, what: "checkpoint directory")
-        try directory.requireSpace(store.directory, checkpointBytes: Self.checkpointBytes(parameters: vit.layout.total))
-        store.cleanLeftovers()
-        if resume == "auto" {
-          var skipped: [String] = []
-          store.warn = { skipped.append($0) }
-          if let c = store.latestValid() {
-            for w in skipped { log("warning: " + w) }
-            restored = (c, try c.state(TrainerState.self))
-          } else if !skipped.isEmpty {
-            let present = store.list().count
-            guard policy.allowFreshStart else {
-              throw TrainError.refusal("--resume auto: \(store.directory.path) holds \(present) checkpoint(s) and none verifies "
-                + "(newest: \(skipped[0].replacingOccurrences(of: "skipping checkpoint ", with: ""))); not starting over "
-                + "(--allow-fresh-start trains from step 0)")
-            }
-            for w in skipped { log("warning: " + w) }
-            log("warning: no checkpoint of \(present) verifies; training from step 0 (--allow-fresh-start)")
-          }
-          store.warn = { log("warning: " + $0) }
-        } else if let resume {
-          let c = try CheckpointStore.load(path: resume, warn: { log("warning: " + $0) })
-          restored = (c, try c.state(TrainerState.self))
-        }
+        restored = try Self.takeRunDirectory(directory, store: store, resume: resume, policy: policy,
+                                             parameters: vit.layout.total, log: log)
       } catch let e as TrainError {
         restoreError = e
       } catch {
         restoreError = TrainError.refusal("\(error)")
       }
     }
-    let err = comm.broadcast(data: restoreError.map { Data("\($0.exitCode) \($0.description)".utf8) } ?? Data(), root: 0)
-    if !err.isEmpty {
-      let text = String(decoding: err, as: UTF8.self)
-      let space = text.firstIndex(of: " ")!
-      var e = TrainError(String(text[text.index(after: space)...]))
-      e.exitCode = Int32(text[..<space]) ?? 1
-      e.shared = true
-      throw e
-    }
-    let stateData = comm.broadcast(data: restored.map { (try? JSONEncoder().encode($0.1)) ?? Data() } ?? Data(), root: 0)
-    var state: TrainerState? = nil
-    var startStep = 0
-    if !stateData.isEmpty {
-      state = try JSONDecoder().decode(TrainerState.self, from: stateData)
-      var s = Int64(restored?.0.step ?? 0)
-      comm.broadcast(&s, root: 0)
-      startStep = Int(s)
-    }
+    let (state, startStep) = try Self.shareRestore(restored, error: restoreError, communicator: comm)
     earlyStopping = state?.earlyStopping ?? EarlyStopping()
-    if let state, state.config.model != config.model {
-      var e = TrainError.refusal("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
-      e.shared = true
-      throw e
-    }
-    if let state {
-      let changed = config.resumeDifferences(from: state.config)
-      if !changed.isEmpty {
-        let list = changed.joined(separator: ", ")
-        if !policy.allowConfigChange {
-          var e = TrainError.refusal("--resume: the config differs from the checkpoint of step \(startStep) in \(list); "
-                                     + "exact resume needs the same values (--allow-config-change resumes anyway)")
-          e.shared = true
-          throw e
-        }
-        log("warning: resuming with a config that differs from the checkpoint of step \(startStep) in \(list) (--allow-config-change): not an exact continuation")
-      }
-    }
+    if let state { try Self.checkResumable(config, from: state, startStep: startStep, policy: policy, log: log) }
 
     // Parameters and moments: rank 0 loads or initialises, then broadcasts.
-    if comm.rank == 0 {
-      if let (c, st) = restored {
-        try vit.load(path: c.file("model.safetensors").path)
-        let opt = try SafeTensorsFile(path: c.file("optimizer.safetensors").path)
-        for e in vit.layout.entries {
-          try opt.read("exp_avg.\(e.name)", into: step.optimizer.m + e.offset, shape: e.shape)
-          try opt.read("exp_avg_sq.\(e.name)", into: step.optimizer.v + e.offset, shape: e.shape)
-        }
-        step.optimizer.restore(stepCount: st.optimizerSteps)
-        log("resuming from \(c.url.path) (step \(c.step), epoch \(st.dataCursor.epoch))")
-      } else {
-        vit.initialize(seed: UInt64(config.train.seed))
-      }
-    }
-    let n = vit.layout.total
-    comm.broadcast(UnsafeMutableRawPointer(vit.params), bytes: n * 4, root: 0)
-    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.m), bytes: n * 4, root: 0)
-    comm.broadcast(UnsafeMutableRawPointer(step.optimizer.v), bytes: n * 4, root: 0)
-    var adamSteps = Int64(state?.optimizerSteps ?? 0)
-    comm.broadcast(&adamSteps, root: 0)
-    step.optimizer.restore(stepCount: Int(adamSteps))
+    try Self.loadOrInitialise(vit, step.optimizer, restored: restored, state: state, config: config, communicator: comm, log: log)
     globalStep = startStep
     let gemmLine = GEMMSelection.setUp(model: config.model.vit, mode: GEMMBackend.requestedMode, communicator: comm,
                                        stored: state?.gemm)
     if comm.rank == 0 { log(gemmLine) }
 
     // Data stream at the restored cursor.
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    var lc = LoaderConfig(
-      paths: config.data.train, seed: UInt64(config.train.seed), globalBatch: config.train.globalBatch,
-      rank: comm.rank, worldSize: comm.size,
-      spec: ViewSpec(imageSize: config.model.imageSize, localSize: config.data.localSize,
-                     numTransform: config.data.numTransform),
-      threads: config.data.loaderThreads > 0 ? config.data.loaderThreads : max(1, cores / max(1, localRanks())),
-      prefetch: config.data.prefetch,
-      sampling: config.data.sampling == .global ? .global : .shardLocal)
-    lc.warn = { log("warning: " + $0) }
-    lc.info = { log($0) }
-    lc.decodePolicy = DecodePolicy(maxPixels: config.data.maxImagePixels)
-    if config.data.sampling == .shardLocal, let spe = config.train.stepsPerEpoch { lc.stepsPerEpoch = spe }
-    loader = try D3Loader(config: lc, cursor: state?.dataCursor ?? DataCursor())
+    loader = try D3Loader(config: Self.loaderConfig(config, communicator: comm, log: log), cursor: state?.dataCursor ?? DataCursor())
     stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch
     let resolved = config.schedule(records: loader.stepsPerEpoch * config.train.globalBatch)
     guard resolved.totalSteps > 0 else { throw TrainError("config: set train.steps or train.epochs") }
     schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
                           warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
+    testHooks = TestHooks.fromEnvironment(ProcessInfo.processInfo.environment, rank: comm.rank)
 
-    let env = ProcessInfo.processInfo.environment
-    if let base = env["CDE_TRACE_RECORDS"] {
-      let path = base + ".rank\(comm.rank)"
-      if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
-      traceRecords = FileHandle(forWritingAtPath: path)
-      _ = try? traceRecords?.seekToEnd()
-    } else {
-      traceRecords = nil
-    }
-    faultStep = (env["CDE_FAULT_RANK"].flatMap(Int.init) ?? 0) == comm.rank ? env["CDE_FAULT_KILL_AT_STEP"].flatMap(Int.init) : nil
-
-    if comm.rank == 0 {
-      try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
-      metricsLog = try MetricsLog(url: run.appendingPathComponent("metrics.jsonl"), resumeStep: state == nil ? nil : startStep)
-      let tb = try TensorBoardWriter(directory: run)
-      if state != nil { tb.addSessionStart(step: startStep) }
-      tensorboard = tb
-      try config.toYAML().write(to: run.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-      directory.writeStatus("running", step: startStep)
-    }
+    if comm.rank == 0 { try openRunOutputs(resumed: state != nil, startStep: startStep) }
   }
 
   /// Bytes of one checkpoint of `parameters` fp32 parameters: the model, the two AdamW
@@ -321,82 +199,33 @@ public final class Trainer {
     comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
   }
 
+  /// The step loop: per step the coordinator's control message, the step, its metrics, and
+  /// after it the log line, evaluation, checkpoint and replica check when due.
   func trainSteps() throws -> TrainOutcome {
     let total = schedule.totalSteps
-    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
-    let s = config.model.imageSize, l = config.data.localSize
-    if isCoordinator {
-      log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
-          + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
-          + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
-          + "steps \(globalStep)..<\(total); run \(run.path)")
-    }
+    logStart(total: total)
     if earlyStopping.shouldStop(patience: config.train.earlyStopPatience) { return finishEarly() }
     stepTimes.reserveCapacity(64)
     stepTimesSorted.reserveCapacity(64)
     comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
     let wall0 = monotonic()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
-    var recordsSinceLog = 0, timeSinceLog = 0.0, waitSinceLog = 0.0, commSinceLog = 0.0
-    // Per step of the log window: seconds blocked in MPI, then seconds waiting for the gradient all-reduce.
-    var stepComm: [Double] = []
-    var dupSinceLog = 0
+    var window = MetricWindow()
     var lastWait = loader.stats.waitSeconds
     while globalStep < total {
-      // Stop requests from any rank.
-      let localSignal = Double(StopSignal.received ?? 0)
-      let anySignal = Int32(comm.allReduce(localSignal, op: .max))
-      var control = Control()
-      if isCoordinator {
-        control.lr = Float(schedule.lr(step: globalStep))
-        control.weightDecay = Float(config.optim.weightDecay)
-        let every = config.checkpoint.everySteps
-        let periodic = every > 0 && (globalStep + 1) % every == 0
-        let last = globalStep + 1 == total
-        control.checkpoint = (periodic || last) ? 1 : 0
-        if anySignal != 0 {
-          control.stop = 1
-          control.signal = anySignal
-        }
-      }
-      comm.broadcast(&control, root: 0)
-      if control.stop != 0 {
-        // Checkpoint the current state (all completed steps), then stop.
-        try saveCheckpoint()
-        comm.barrier()
-        if isCoordinator {
-          writeStatus("stopped")
-          log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written")
-        }
-        return .stopped(signal: control.signal)
-      }
+      let control = comm.broadcast(coordinatorControl(total: total), root: 0)
+      if control.stop { return try stopOnSignal(control) }
 
-      if let f = faultStep, f == globalStep { kill(getpid(), SIGKILL) }
+      testHooks.beforeStep(globalStep)
       let t0 = monotonic()
-      let batch = try loader.next()
-      if let t = traceRecords {
-        t.write(Data(("\(globalStep) \(comm.rank) " + batch.recordIDs.map(String.init).joined(separator: " ") + "\n").utf8))
-      }
-      let perm = derangement(g, seed: stepSeed(globalStep))
-      let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
-                           lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
-      try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
-      guard r.loss.isFinite else {
-        // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
-        throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
-      }
+      let r = try runStep(control)
       globalStep += 1
       let dt = monotonic() - t0
       stepCompleted(seconds: dt)
       let wait = loader.stats.waitSeconds
-      recordsSinceLog += g
-      timeSinceLog += dt
-      waitSinceLog += wait - lastWait
+      window.add(globalBatch: config.train.globalBatch, seconds: dt, dataWait: wait - lastWait, comm: r.commSeconds,
+                 gradientWait: r.gradientWaitSeconds, duplicateViews: step.lastDuplicateViews)
       lastWait = wait
-      commSinceLog += r.commSeconds
-      stepComm.append(r.commSeconds)
-      stepComm.append(r.gradientWaitSeconds)
-      dupSinceLog += step.lastDuplicateViews
       lastMetrics = [
         "loss": r.loss, "loss_real": r.lossReal, "loss_fake": r.lossFake, "lr": Double(control.lr),
         "epoch": Double(loader.cursor.epoch),
@@ -404,45 +233,11 @@ public final class Trainer {
       addLossTermMetrics(r)
 
       if globalStep % max(1, config.train.logEvery) == 0 || globalStep == total {
-        let rps = Double(recordsSinceLog) / max(timeSinceLog, 1e-9)
-        lastMetrics["records_per_s"] = rps
-        lastMetrics["data_wait_s"] = waitSinceLog
-        lastMetrics["data_wait_frac"] = waitSinceLog / max(timeSinceLog, 1e-9)
-        lastMetrics["comm_frac"] = commSinceLog / max(timeSinceLog, 1e-9)
-        if comm.size > 1 {
-          // Step by step, the rank that waited least arrived last: its blocked time is communication that
-          // compute did not hide; what the others waited beyond it is load imbalance between the ranks.
-          let steps = Double(stepComm.count / 2)
-          var lo = stepComm, hi = stepComm
-          comm.allReduce(&lo, op: .min)
-          comm.allReduce(&hi, op: .max)
-          let sum = { (v: [Double], k: Int) in stride(from: k, to: v.count, by: 2).reduce(0.0) { $0 + v[$1] } }
-          lastMetrics["comm_frac_min"] = sum(lo, 0) / max(timeSinceLog, 1e-9)
-          lastMetrics["comm_frac_max"] = sum(hi, 0) / max(timeSinceLog, 1e-9)
-          // The gradient all-reduce: alone (blocking, measured at start) and the wait left after backward.
-          let gradWait = sum(lo, 1) / max(steps, 1)
-          lastMetrics["allreduce_alone_s"] = allReduceAlone
-          lastMetrics["allreduce_wait_s"] = gradWait
-          lastMetrics["allreduce_overlap"] = max(0, min(1, 1 - gradWait / max(allReduceAlone, 1e-9)))
-        }
-        // Share of this rank's views that were bit-identical to another view and skipped.
-        lastMetrics["views_deduplicated_frac"] = Double(dupSinceLog) / Double(8 * b * max(1, recordsSinceLog / g))
-        lastMetrics["step_s"] = timeSinceLog / Double(recordsSinceLog / g)
-        if isCoordinator {
-          addHealthMetrics(r)
-          report(total: total, wall0: wall0)
-        }
-        recordsSinceLog = 0; timeSinceLog = 0; waitSinceLog = 0; commSinceLog = 0; dupSinceLog = 0
-        stepComm.removeAll(keepingCapacity: true)
+        logWindow(&window, result: r, allReduceAlone: allReduceAlone, total: total, wall0: wall0)
       }
       let stopEarly = try evaluateIfDue(total: total)
-      if control.checkpoint != 0 || stopEarly { try saveCheckpoint() }
-      let every = config.train.consistencyCheckEvery
-      if comm.size > 1, every > 0, globalStep % every == 0 {
-        if !comm.replicasIdentical(model.params, count: model.parameterCount) {
-          throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
-        }
-      }
+      if control.checkpoint || stopEarly { try saveCheckpoint() }
+      try checkReplicasIfDue()
       if stopEarly { return finishEarly() }
     }
     if isCoordinator {
@@ -450,6 +245,90 @@ public final class Trainer {
       writeStatus("finished")
     }
     return .finished
+  }
+
+  /// Rank 0: the line that opens training (model, ranks, threads, batch, data, steps, run).
+  func logStart(total: Int) {
+    guard isCoordinator else { return }
+    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
+    log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
+        + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
+        + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
+        + "steps \(globalStep)..<\(total); run \(run.path)")
+  }
+
+  /// Stop requests from any rank (collective), and on rank 0 the control message of the next
+  /// step: its lr and weight decay, whether a checkpoint follows it, whether to stop.
+  func coordinatorControl(total: Int) -> Control {
+    let localSignal = Double(StopSignal.received ?? 0)
+    let anySignal = Int32(comm.allReduce(localSignal, op: .max))
+    var control = Control()
+    if isCoordinator {
+      control.lr = Float(schedule.lr(step: globalStep))
+      control.weightDecay = Float(config.optim.weightDecay)
+      let every = config.checkpoint.everySteps
+      let periodic = every > 0 && (globalStep + 1) % every == 0
+      let last = globalStep + 1 == total
+      control.checkpoint = periodic || last
+      if anySignal != 0 {
+        control.stop = true
+        control.signal = anySignal
+      }
+    }
+    return control
+  }
+
+  /// Checkpoints the current state (all completed steps), then stops.
+  func stopOnSignal(_ control: Control) throws -> TrainOutcome {
+    try saveCheckpoint()
+    comm.barrier()
+    if isCoordinator {
+      writeStatus("stopped")
+      log("stopped on \(StopSignal.name(control.signal)) at step \(globalStep); checkpoint written")
+    }
+    return .stopped(signal: control.signal)
+  }
+
+  /// Step `globalStep`: the next batch, the step's derangement, forward, backward and update
+  /// (`CoDEStep.run`), the view dump; throws on a non-finite loss.
+  func runStep(_ control: Control) throws -> CoDEStep.Result {
+    let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
+    let s = config.model.imageSize, l = config.data.localSize
+    let batch = try loader.next()
+    testHooks.trace(step: globalStep, rank: comm.rank, records: batch.recordIDs)
+    let perm = derangement(g, seed: stepSeed(globalStep))
+    let r = try step.run(global: batch.global, local: batch.local, records: b, imageSize: s, localSize: l, perm: perm,
+                         lr: control.lr, weightDecay: control.weightDecay, unchangedAugmented: batch.unchangedAugmented)
+    try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
+    guard r.loss.isFinite else {
+      // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
+      throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
+    }
+    return r
+  }
+
+  /// On log steps (collective): the window's metrics into `lastMetrics`, then on rank 0 the
+  /// health figures of step `r` and the log line; empties the window.
+  func logWindow(_ window: inout MetricWindow, result r: CoDEStep.Result, allReduceAlone: Double, total: Int, wall0: Double) {
+    for (k, v) in window.metrics(globalBatch: config.train.globalBatch, comm: comm, allReduceAlone: allReduceAlone) {
+      lastMetrics[k] = v
+    }
+    if isCoordinator {
+      addHealthMetrics(r)
+      report(total: total, wall0: wall0)
+    }
+    window.reset()
+  }
+
+  /// Every `train.consistency_check_every` steps with several ranks (collective): throws when
+  /// the replicas' parameters differ.
+  func checkReplicasIfDue() throws {
+    let every = config.train.consistencyCheckEvery
+    if comm.size > 1, every > 0, globalStep % every == 0 {
+      if !comm.replicasIdentical(model.params, count: model.parameterCount) {
+        throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
+      }
+    }
   }
 
   /// Seconds of one blocking all-reduce of a gradient-sized buffer (median of 3, after a barrier):
@@ -503,15 +382,12 @@ public final class Trainer {
     if isCoordinator {
       var mw = SafeTensorsWriter(metadata: ["format": "pt", "producer": "cde train", "step": "\(globalStep)"])
       model.addTensors(to: &mw)
-      var ow = SafeTensorsWriter(metadata: ["optimizer": "AdamW", "step": "\(step.optimizer.stepCount)"])
-      model.addTensors(to: &ow, from: step.optimizer.m, prefix: "exp_avg.")
-      model.addTensors(to: &ow, from: step.optimizer.v, prefix: "exp_avg_sq.")
       let state = TrainerState(
         epoch: loader.cursor.epoch, dataCursor: loader.cursor, schedule: schedule, seed: config.train.seed,
         worldSize: comm.size, globalBatch: config.train.globalBatch, optimizerSteps: step.optimizer.stepCount,
         config: config, metrics: lastMetrics.filter { $0.value.isFinite }, time: ISO8601DateFormatter().string(from: Date()),
         earlyStopping: earlyStopping, gemm: GEMMBackend.plan.encoded)
-      let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", ow.serialized())]
+      let files: [(name: String, data: Data)] = [("model.safetensors", mw.serialized()), ("optimizer.safetensors", step.optimizer.serializedState(model: model))]
       let url = best ? try store.saveBest(step: globalStep, files: files, state: state)
                      : try store.save(step: globalStep, files: files, state: state)
       log((best ? "best checkpoint " : "checkpoint ") + url.path)

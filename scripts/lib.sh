@@ -1,0 +1,51 @@
+# Shared by scripts/test-*.sh and scripts/bench.sh: `. "$(dirname "$0")/lib.sh"`.
+#
+# Open MPI: allowed to run as root (containers, CI). Tests run more ranks than the
+# machine has cores, so by default ranks are oversubscribed and not bound; a script
+# that measures (bench.sh) sets BOUND_RANKS=1 before sourcing and keeps Open MPI's
+# default binding of one rank per core.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ "${BOUND_RANKS:-0}" = 1 ]; then
+  MPIRUN=(mpirun)
+else
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  MPIRUN=(mpirun --oversubscribe --bind-to none)
+fi
+
+# ok MESSAGE: one "ok" line, counted in $pass.
+# fail MESSAGE: one "FAIL" line (with $FAIL_NOTE in parentheses when set), then exit 1;
+# with KEEP_GOING=1 the failure is counted in $failed and the script goes on.
+pass=0
+failed=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+fail() {
+  echo "FAIL $*${FAIL_NOTE:+ ($FAIL_NOTE)}"
+  if [ "${KEEP_GOING:-0}" = 1 ]; then failed=$((failed + 1)); return 0; fi
+  exit 1
+}
+
+# json_get KEY [FILE]: the value under KEY (a dotted path: a.b.c) of the JSON object in
+# FILE or on stdin; when the input is not one JSON document, its last line that starts
+# with "{" (a command's --json line after its log lines). Strings are printed bare,
+# true/false/null as such, objects and arrays as JSON; nothing when the key is absent.
+json_get() {
+  python3 -c '
+import json, sys
+text = open(sys.argv[2]).read() if len(sys.argv) > 2 else sys.stdin.read()
+try:
+    v = json.loads(text)
+except ValueError:
+    lines = [l for l in text.splitlines() if l.startswith("{")]
+    v = json.loads(lines[-1]) if lines else None
+for k in sys.argv[1].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+if v is None:
+    sys.exit(0)
+if isinstance(v, bool):
+    print("true" if v else "false")
+elif isinstance(v, (dict, list)):
+    print(json.dumps(v, sort_keys=True))
+else:
+    print(v)
+' "$@"
+}
