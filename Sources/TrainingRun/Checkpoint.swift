@@ -32,7 +32,7 @@ public struct Checkpoint {
   }
 }
 
-/// Checkpoints of one run, as DESIGN.md section 4:
+/// Checkpoints of one run, laid out as the README's "Training" section says:
 /// RUN/checkpoints/step-NNNNNNNN/{model.safetensors, optimizer.safetensors, trainer.json}.
 ///
 /// Writing (rank 0 only): files go to RUN/checkpoints/.tmp-step-NNNNNNNN/, each
