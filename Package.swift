@@ -58,23 +58,25 @@ let package = Package(
     .target(name: "SafeTensors"),
     // Seeded random numbers (SplitMix64, Philox CounterRNG), no dependencies.
     .target(name: "Randomness"),
+    // The monotonic clock and the CPU-time clocks, no dependencies.
+    .target(name: "Clock"),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness"], swiftSettings: numeric),
     // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
     .target(name: "Imaging", dependencies: ["CVips", "Randomness"], swiftSettings: numeric),
     // D3 on disk and the CoDE data recipe: tar shards, records, sampling, the eight views,
     // the generator draw, loader, synthetic D3, the loader benchmark.
-    .target(name: "Dataset", dependencies: ["Imaging", "Randomness"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging", "Randomness", "Clock"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
-    .target(name: "Collectives", dependencies: ["CMPI"]),
+    .target(name: "Collectives", dependencies: ["CMPI", "Clock"]),
     // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
-    .target(name: "Training", dependencies: ["Kernels", "ViT", "Collectives", "SafeTensors", "Randomness"], swiftSettings: numeric),
+    .target(name: "Training", dependencies: ["Kernels", "ViT", "Collectives", "SafeTensors", "Randomness", "Clock"], swiftSettings: numeric),
     // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
     .target(name: "TrainingRun",
             dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
-                           "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
+                           "Clock", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
@@ -83,7 +85,7 @@ let package = Package(
     .executableTarget(
       name: "cde",
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
-                     "SafeTensors", "Randomness", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     "SafeTensors", "Randomness", "Clock", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                      .product(name: "Yams", package: "Yams")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
@@ -94,6 +96,7 @@ let package = Package(
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
+    .testTarget(name: "ClockTests", dependencies: ["Clock"]),
     .testTarget(name: "TrainingTests",
                 dependencies: ["Training", "TrainingRun", "ViT", "Dataset", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),

@@ -133,10 +133,3 @@ public func makeCommunicator(threadLevel: MPIThreadLevel = .serialized) -> Commu
   if Launch.isMPI() { return MPICommunicator(threadLevel: threadLevel) }
   return SingleProcessCommunicator()
 }
-
-/// Monotonic clock in seconds.
-@inline(__always) func monotonicSeconds() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}

@@ -1,4 +1,5 @@
 import CMPI
+import Clock
 import Foundation
 
 /// The thread support requested from MPI_Init_thread.
@@ -124,7 +125,7 @@ public final class MPICommunicator: Communicator {
   /// Runs one collective: `blocking` under CDE_MPI_WAIT=spin, else `start` (the
   /// non-blocking form) completed by `complete`; the time is counted as blocked.
   @inline(__always) private func collective(_ blocking: () -> Void, _ start: (inout MPI_Request?) -> Void) {
-    let t0 = monotonicSeconds()
+    let t0 = MonotonicClock.seconds()
     sequence += 1
     if spinWait {
       blocking()
@@ -133,7 +134,7 @@ public final class MPICommunicator: Communicator {
       start(&req)
       complete(&req)
     }
-    blockedSeconds += monotonicSeconds() - t0
+    blockedSeconds += MonotonicClock.seconds(since: t0)
   }
 
   public func allReduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) {
@@ -215,7 +216,7 @@ public final class MPICommunicator: Communicator {
     guard let timeout, timeout > 0 else { stallDeadline = nil; return }
     stallTimeout = timeout
     stallStep = step
-    stallDeadline = monotonicSeconds() + timeout
+    stallDeadline = MonotonicClock.seconds() + timeout
   }
 
   /// Completes `req`: MPI_Test at full speed for 50 us, then with sleeps of 10 us
@@ -226,12 +227,12 @@ public final class MPICommunicator: Communicator {
     MPI_Test(&req, &flag, cde_mpi_status_ignore())
     if flag != 0 { return }
     if spinWait { MPI_Wait(&req, cde_mpi_status_ignore()); return }
-    let t0 = monotonicSeconds()
+    let t0 = MonotonicClock.seconds()
     var pause = timespec(tv_sec: 0, tv_nsec: 10_000)
     while true {
       MPI_Test(&req, &flag, cde_mpi_status_ignore())
       if flag != 0 { return }
-      let t = monotonicSeconds()
+      let t = MonotonicClock.seconds()
       if t - t0 < 50e-6 { continue }
       answerQuestions()
       if let d = stallDeadline, t > d { stalled(waitingSince: t0); pause.tv_nsec = 10_000 }
@@ -270,9 +271,9 @@ public final class MPICommunicator: Communicator {
     }
     answers[rank] = sequence
     var answered = Set([rank])
-    let end = monotonicSeconds() + Self.censusGrace
+    let end = MonotonicClock.seconds() + Self.censusGrace
     var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-    while answered.count < n && monotonicSeconds() < end {
+    while answered.count < n && MonotonicClock.seconds() < end {
       for q in 0..<n where !answered.contains(q) {
         var flag: Int32 = 0
         MPI_Test(&receives[q], &flag, cde_mpi_status_ignore())
@@ -286,18 +287,18 @@ public final class MPICommunicator: Communicator {
     if missing.isEmpty && behind.isEmpty {
       // Every rank is in this collective: it is slow, not stalled. Wait on, with a new deadline.
       answers.deallocate()
-      stallDeadline = monotonicSeconds() + stallTimeout
+      stallDeadline = MonotonicClock.seconds() + stallTimeout
       return
     }
     func ranks(_ r: [Int]) -> String { (r.count == 1 ? "rank " : "ranks ") + r.map(String.init).joined(separator: ", ") }
     var line = String(format: "error: stall: no step completed in %.0f s (train.stall_timeout_s); at step %d ", stallTimeout, stallStep)
     if !missing.isEmpty { line += ranks(missing) + " did not arrive" }
     if !behind.isEmpty { line += (missing.isEmpty ? "" : "; ") + ranks(behind) + " waiting in an earlier collective" }
-    line += String(format: " (rank %d waited %.0f s in collective %lld); ending the job", rank, monotonicSeconds() - t0, sequence)
+    line += String(format: " (rank %d waited %.0f s in collective %lld); ending the job", rank, MonotonicClock.seconds(since: t0), sequence)
     // One line per job: the lowest rank that arrived reports; another reports only if the job is still alive later.
     if answered.min() != rank {
-      let late = monotonicSeconds() + 2 * Self.censusGrace
-      while monotonicSeconds() < late { answerQuestions(); nanosleep(&pause, nil) }
+      let late = MonotonicClock.seconds() + 2 * Self.censusGrace
+      while MonotonicClock.seconds() < late { answerQuestions(); nanosleep(&pause, nil) }
     }
     FileHandle.standardError.write(Data((line + "\n").utf8))
     abort(1)
@@ -316,9 +317,9 @@ final class MPIRequest: CommRequest {
 
   func wait() {
     guard !completed else { return }
-    let t0 = monotonicSeconds()
+    let t0 = MonotonicClock.seconds()
     owner.complete(&request)
-    owner.addBlocked(monotonicSeconds() - t0)
+    owner.addBlocked(MonotonicClock.seconds(since: t0))
     completed = true
   }
 

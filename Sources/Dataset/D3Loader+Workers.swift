@@ -1,3 +1,4 @@
+import Clock
 import Foundation
 import Imaging
 
@@ -62,14 +63,14 @@ final class LoaderState: @unchecked Sendable {
     defer { cond.unlock() }
     if closed { throw DatasetError("data loader is closed") }
     if let h = held { free.append(h); held = nil; cond.broadcast() }
-    let t0 = DispatchTime.now().uptimeNanoseconds
+    let t0 = MonotonicClock.seconds()
     while ready[delivered] == nil && fatal == nil && !closed { cond.wait() }
     if let e = fatal { throw e }
     if closed { throw DatasetError("data loader is closed") }
     let b = ready.removeValue(forKey: delivered)!
     delivered += 1
     held = b
-    let waited = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    let waited = MonotonicClock.seconds(since: t0)
     stats.lastWaitSeconds = waited
     stats.waitSeconds += waited
     stats.batches += 1

@@ -1,3 +1,4 @@
+import Clock
 import Foundation
 import Imaging
 
@@ -22,20 +23,20 @@ public enum ViewBenchmark {
   /// Synthesises `records` synthetic D3 records (seed 42), then times decoding and
   /// view making for each, on the calling thread, into one preallocated batch.
   public static func run(records: Int = 32, spec: ViewSpec = ViewSpec(), seed: UInt64 = 42) throws -> Result {
-    let t0 = DispatchTime.now().uptimeNanoseconds
+    let t0 = MonotonicClock.nanoseconds()
     let recs = (0..<records).map { SyntheticD3.record(seed: seed, index: $0) }
-    let t1 = DispatchTime.now().uptimeNanoseconds
+    let t1 = MonotonicClock.nanoseconds()
     let maker = CoDEViewMaker(spec: spec)
     let batch = ViewBatch(records: 1, imageSize: spec.imageSize, localSize: spec.localSize)
     var decode: UInt64 = 0, views: UInt64 = 0
     for (i, r) in recs.enumerated() {
-      let a = DispatchTime.now().uptimeNanoseconds
+      let a = MonotonicClock.nanoseconds()
       let k = drawGenerator(seed: seed, epoch: 0, record: i)
       let real = try ImageCodec.decode(r.real.data, name: "synthetic/\(i).real.\(r.real.fileExtension)")
       let fake = try ImageCodec.decode(r.gens[k].data, name: "synthetic/\(i).gen_\(k).\(r.gens[k].fileExtension)")
-      let b = DispatchTime.now().uptimeNanoseconds
+      let b = MonotonicClock.nanoseconds()
       maker.make(real: real, fake: fake, seed: seed, epoch: 0, record: i, into: batch, slot: 0)
-      let c = DispatchTime.now().uptimeNanoseconds
+      let c = MonotonicClock.nanoseconds()
       decode += b - a; views += c - b
     }
     return Result(records: records, localSize: spec.localSize, synthSeconds: Double(t1 - t0) / 1e9,

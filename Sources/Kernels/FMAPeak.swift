@@ -1,4 +1,5 @@
 import CSupport
+import Clock
 import Dispatch
 import Foundation
 
@@ -27,12 +28,9 @@ public enum FMAPeak {
     public var cores: Int
   }
 
-  /// CPU time of the calling thread in seconds.
-  public static func threadCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-  }
+  /// CPU time of the calling thread in seconds: `CPUClock.threadSeconds()`, which new code calls
+  /// directly (this name stays for GEMMBackend's timing until that file moves to it).
+  @inline(__always) public static func threadCPUSeconds() -> Double { CPUClock.threadSeconds() }
 
   /// Measures `isa` (nil when the CPU lacks it): `repetitions` loops of `iterations`
   /// each, on one core and on `cores` cores at once.
@@ -43,17 +41,17 @@ public enum FMAPeak {
     _ = cde_fma_loop(isa.rawValue, iterations / 10, &sink)  // warm-up (clock ramp, AVX-512 licence)
     var single = 0.0, all = 0.0
     for _ in 0..<repetitions {
-      let t0 = threadCPUSeconds()
+      let t0 = CPUClock.threadSeconds()
       let f = cde_fma_loop(isa.rawValue, iterations, &sink)
-      single = max(single, f / (threadCPUSeconds() - t0) / 1e9)
-      let w0 = DispatchTime.now().uptimeNanoseconds
+      single = max(single, f / (CPUClock.threadSeconds() - t0) / 1e9)
+      let w0 = MonotonicClock.seconds()
       let total = UnsafeMutablePointer<Double>.allocate(capacity: cores)
       defer { total.deallocate() }
       DispatchQueue.concurrentPerform(iterations: cores) { i in
         var s: Float = 0
         total[i] = cde_fma_loop(isa.rawValue, iterations, &s)
       }
-      let wall = Double(DispatchTime.now().uptimeNanoseconds - w0) * 1e-9
+      let wall = MonotonicClock.seconds(since: w0)
       all = max(all, (0..<cores).reduce(0) { $0 + total[$1] } / wall / 1e9)
     }
     return Result(isa: isa, perCore: single, allCores: all, cores: cores)

@@ -1,3 +1,4 @@
+import Clock
 import Foundation
 
 /// Per-kernel wall-clock accounting behind one global flag (`cde bench --profile`).
@@ -36,13 +37,13 @@ public enum KernelProfiler {
 
   /// Monotonic clock in nanoseconds, or 0 when profiling is off.
   @inline(__always) public static func start() -> UInt64 {
-    enabled ? DispatchTime.now().uptimeNanoseconds : 0
+    enabled ? MonotonicClock.nanoseconds() : 0
   }
 
   /// Adds the time since `t0` (from `start()`) and `flop` floating-point operations to `slot`.
   @inline(__always) public static func stop(_ slot: Slot, _ t0: UInt64, flop: Double = 0) {
     if !enabled { return }
-    let dt = Double(DispatchTime.now().uptimeNanoseconds &- t0) * 1e-9
+    let dt = Double(MonotonicClock.nanoseconds() &- t0) * 1e-9
     seconds[slot.rawValue] += dt
     flops[slot.rawValue] += flop
     calls[slot.rawValue] += 1

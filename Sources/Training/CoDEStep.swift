@@ -1,3 +1,4 @@
+import Clock
 import Collectives
 import Foundation
 import Kernels
@@ -182,14 +183,14 @@ public final class CoDEStep {
                   localSize l: Int, perm: [Int], lr: Float, weightDecay: Float, unchangedAugmented: [Bool]? = nil) throws -> Result {
     let x = Views(global: global, local: local, records: b, imageSize: s, localSize: l, unchangedAugmented: unchangedAugmented)
     let c0 = comm.blockedSeconds
-    let t0 = monotonic()
+    let t0 = MonotonicClock.seconds()
     var r = try forwardLoss(x, perm: perm)
-    let t1 = monotonic()
+    let t1 = MonotonicClock.seconds()
     let c1 = comm.blockedSeconds
     backward(x)
-    let t2 = monotonic()
+    let t2 = MonotonicClock.seconds()
     optimizer.step(params: model.params, grads: model.grads, lr: lr, weightDecay: weightDecay)
-    let t3 = monotonic()
+    let t3 = MonotonicClock.seconds()
     r.forwardSeconds = t1 - t0
     r.backwardSeconds = t2 - t1
     r.optimizerSeconds = t3 - t2
@@ -213,12 +214,6 @@ public final class CoDEStep {
   public var activationBytes: Int {
     (globalActs?.bytes ?? 0) + (localActs?.bytes ?? 0) + (cache.tailActs.map { $0.0.bytes + $0.1.bytes } ?? 0)
   }
-}
-
-@inline(__always) public func monotonic() -> Double {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// A float buffer owned by its object, reallocated only when its size changes

@@ -1,3 +1,4 @@
+import Clock
 import Collectives
 import Foundation
 import Kernels
@@ -24,10 +25,10 @@ public enum GEMMSelection {
         encoded = p.encoded
         line = "gemm: \(p) (the plan this run started with, from its checkpoint)"
       } else {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = MonotonicClock.seconds()
         let (p, ms) = GEMMBackend.decide(model.gemmShapes, batch: timingRows, mode: mode)
         encoded = p.encoded
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let dt = MonotonicClock.seconds(since: t0)
         line = "gemm \(mode.rawValue): \(p)"
         if mode == .auto {
           line += String(format: " (timed in %.1f s on rank 0: ", dt)

@@ -1,3 +1,4 @@
+import Clock
 import Collectives
 import Foundation
 import Training
@@ -26,7 +27,7 @@ extension Trainer {
     // Rank 0 fits the classifiers alone, for as long as that takes: no stall watchdog meanwhile.
     comm.armStallWatchdog(timeout: nil, step: globalStep)
     defer { comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep) }
-    let t0 = monotonic()
+    let t0 = MonotonicClock.seconds()
     let gathered = try gatherProbeEmbeddings(ev)
     var scores: [String: Double] = [:]
     var value: Double? = nil
@@ -38,7 +39,7 @@ extension Trainer {
       decision = EvalDecision(improved: d.improved, stop: d.stop)
     }
     ev.release()
-    let seconds = monotonic() - t0
+    let seconds = MonotonicClock.seconds(since: t0)
     let state = comm.broadcast(data: (try? JSONEncoder().encode(earlyStopping)) ?? Data(), root: 0)
     if let s = try? JSONDecoder().decode(EarlyStopping.self, from: state) { earlyStopping = s }
     decision = comm.broadcast(decision, root: 0)

@@ -1,3 +1,4 @@
+import Clock
 import Foundation
 import Training
 import ViT
@@ -22,10 +23,10 @@ extension Trainer {
   /// the step just run (`CoDEStep.healthMetrics`). About O(4 G D + parameters) flops, once per
   /// log, outside the timed step; `health_s` is the seconds it took.
   func addHealthMetrics(_ r: CoDEStep.Result) {
-    let t0 = monotonic()
+    let t0 = MonotonicClock.seconds()
     let m = step.healthMetrics(r, globalBatch: config.train.globalBatch, meter: health.meter, norms: health.norms)
     for (k, v) in m { lastMetrics[k] = v }
-    lastMetrics["health_s"] = monotonic() - t0
+    lastMetrics["health_s"] = MonotonicClock.seconds(since: t0)
   }
 
   /// The health part of the progress line: collapse ratio and mean embedding cosine.

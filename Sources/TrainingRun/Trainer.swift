@@ -1,3 +1,4 @@
+import Clock
 import Collectives
 import Dataset
 import Foundation
@@ -208,7 +209,7 @@ public final class Trainer {
     stepTimes.reserveCapacity(64)
     stepTimesSorted.reserveCapacity(64)
     comm.armStallWatchdog(timeout: stallTimeout(), step: globalStep)
-    let wall0 = monotonic()
+    let wall0 = MonotonicClock.seconds()
     let allReduceAlone = comm.size > 1 ? timeGradientAllReduce() : 0
     var window = MetricWindow()
     var lastWait = loader.stats.waitSeconds
@@ -217,10 +218,10 @@ public final class Trainer {
       if control.stop { return try stopOnSignal(control) }
 
       testHooks.beforeStep(globalStep)
-      let t0 = monotonic()
+      let t0 = MonotonicClock.seconds()
       let r = try runStep(control)
       globalStep += 1
-      let dt = monotonic() - t0
+      let dt = MonotonicClock.seconds(since: t0)
       stepCompleted(seconds: dt)
       let wait = loader.stats.waitSeconds
       window.add(globalBatch: config.train.globalBatch, seconds: dt, dataWait: wait - lastWait, comm: r.commSeconds,
@@ -341,9 +342,9 @@ public final class Trainer {
     var times: [Double] = []
     for _ in 0..<3 {
       comm.barrier()
-      let t = monotonic()
+      let t = MonotonicClock.seconds()
       comm.allReduceSum(buf, count: n)
-      times.append(monotonic() - t)
+      times.append(MonotonicClock.seconds(since: t))
     }
     return times.sorted()[1]
   }
@@ -361,7 +362,7 @@ public final class Trainer {
 
   func report(total: Int, wall0: Double) {
     let m = lastMetrics
-    let elapsed = monotonic() - wall0
+    let elapsed = MonotonicClock.seconds(since: wall0)
     let rps = m["records_per_s"] ?? 0
     let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
     let commMin = m["comm_frac_min"].map { String(format: " (last rank %.0f%%)", 100 * $0) } ?? ""

@@ -59,10 +59,3 @@ extension Bench {
     }
   }
 }
-
-/// User + system CPU time of this process in seconds (getrusage).
-func processCPUSeconds() -> Double {
-  var u = rusage()
-  getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-  return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
-}

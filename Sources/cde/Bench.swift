@@ -1,4 +1,5 @@
 import ArgumentParser
+import Clock
 import Collectives
 import Foundation
 import Kernels
@@ -115,13 +116,13 @@ struct Bench: ParsableCommand {
       if i == warmup {
         KernelProfiler.reset()
         KernelProfiler.enabled = profile
-        cpu0 = processCPUSeconds()
+        cpu0 = CPUClock.processSeconds()
       }
       comm.barrier()
-      let t0 = DispatchTime.now().uptimeNanoseconds
+      let t0 = MonotonicClock.seconds()
       let r = try step.run(global: batch.global, local: batch.local, records: records, imageSize: cfg.imageSize,
                            localSize: localSize, perm: perm, lr: 1e-4, weightDecay: 0, unchangedAugmented: batch.unchanged)
-      let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+      let dt = MonotonicClock.seconds(since: t0)
       if i >= warmup {
         t.times.append(dt)
         t.phases[0] += r.forwardSeconds
@@ -131,7 +132,7 @@ struct Bench: ParsableCommand {
       }
     }
     KernelProfiler.enabled = false
-    t.cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
+    t.cpuPerStep = (CPUClock.processSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
     t.times.sort()
     return t
   }
@@ -215,7 +216,7 @@ struct Bench: ParsableCommand {
     var times: [Double] = []
     for i in 0..<(warmup + steps) {
       comm.barrier()
-      let t0 = DispatchTime.now().uptimeNanoseconds
+      let t0 = MonotonicClock.seconds()
       a.withUnsafeBufferPointer { pa in
         bm.withUnsafeBufferPointer { pb in
           c.withUnsafeMutableBufferPointer { pc in
@@ -223,7 +224,7 @@ struct Bench: ParsableCommand {
           }
         }
       }
-      if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+      if i >= warmup { times.append(MonotonicClock.seconds(since: t0)) }
     }
     times.sort()
     let rate = 2 * Double(n) * Double(n) * Double(n) / times[times.count / 2] / 1e9

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Clock
 import Evaluation
 import Foundation
 import Imaging
@@ -85,7 +86,7 @@ struct Embed: ParsableCommand {
       meta = modelOptions.metadata(model)
     }
     try requireBatchMemory(batch, model: model)
-    let t0 = Date()
+    let t0 = MonotonicClock.seconds()
     let (file, items, skipped) = try embedImages(paths, model: model, metadata: meta, preprocess: preprocess, batch: batch,
                                                  indexDir: indexDir, progress: !quiet)
     try file.write(to: out)
@@ -94,7 +95,7 @@ struct Embed: ParsableCommand {
       for l in file.labels { counts[l, default: 0] += 1 }
       let classes = counts.keys.sorted { ($0 < 0 ? 99 : $0) < ($1 < 0 ? 99 : $1) }
         .map { "\(EmbeddingFile.className($0)) \(counts[$0]!)" }.joined(separator: ", ")
-      let secs = Date().timeIntervalSince(t0)
+      let secs = MonotonicClock.seconds(since: t0)
       print(String(format: "%@: %d embeddings of %d (%@)%@, %.1f images/s", out, file.count, file.dimension, classes,
                    skipped == 0 ? "" : ", \(skipped) skipped", Double(items) / max(secs, 1e-9)))
     }
@@ -151,8 +152,8 @@ final class ProgressBar {
   let enabled: Bool
   /// What is counted ("images", "rows").
   let unit: String
-  let start = Date()
-  var last = Date.distantPast
+  let start = MonotonicClock.seconds()
+  var last = -Double.infinity
 
   init(total: Int, enabled: Bool, unit: String = "images") {
     self.total = total
@@ -162,11 +163,11 @@ final class ProgressBar {
 
   func update(_ done: Int) {
     guard enabled else { return }
-    let now = Date()
-    if done < total && now.timeIntervalSince(last) < 0.1 { return }
+    let now = MonotonicClock.seconds()
+    if done < total && now - last < 0.1 { return }
     last = now
     let width = 30, filled = total > 0 ? width * done / total : width
-    let secs = now.timeIntervalSince(start), rate = Double(done) / max(secs, 1e-9)
+    let secs = now - start, rate = Double(done) / max(secs, 1e-9)
     let eta = rate > 0 ? Double(total - done) / rate : 0
     let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
     FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d %@, %.1f/s, %.0f s left ", bar, done, total, unit, rate, eta).utf8))

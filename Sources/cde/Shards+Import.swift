@@ -1,4 +1,5 @@
 import ArgumentParser
+import Clock
 import Dataset
 import Foundation
 import Imaging
@@ -65,13 +66,13 @@ extension Shards {
       let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
       let importer = try D3ShardImporter(out: out, inputs: ImportInputs(plan: plan, shardSize: shardSize, prefix: prefix),
                                          policy: DecodePolicy(maxPixels: maxImagePixels), threads: threads)
-      let t0 = Date()
+      let t0 = MonotonicClock.seconds()
       print("import: \(plan.total) rows in \(plan.files.count) parquet file(s)"
             + (importer.startRow > 0 ? "; resuming at row \(importer.startRow) after \(importer.shardCount) complete shard(s)" : ""))
       if importer.startRow < plan.total {
         try stream(tool: tool, importer: importer, total: plan.total)
       }
-      let secs = Date().timeIntervalSince(t0)
+      let secs = MonotonicClock.seconds(since: t0)
       let rate = Double(importer.rowsThisRun) / max(secs, 1e-9)
       let r = try importer.finish(extra: ["seconds_last_run": secs, "rows_last_run": importer.rowsThisRun,
                                           "rows_per_s_last_run": rate, "threads": threads])

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Clock
 import Dataset
 import Imaging
 import Foundation
@@ -33,13 +34,13 @@ struct Shards: ParsableCommand {
       guard let sharing = SyntheticD3.SceneSharing(rawValue: scene) else {
         throw ValidationError("--scene must be theme or layout (got \(scene))")
       }
-      let t0 = Date()
+      let t0 = MonotonicClock.seconds()
       let s = try runOrExit {
         try writeSyntheticD3(out: out, records: records, shardSize: shardSize, seed: seed, layout: lay,
                              threads: threads ?? ProcessInfo.processInfo.activeProcessorCount, strength: strength,
                              scene: sharing)
       }
-      let secs = Date().timeIntervalSince(t0)
+      let secs = MonotonicClock.seconds(since: t0)
       print("wrote \(s.records) records, \(s.files.count) files, \(s.bytes / 1024) KiB in \(out) (\(String(format: "%.1f", secs)) s)")
     }
   }
@@ -139,9 +140,9 @@ extension Shards {
       let loader = try runOrExit { try D3Loader(config: config, cursor: DataCursor()) }
       defer { loader.close() }
       _ = try runOrExit { try loader.next() }
-      let t0 = DispatchTime.now().uptimeNanoseconds
+      let t0 = MonotonicClock.seconds()
       for _ in 0..<steps { _ = try runOrExit { try loader.next() } }
-      let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+      let secs = MonotonicClock.seconds(since: t0)
       let n = steps * batch
       let st = loader.stats
       print(String(format: "loader: %d records in %.2f s = %.2f records/s (%d thread(s), views %d/%d px, %d records in set, %d skipped)",
