@@ -60,6 +60,8 @@ let package = Package(
     .target(name: "Randomness"),
     // The monotonic clock and the CPU-time clocks, no dependencies.
     .target(name: "Clock"),
+    // The one JSON writer of the outputs (JSONSerialization, keys sorted), no dependencies.
+    .target(name: "JSONOutput"),
     // Forward/backward kernels over flat fp32 buffers.
     .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
@@ -68,7 +70,7 @@ let package = Package(
     .target(name: "Imaging", dependencies: ["CVips", "Randomness"], swiftSettings: numeric),
     // D3 on disk and the CoDE data recipe: tar shards, records, sampling, the eight views,
     // the generator draw, loader, synthetic D3, the loader benchmark.
-    .target(name: "Dataset", dependencies: ["Imaging", "Randomness", "Clock"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging", "Randomness", "Clock", "JSONOutput"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI", "Clock"]),
     // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
@@ -76,16 +78,16 @@ let package = Package(
     // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
     .target(name: "TrainingRun",
             dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
-                           "Clock", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
+                           "Clock", "JSONOutput", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "JSONOutput", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
-                     "SafeTensors", "Randomness", "Clock", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     "SafeTensors", "Randomness", "Clock", "JSONOutput", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                      .product(name: "Yams", package: "Yams")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
@@ -97,6 +99,7 @@ let package = Package(
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
     .testTarget(name: "ClockTests", dependencies: ["Clock"]),
+    .testTarget(name: "JSONOutputTests", dependencies: ["JSONOutput"]),
     .testTarget(name: "TrainingTests",
                 dependencies: ["Training", "TrainingRun", "ViT", "Dataset", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ViT", "SafeTensors", "TestSupport"]),

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import JSONOutput
 
 /// The parquet files of an import, in the order their rows are numbered (global row r is
 /// row r - sum(rows[..<i]) of files[i]), as `scripts/d3_import.py plan` reports them.
@@ -249,7 +250,7 @@ public final class D3ShardImporter {
     obj["skipped"] = skipped.count
     obj["shards"] = shardCount
     obj["shard_size"] = inputs.shardSize
-    let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+    let data = try JSONOutput.data(obj, layout: .pretty)
     try? data.write(to: URL(fileURLWithPath: (stateDir as NSString).appendingPathComponent("summary.json")), options: .atomic)
     return (recordsTotal, skipped.count, shardCount)
   }

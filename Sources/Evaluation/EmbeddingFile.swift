@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 import SafeTensors
 
 /// Embeddings of a set of images with their labels and sources.
@@ -89,8 +90,7 @@ public struct EmbeddingFile: Sendable {
   /// Writes the file (F32 embeddings, I64 labels, `sources` in the metadata).
   public func write(to path: String) throws {
     var meta = metadata
-    let data = try JSONSerialization.data(withJSONObject: sources, options: [])
-    meta["sources"] = String(decoding: data, as: UTF8.self)
+    meta["sources"] = try JSONOutput.string(sources)
     var w = SafeTensorsWriter(metadata: meta)
     w.add("embeddings", floats: embeddings, shape: [count, dimension])
     w.add("labels", int64: labels, shape: [count])

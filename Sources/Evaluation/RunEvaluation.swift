@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 
 /// Fits `classifiers` on the labelled rows of `probe` and evaluates them on `test`
 /// (per generator and overall). Returns the report and the fitted classifiers.
@@ -122,8 +123,7 @@ extension DetectorBundle {
       for r in results {
         obj[r.kind.rawValue] = ["label": r.predictions.labels[i] == 1 ? "fake" : "real", "score": r.predictions.scores[i]]
       }
-      let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{}".utf8)
-      out += String(decoding: data, as: UTF8.self) + "\n"
+      out += ((try? JSONOutput.string(obj)) ?? "{}") + "\n"
     }
     return out
   }

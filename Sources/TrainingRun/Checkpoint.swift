@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 
 /// A checkpoint problem: one line naming the path and what is wrong.
 public struct CheckpointError: Error, CustomStringConvertible {
@@ -143,7 +144,7 @@ public final class CheckpointStore {
       object["files"] = digests
       let json: Data
       do {
-        json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        json = try JSONOutput.data(object, layout: .pretty)
       } catch {
         throw CheckpointError("checkpoint step \(step): the trainer state is not valid JSON: \(error)")
       }

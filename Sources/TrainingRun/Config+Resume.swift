@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 
 extension TrainConfig {
   /// Keys that do not change what is trained, step by step: logging, checkpoint
@@ -29,7 +30,7 @@ extension TrainConfig {
   }
 
   static func render(_ v: Any) -> String {
-    if let d = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys, .withoutEscapingSlashes]) {
+    if let d = try? JSONOutput.data([v], escapingSlashes: false) {
       return String(String(decoding: d, as: UTF8.self).dropFirst().dropLast())
     }
     return "\(v)"

@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 import SafeTensors
 
 /// RUN/metrics.jsonl: one JSON object per line, e.g.
@@ -43,10 +44,9 @@ public final class MetricsLog {
     write("{" + parts.joined(separator: ",") + "}\n")
   }
 
-  /// Appends any JSON object (keys sorted).
+  /// Appends any JSON object (`JSONOutput`: keys sorted), e.g. the evaluation rows.
   public func append(object: [String: Any]) throws {
-    let d = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    write(String(decoding: d, as: UTF8.self) + "\n")
+    write(try JSONOutput.string(object) + "\n")
   }
 
   private func write(_ line: String) {

@@ -1,4 +1,5 @@
 import Foundation
+import JSONOutput
 
 /// Start-up guards of a run directory, taken by rank 0 before anything in it is touched:
 /// one job per directory (an `flock` on RUN/lock held for the life of the process),
@@ -83,7 +84,7 @@ public final class RunDirectory {
   public func writeStatus(_ state: String, step: Int, reason: String? = nil) {
     var object: [String: Any] = ["state": state, "step": step]
     if let reason { object["reason"] = reason }
-    guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+    guard var data = try? JSONOutput.data(object, escapingSlashes: false) else { return }
     data.append(0x0A)
     do { try data.write(to: statusURL, options: .atomic) } catch { try? data.write(to: statusURL) }
   }

@@ -1,5 +1,6 @@
 import Collectives
 import Foundation
+import JSONOutput
 import Kernels
 import Training
 import TrainingRun
@@ -21,8 +22,7 @@ extension Bench {
         r["\(x.isa.name)_per_core_gflop_per_s"] = x.perCore
         r["\(x.isa.name)_all_cores_gflop_per_s"] = x.allCores
       }
-      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
-      print(String(data: data, encoding: .utf8)!)
+      print(try JSONOutput.string(r))
       return
     }
     for x in results {
@@ -45,8 +45,7 @@ extension Bench {
       }
       let r: [String: Any] = ["shapes": rows, "plan": plan.encoded, "blas_core": BLASRuntime.coreName,
                               "onednn": GEMMBackend.onednnVersion, "onednn_isa": GEMMBackend.onednnISA]
-      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
-      print(String(data: data, encoding: .utf8)!)
+      print(try JSONOutput.string(r))
       return
     }
     print("GEMM classes, one thread, CPU time (OpenBLAS \(BLASRuntime.coreName), oneDNN \(GEMMBackend.onednnVersion) \(GEMMBackend.onednnISA)):")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Clock
 import Collectives
 import Foundation
+import JSONOutput
 import Kernels
 import Randomness
 import Training
@@ -175,8 +176,7 @@ struct Bench: ParsableCommand {
       result["profile"] = rows
     }
     if json {
-      let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-      print(String(data: data, encoding: .utf8)!)
+      print(try JSONOutput.string(result))
       return
     }
     printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks)
@@ -234,8 +234,7 @@ struct Bench: ParsableCommand {
     if json {
       let r: [String: Any] = ["sgemm_gflop_per_s": sums[0], "rank0_gflop_per_s": rate, "ranks": comm.size,
                               "threads": Threads.count, "size": n, "blas_core": BLASRuntime.coreName]
-      let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
-      print(String(data: data, encoding: .utf8)!)
+      print(try JSONOutput.string(r))
     } else {
       print(String(format: "sgemm %d^3, %d rank(s) x %d thread(s), OpenBLAS %@: %.1f GFLOP/s (rank 0: %.1f)", n, comm.size,
                    Threads.count, BLASRuntime.kernelDescription as NSString, sums[0], rate))

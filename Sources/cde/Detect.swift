@@ -2,6 +2,7 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Imaging
+import JSONOutput
 
 /// `cde detect`: real or fake, with a score, for image files.
 struct Detect: ParsableCommand {
@@ -123,7 +124,6 @@ struct Detect: ParsableCommand {
   }
 
   func jsonLine(_ obj: [String: Any]) -> String {
-    let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{}".utf8)
-    return String(decoding: data, as: UTF8.self)
+    (try? JSONOutput.string(obj)) ?? "{}"
   }
 }

@@ -3,6 +3,7 @@ import Clock
 import Evaluation
 import Foundation
 import Imaging
+import JSONOutput
 import ViT
 
 /// The model options of `cde embed`, `cde detect` and `cde export`.
@@ -137,8 +138,7 @@ func embedImages(_ paths: [String], model: EmbeddingModel, metadata: [String: St
     throw CLIError("\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
   }
   if !result.failures.isEmpty {
-    let data = try JSONSerialization.data(withJSONObject: result.failures.map { $0.source })
-    meta["skipped"] = String(decoding: data, as: UTF8.self)
+    meta["skipped"] = try JSONOutput.string(result.failures.map { $0.source })
   }
   let file = try EmbeddingFile(embeddings: result.embeddings, dimension: result.dimension,
                                labels: result.rows.map { items[$0].label }, sources: result.rows.map { items[$0].source },
