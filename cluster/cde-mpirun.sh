@@ -16,7 +16,10 @@
 #                          comma-separated); default: Open MPI's choice (all of them)
 #   --max-restarts N       relaunch `train` with --resume auto after an abnormal end, up to N
 #                          times (as torchrun's --max-restarts; default 0)
-#   --dry-run              print the mpirun command instead of running it
+#   --srun                 launch with Slurm's srun (--mpi=pmix, one task per allocated task,
+#                          bound to its cores) instead of mpirun: inside an allocation
+#                          (cluster/slurm/train.sbatch with LAUNCHER=srun)
+#   --dry-run              print the mpirun (or srun) command instead of running it
 # Environment: CDE (path of the cde binary; default .build/release/cde or cde on PATH),
 # MPIRUN_ARGS (extra mpirun arguments), CDE_RESTART_BACKOFF (seconds before the first
 # restart, doubled for each further one up to 60; default 5).
@@ -27,14 +30,15 @@
 # directory in use, no checkpoint verifies, config changed) are never restarted.
 # Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 sent to this wrapper (or SIGINT to its
 # process group, as Ctrl-C does) are passed to mpirun as SIGUSR1, which Open MPI
-# forwards to every rank without ending the job; the trainer then checkpoints the
-# current step and every rank exits 0, and so does the wrapper. mpirun runs in a
+# forwards to every rank without ending the job (srun relays it to every task); the
+# trainer then checkpoints the current step and every rank exits 0, and so does the
+# wrapper. mpirun runs in a
 # process group of its own so that a Ctrl-C reaches it only this way (Open MPI 4's
 # mpirun answers a SIGINT or SIGTERM of its own by killing the ranks a few seconds
 # later and exiting 1, whatever the ranks did).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-ranks=1; rpn=""; threads=""; cores=""; hostfile=""; tcpif=""; dry=0; max_restarts=0
+ranks=1; rpn=""; threads=""; cores=""; hostfile=""; tcpif=""; dry=0; max_restarts=0; srun=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) ranks=$2; shift 2 ;;
@@ -44,9 +48,10 @@ while [ $# -gt 0 ]; do
     --hostfile) hostfile=$2; shift 2 ;;
     --tcp-if) tcpif=$2; shift 2 ;;
     --max-restarts) max_restarts=$2; shift 2 ;;
+    --srun) srun=1; shift ;;
     --dry-run) dry=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "cde-mpirun.sh: unknown option $1 (put cde's arguments after --)" >&2; exit 2 ;;
   esac
 done
@@ -98,7 +103,7 @@ args=(-np "$ranks")
 if [ $(( rpn * threads )) -le "$cores" ]; then
   # Each rank gets `threads` cores of its own (PE = processing elements per rank).
   args+=(--map-by "ppr:$rpn:node:PE=$threads" --bind-to core)
-else
+elif [ "$srun" = 0 ]; then
   echo "cde-mpirun.sh: $rpn ranks x $threads threads exceed $cores cores per node: not binding" >&2
   args+=(--oversubscribe --bind-to none)
 fi
@@ -109,8 +114,13 @@ for v in CDE_BLAS_CORE OPENBLAS_CORETYPE; do [ -n "${!v:-}" ] && args+=(-x "$v")
 # shellcheck disable=SC2206
 [ -n "${MPIRUN_ARGS:-}" ] && args+=($MPIRUN_ARGS)
 
+launch=(mpirun "${args[@]}")
+# srun takes the ranks, their placement and the binding from the allocation (the threads
+# variables reach the tasks in srun's environment).
+[ "$srun" = 1 ] && launch=(srun --mpi=pmix --cpu-bind=cores --kill-on-bad-exit=1)
+
 echo "cde-mpirun.sh: $ranks ranks, $rpn per node, $threads threads each ($cores cores per node)" >&2
-if [ "$dry" = 1 ]; then echo mpirun "${args[@]}" "$cde" "$@"; exit 0; fi
+if [ "$dry" = 1 ]; then echo "${launch[@]}" "$cde" "$@"; exit 0; fi
 
 # The cde arguments of a restart: the same, with --resume auto.
 resume_args() {
@@ -134,7 +144,7 @@ set -m  # job control: mpirun gets a process group of its own (no Ctrl-C, no SIG
 cmd=("$@")
 restarts=0
 while :; do
-  mpirun "${args[@]}" "$cde" "${cmd[@]}" </dev/null &
+  "${launch[@]}" "$cde" "${cmd[@]}" </dev/null &
   child=$!
   # `wait` returns early when a trapped signal arrives: wait until mpirun has exited.
   while :; do

@@ -12,6 +12,16 @@ else
   MPIRUN=(mpirun --oversubscribe --bind-to none)
 fi
 
+# The tiny ViT of the end-to-end tests as `cde train` options: two blocks of width 32 on
+# 32 px images with 16 px local views (TINY_MODEL); TINY_ARGS adds the smoke config and
+# what scripts/test-train.sh and scripts/test-ops.sh train it with (a global batch of 8,
+# one loader and one compute thread, no evaluation). Each script adds its data, steps
+# and checkpoints (a later --set of the same key wins). Paths are relative to the repo.
+TINY_MODEL=(--set model.width=32 --set model.depth=2 --set model.heads=2 --set model.patch=16
+            --set model.image_size=32 --set data.local_size=16)
+TINY_ARGS=(--config configs/smoke.yaml "${TINY_MODEL[@]}" --set train.global_batch=8 --set optim.warmup_steps=5
+           --set data.loader_threads=1 --set train.consistency_check_every=5 --set eval.every_steps=0 --threads 1)
+
 # ok MESSAGE: one "ok" line, counted in $pass.
 # fail MESSAGE: one "FAIL" line (with $FAIL_NOTE in parentheses when set), then exit 1;
 # with KEEP_GOING=1 the failure is counted in $failed and the script goes on.

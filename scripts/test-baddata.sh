@@ -51,8 +51,7 @@ grep -q "total: 4 sources, 60 records, 57 readable, 3 skipped, 1 lost to damage,
 ok "shards check on a damaged set: $(tail -1 "$T/set.txt"), exit 1"
 
 # Training on it: start-up totals per source and warnings match the check.
-"$BIN" train --config configs/smoke.yaml --set "data.train=[$T/set]" --set model.width=32 --set model.depth=2 --set eval.every_steps=0 \
-  --set model.heads=2 --set model.patch=16 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=8 \
+"$BIN" train --config configs/smoke.yaml --set "data.train=[$T/set]" "${TINY_MODEL[@]}" --set eval.every_steps=0 --set train.global_batch=8 \
   --set train.steps=8 --set checkpoint.every_steps=100 --set data.loader_threads=1 --threads 1 --out "$T/run" >"$T/train.log" 2>&1 \
   || { tail "$T/train.log"; fail "train on the damaged set"; }
 for s in a b c d; do

@@ -15,9 +15,8 @@
 set -euo pipefail
 BIN=$(realpath "${1:-.build/release/cde}")
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/scripts/lib.sh"
 skip() { echo "test-hosts: SKIP: $*"; exit 0; }
-fail() { echo "test-hosts: FAIL: $*" >&2; exit 1; }
-ok() { echo "test-hosts: ok: $*"; }
 [ -x "$BIN" ] || fail "$BIN is not an executable (build cde first)"
 [ "$(id -u)" = 0 ] || skip "creating network namespaces (ip netns) needs root"
 for c in ip unshare mount mpirun; do command -v "$c" >/dev/null || skip "$c not found (make deps installs iproute2, util-linux, openmpi-bin)"; done
@@ -68,8 +67,7 @@ two_hosts() {
   "$T/netns-host" "$A" "cd $(printf %q "$REPO") && $cmd"
 }
 one_host() {
-  env CDE="$BIN" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-    nice -n 10 bash "$REPO/cluster/cde-mpirun.sh" -n 2 --threads 1 -- "$@"
+  env CDE="$BIN" nice -n 10 bash "$REPO/cluster/cde-mpirun.sh" -n 2 --threads 1 -- "$@"
 }
 
 # Collectives across the hosts; the other host was reached through the agent.
@@ -81,8 +79,7 @@ ok "collectives across two hosts (network namespaces $NA, $NB; TCP on $NET.0/24 
 # Host A's disk holds shards 0 and 2 (rank 0's with shard-local sampling), host B's 1 and 3.
 for s in 0 2; do cp "$T/data/d3synth-00000$s.tar" "$T/disk-$A/"; done
 for s in 1 3; do cp "$T/data/d3synth-00000$s.tar" "$T/disk-$B/"; done
-TINY=(--config "$REPO/configs/smoke.yaml" --set model.width=32 --set model.depth=2 --set model.heads=2
-      --set model.patch=16 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=8
+TINY=(--config "$REPO/configs/smoke.yaml" "${TINY_MODEL[@]}" --set train.global_batch=8
       --set train.steps=6 --set checkpoint.every_steps=6 --set train.log_every=2 --set optim.warmup_steps=2
       --set data.loader_threads=1 --set eval.every_steps=0)
 final() { echo "$1/checkpoints/step-00000006"; }
@@ -106,8 +103,7 @@ ok "global sampling: 2 ranks on two hosts = 2 ranks on one host (model and optim
 # ($T/local inside its mount namespace) holding only its rank's two.
 shards="$T/local/d3synth-{000000..000003}.tar"
 unshare --mount sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$T/data" "$T/local" \
-  env CDE="$BIN" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-  nice -n 10 bash "$REPO/cluster/cde-mpirun.sh" -n 2 --threads 1 -- train "${TINY[@]}" --set data.sampling=shard-local \
+  env CDE="$BIN" nice -n 10 bash "$REPO/cluster/cde-mpirun.sh" -n 2 --threads 1 -- train "${TINY[@]}" --set data.sampling=shard-local \
   --set "data.train=['$shards']" --out "$T/one-local" > "$T/one-local.log" 2>&1 \
   || { tail -20 "$T/one-local.log"; fail "one-host shard-local run"; }
 two_hosts train "${TINY[@]}" --set data.sampling=shard-local --set "data.train=['$shards']" --out "$T/two-local" \
@@ -125,4 +121,4 @@ for h in "$A:0 2" "$B:1 3"; do
 done
 [ -z "$(ls "$T/local")" ] || fail "a host's disk leaked into the shared file system: $(ls "$T/local")"
 ok "shard-local sampling: each host holds and reads only its own shards; bit-identical to one host holding all four"
-echo "test-hosts: all passed"
+echo "test-hosts: $pass passed"

@@ -119,8 +119,7 @@ fi
 ok "bad input: other shard size, missing column$nopa: one line each"
 
 # cde train reads the imported shards (tiny model, few steps).
-"$BIN" train --config configs/smoke.yaml --set "data.train=[$T/out]" --set model.width=32 --set model.depth=2 \
-  --set model.heads=2 --set model.patch=16 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=4 \
+"$BIN" train --config configs/smoke.yaml --set "data.train=[$T/out]" "${TINY_MODEL[@]}" --set train.global_batch=4 \
   --set train.steps=3 --set checkpoint.every_steps=3 --set train.log_every=1 --set optim.warmup_steps=1 \
   --set data.loader_threads=1 --set eval.every_steps=0 --threads 1 --out "$T/run" >"$T/train.log" 2>&1 \
   || { tail -20 "$T/train.log"; fail "cde train on the imported shards"; }

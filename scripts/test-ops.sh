@@ -20,11 +20,8 @@ RANDOM=$seed
 FAIL_NOTE="RANDOM_SEED=$seed"
 
 "$BIN" shards synth --out "$T/data" --records 48 --shard-size 16 --seed 5 >/dev/null
-TINY=(--config configs/smoke.yaml --set "data.train=[$T/data]" --set model.width=32 --set model.depth=2
-      --set model.heads=2 --set model.patch=16 --set model.image_size=32 --set data.local_size=16 --set train.global_batch=8
-      --set train.steps=40 --set checkpoint.every_steps=5 --set checkpoint.keep=3 --set train.log_every=1
-      --set optim.warmup_steps=5 --set data.loader_threads=1 --set train.consistency_check_every=5 --set eval.every_steps=0
-      --threads 1)
+TINY=("${TINY_ARGS[@]}" --set "data.train=[$T/data]" --set train.steps=40 --set checkpoint.every_steps=5
+      --set checkpoint.keep=3 --set train.log_every=1)
 LONG=("${TINY[@]}" --set train.steps=100000 --set checkpoint.every_steps=0)
 LAUNCH=(env CDE="$BIN" CDE_RESTART_BACKOFF=1 bash cluster/cde-mpirun.sh -n 2 --threads 1)
 ckpt() { echo "$1/checkpoints/step-$(printf %08d "$2")"; }

@@ -8,6 +8,8 @@
 #   scripts/test-portable.sh [path/to/cde]
 set -euo pipefail
 BIN=${1:-.build/release/cde}
+KEEP_GOING=1  # both CPUs are tried; the exit status says whether either failed
+. "$(dirname "$0")/lib.sh"
 [ -x "$BIN" ] || { echo "test-portable: $BIN is not an executable (build cde first)" >&2; exit 1; }
 if [ "$(uname -m)" != x86_64 ]; then echo "test-portable: SKIP: the x86-64-v3 baseline applies to x86-64 only"; exit 0; fi
 if ! command -v qemu-x86_64 >/dev/null; then
@@ -18,7 +20,6 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/tiny.yaml" <<'YAML'
 model: {width: 32, depth: 1, heads: 2, mlp_ratio: 2, patch: 16, image_size: 32}
 YAML
-fail=0
 # run CPU: runs the benchmark under qemu-x86_64 -cpu CPU; sets rc, out (stdout) and err
 # (stderr without qemu's notes on features its TCG does not emulate, e.g. TSX).
 run() {
@@ -31,28 +32,28 @@ run() {
 # The emulated Haswell has AVX2 and FMA and no AVX-512 (checked with cpuid by the binary itself).
 run Haswell
 if [ "$rc" != 0 ]; then
-  echo "test-portable: FAIL: cde bench under qemu -cpu Haswell exited $rc: $err" >&2; fail=1
+  fail "test-portable: cde bench under qemu -cpu Haswell exited $rc: $err"
 elif ! echo "$out" | grep -q '"records_per_s":[0-9.]*[1-9]'; then
-  echo "test-portable: FAIL: no records/s in the Haswell run's output: $out" >&2; fail=1
+  fail "test-portable: no records/s in the Haswell run's output: $out"
 else
   core=$(echo "$out" | grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4)
   # OpenBLAS's AVX2 kernels, not the host's AVX-512 ones (/proc/cpuinfo lists the host's flags).
   case "$core" in
-    Haswell|Zen) echo "test-portable: ok: qemu -cpu Haswell runs cde bench (OpenBLAS kernel $core)" ;;
-    *) echo "test-portable: FAIL: under qemu -cpu Haswell OpenBLAS runs '$core', expected Haswell" >&2; fail=1 ;;
+    Haswell|Zen) ok "test-portable: qemu -cpu Haswell runs cde bench (OpenBLAS kernel $core)" ;;
+    *) fail "test-portable: under qemu -cpu Haswell OpenBLAS runs '$core', expected Haswell" ;;
   esac
 fi
 
 run SandyBridge
 lines=$(printf '%s' "$err" | grep -c . || true)
 if [ "$rc" = 132 ] || [ "$rc" = 0 ]; then
-  echo "test-portable: FAIL: under qemu -cpu SandyBridge cde exited $rc (expected 1 and one line)" >&2; fail=1
+  fail "test-portable: under qemu -cpu SandyBridge cde exited $rc (expected 1 and one line)"
 elif [ "$rc" != 1 ] || [ "$lines" != 1 ] || [ -n "$out" ]; then
-  echo "test-portable: FAIL: SandyBridge: exit $rc, $lines stderr line(s), stdout '$out': $err" >&2; fail=1
+  fail "test-portable: SandyBridge: exit $rc, $lines stderr line(s), stdout '$out': $err"
 elif ! echo "$err" | grep -q "lacks avx2, fma" || ! echo "$err" | grep -q "x86-64-v3"; then
-  echo "test-portable: FAIL: SandyBridge: the line does not name avx2 and fma and the baseline: $err" >&2; fail=1
+  fail "test-portable: SandyBridge: the line does not name avx2 and fma and the baseline: $err"
 else
-  echo "test-portable: ok: qemu -cpu SandyBridge: exit 1, one line: $err"
+  ok "test-portable: qemu -cpu SandyBridge: exit 1, one line: $err"
 fi
-[ "$fail" = 0 ] && echo "test-portable: all passed"
-exit "$fail"
+echo "test-portable: $pass passed, $failed failed"
+[ "$failed" = 0 ]

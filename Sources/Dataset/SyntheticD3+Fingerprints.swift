@@ -119,22 +119,30 @@ extension Canvas {
     }
   }
 
-  /// The terms of a fixed field: (2 pi / period, cos theta, sin theta, phase) of `Coarse.fieldTerms`
-  /// cosines, periods uniform in `Coarse.fieldPeriods` (fractions of the height), from `seed` alone.
-  static func fieldTerms(seed: UInt64) -> [(Double, Double, Double, Double)] {
+  /// One cosine of a fixed field: cos(frequency * (u cos theta + v sin theta) + phase).
+  struct FieldTerm {
+    /// 2 pi / period (period: a fraction of the height).
+    var frequency: Double
+    var cosTheta: Double, sinTheta: Double
+    var phase: Double
+  }
+
+  /// The terms of a fixed field: `Coarse.fieldTerms` cosines, periods uniform in
+  /// `Coarse.fieldPeriods` (fractions of the height), from `seed` alone.
+  static func fieldTerms(seed: UInt64) -> [FieldTerm] {
     var rng = CounterRNG(seed: seed, epoch: 0, record: 0, stream: 0)
     let (p0, p1) = SyntheticD3.Coarse.fieldPeriods
     return (0..<SyntheticD3.Coarse.fieldTerms).map { _ in
       let period = rng.uniform(p0, p1), theta = rng.uniform(0, 2 * Double.pi), phase = rng.uniform(0, 2 * Double.pi)
-      return (2 * Double.pi / period, cos(theta), sin(theta), phase)
+      return FieldTerm(frequency: 2 * Double.pi / period, cosTheta: cos(theta), sinTheta: sin(theta), phase: phase)
     }
   }
 
   /// The fixed field at height-normalised (u, v): sum of the terms' cosines over sqrt(terms / 2),
   /// i.e. zero mean and unit variance over the image.
-  static func field(_ terms: [(Double, Double, Double, Double)], _ u: Double, _ v: Double) -> Double {
+  static func field(_ terms: [FieldTerm], _ u: Double, _ v: Double) -> Double {
     var s = 0.0
-    for (w, c, sn, ph) in terms { s += cos(w * (u * c + v * sn) + ph) }
+    for t in terms { s += cos(t.frequency * (u * t.cosTheta + v * t.sinTheta) + t.phase) }
     return s / (Double(terms.count) / 2).squareRoot()
   }
 

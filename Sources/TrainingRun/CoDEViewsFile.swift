@@ -57,6 +57,13 @@ public struct CoDEViewsFile {
 
   /// Adds the eight views and perm to `w` (the tensors `read` reads).
   public func add(to w: inout SafeTensorsWriter) {
+    addViews(to: &w)
+    w.add("perm", int64: perm.map { Int64($0) }, shape: [records])
+  }
+
+  /// Adds the eight views alone, `[B, C, S, S]` and `[B, C, L, L]` under their names
+  /// (`cde train --dump-views` follows them with the step's context).
+  public func addViews(to w: inout SafeTensorsWriter) {
     let g = records * channels * imageSize * imageSize, lc = records * channels * localSize * localSize
     for (i, n) in CoDEStep.globalViewNames.enumerated() {
       w.add(n, floats: Array(global[(i * g)..<((i + 1) * g)]), shape: [records, channels, imageSize, imageSize])
@@ -64,6 +71,5 @@ public struct CoDEViewsFile {
     for (i, n) in CoDEStep.localViewNames.enumerated() {
       w.add(n, floats: Array(local[(i * lc)..<((i + 1) * lc)]), shape: [records, channels, localSize, localSize])
     }
-    w.add("perm", int64: perm.map { Int64($0) }, shape: [records])
   }
 }

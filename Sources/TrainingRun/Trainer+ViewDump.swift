@@ -51,12 +51,11 @@ extension Trainer {
     let b = batch.records, s = batch.imageSize, l = batch.localSize
     var w = SafeTensorsWriter(metadata: ["producer": "cde train --dump-views", "step": "\(globalStep)",
                                          "rank": "\(comm.rank)", "world_size": "\(comm.size)"])
-    for (v, n) in CoDEStep.globalViewNames.enumerated() {
-      w.add(n, floats: batch.globalView(v, slot: 0), shape: [b, 3, s, s])
-    }
-    for (v, n) in CoDEStep.localViewNames.enumerated() {
-      w.add(n, floats: batch.localView(v, slot: 0), shape: [b, 3, l, l])
-    }
+    // The views as the views file of `cde step` holds them; perm follows, over the global batch.
+    let views = CoDEViewsFile(global: Array(UnsafeBufferPointer(start: batch.global, count: batch.globalCount)),
+                              local: Array(UnsafeBufferPointer(start: batch.local, count: batch.localCount)),
+                              perm: perm, records: b, channels: 3, imageSize: s, localSize: l)
+    views.addViews(to: &w)
     w.add("record_ids", int64: batch.recordIDs.map { Int64($0) }, shape: [b])
     w.add("generators", int64: batch.generators.map { Int64($0) }, shape: [b])
     w.add("perm", int64: perm.map { Int64($0) }, shape: [perm.count])
