@@ -21,7 +21,12 @@ let cpu: String? = native ? "native" : nil
 // pointers) only in the hot loops.
 // Swift's code generator takes its CPU and features from the Clang importer's target, so
 // `-Xcc -march` sets both (`-target-cpu` does not accept the x86-64-vN levels).
-let numeric: [SwiftSetting] = cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? []
+// A native build on a CPU with AVX-512F also sets CDE_AVX512, which picks the kernels
+// written for 32 vector registers of 16 floats (Kernels/AttentionTiles.swift); every other
+// build uses the ones written for AVX2's 16 registers of 8.
+let avx512 = native && ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f ") ?? false)
+let numeric: [SwiftSetting] = (cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? [])
+  + (avx512 ? [.define("CDE_AVX512")] : [])
 // CBuildTarget is compiled with the same -march, so its feature macros describe the build.
 let buildTarget: [CSetting] =
   [.define("CDE_BUILD_CPU", to: "\"\(cpu ?? "")\"")] + (cpu.map { [.unsafeFlags(["-march=\($0)"])] } ?? [])

@@ -36,6 +36,11 @@ struct Bench: ParsableCommand {
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
   @Flag(name: .customLong("fma-peak"), help: .hidden) var fmaPeak = false  // Bench+Peak.swift
   @Flag(name: .customLong("gemm-shapes"), help: .hidden) var gemmShapes = false  // Bench+Peak.swift
+  @Flag(help: """
+    Time inference instead (Bench+Inference.swift): forward passes of --records random images at the model's \
+    resolution, as `cde embed` runs them; images/s.
+    """)
+  var inference = false
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -67,6 +72,7 @@ struct Bench: ParsableCommand {
     let cfg = try loadModelConfig(config)
     if gemmShapes { return try runGEMMShapes(comm, cfg) }
     let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
+    if inference { return try runInference(comm, cfg, gemmLine: gemmLine) }
     guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
