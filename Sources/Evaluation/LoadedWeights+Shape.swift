@@ -1,3 +1,4 @@
+import CheckpointLayout
 import Foundation
 import ViT
 
@@ -81,26 +82,19 @@ extension LoadedWeights {
   }
 
   /// `heads` and `ln_eps` of the `config.model` section of `trainer.json` next to the
-  /// weights file (a cde checkpoint), or nil when there is no such file.
+  /// weights file (a cde checkpoint, `CheckpointLayout`), parsed by `ViTConfig.Section`;
+  /// nil when there is no such file.
   func checkpointModelSection() throws -> (heads: Int?, eps: Double?)? {
-    let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("trainer.json")
+    let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(CheckpointLayout.trainerFile)
     guard let data = FileManager.default.contents(atPath: tj) else { return nil }
-    guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-      throw EvaluationError("\(tj): not a JSON object")
+    let model: [String: Any]?
+    do { model = try CheckpointLayout.modelSection(trainerJSON: data, path: tj) } catch { throw EvaluationError(error.description) }
+    guard let model else { return (nil, nil) }
+    let section: ViTConfig.Section
+    do { section = try ViTConfig.Section(parsing: model, keyPrefix: "config.model.") } catch {
+      throw EvaluationError("\(tj): \(error)")
     }
-    guard let model = (obj["config"] as? [String: Any])?["model"] as? [String: Any] else { return (nil, nil) }
-    var heads: Int? = nil, eps: Double? = nil
-    if let h = model["heads"] {
-      guard let n = h as? NSNumber, n.intValue > 0, Double(n.intValue) == n.doubleValue else {
-        throw EvaluationError("\(tj): config.model.heads must be a positive integer, got \(h)")
-      }
-      heads = n.intValue
-    }
-    if let e = model["ln_eps"] {
-      guard let n = e as? NSNumber, n.doubleValue > 0 else { throw EvaluationError("\(tj): config.model.ln_eps must be a positive number") }
-      eps = n.doubleValue
-    }
-    return (heads, eps)
+    return (section.heads, section.lnEps)
   }
 }
 
@@ -116,12 +110,12 @@ extension HFViTConfig {
 /// The checkpoint directory a run directory stands for: `RUN/checkpoints/step-N` with the
 /// largest N that holds a model.safetensors; nil when `path` is not a run directory.
 public func newestCheckpointDirectory(run path: String) -> String? {
-  let ckpt = (path as NSString).appendingPathComponent("checkpoints")
+  let ckpt = (path as NSString).appendingPathComponent(CheckpointLayout.checkpointsFolder)
   guard let names = try? FileManager.default.contentsOfDirectory(atPath: ckpt) else { return nil }
   let steps = names.compactMap { n -> (Int, String)? in
-    guard n.hasPrefix("step-"), let s = Int(n.dropFirst(5)) else { return nil }
+    guard let s = CheckpointLayout.step(ofDirectoryName: n) else { return nil }
     let dir = (ckpt as NSString).appendingPathComponent(n)
-    return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("model.safetensors")) ? (s, dir) : nil
+    return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(CheckpointLayout.modelFile)) ? (s, dir) : nil
   }
   return steps.max { $0.0 < $1.0 }?.1
 }

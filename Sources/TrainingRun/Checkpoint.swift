@@ -1,3 +1,4 @@
+import CheckpointLayout
 import Foundation
 
 /// A checkpoint problem: one line naming the path and what is wrong.
@@ -59,7 +60,7 @@ public final class CheckpointStore {
 
   public init(runDirectory: URL, keep: Int) {
     self.runDirectory = runDirectory
-    self.directory = runDirectory.appendingPathComponent("checkpoints", isDirectory: true)
+    self.directory = runDirectory.appendingPathComponent(CheckpointLayout.checkpointsFolder, isDirectory: true)
     self.keep = max(1, keep)
   }
 
@@ -67,7 +68,7 @@ public final class CheckpointStore {
     self.init(runDirectory: URL(fileURLWithPath: runDirectory, isDirectory: true), keep: keep)
   }
 
-  static func name(step: Int) -> String { String(format: "step-%08d", step) }
+  static func name(step: Int) -> String { CheckpointLayout.directoryName(step: step) }
 
   // MARK: Writing
 
@@ -226,7 +227,7 @@ public final class CheckpointStore {
   public func list() -> [(step: Int, url: URL)] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
     return names.compactMap { n -> (Int, URL)? in
-      guard n.hasPrefix("step-"), let s = Int(n.dropFirst(5)), s >= 0 else { return nil }
+      guard let s = CheckpointLayout.step(ofDirectoryName: n) else { return nil }
       return (s, directory.appendingPathComponent(n, isDirectory: true))
     }.sorted { $0.0 < $1.0 }.map { (step: $0.0, url: $0.1) }
   }
@@ -283,7 +284,7 @@ public final class CheckpointStore {
     if fm.fileExists(atPath: url.appendingPathComponent("trainer.json").path) {
       return try verify(url)
     }
-    if fm.fileExists(atPath: url.appendingPathComponent("checkpoints").path) {
+    if fm.fileExists(atPath: url.appendingPathComponent(CheckpointLayout.checkpointsFolder).path) {
       let store = CheckpointStore(runDirectory: url, keep: 1)
       if let warn { store.warn = warn }
       guard let c = store.latestValid() else { throw CheckpointError("\(path): no valid checkpoint in \(store.directory.path)") }

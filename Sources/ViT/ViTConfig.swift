@@ -34,6 +34,7 @@ public struct ViTConfig: Codable, Equatable, Sendable {
     guard width % heads == 0 else { throw fail("width \(width) is not divisible by heads \(heads)") }
     guard imageSize % patch == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch \(patch)") }
     guard mlpDim > 0 else { throw fail("mlp_ratio \(mlpRatio) gives no hidden units") }
+    guard lnEps > 0 else { throw fail("ln_eps \(lnEps) must be positive") }
   }
 
   /// Forward FLOPs of one image with `tokens` tokens, 2·m·n·k per GEMM (GEMMs only: qkv,
@@ -46,7 +47,31 @@ public struct ViTConfig: Codable, Equatable, Sendable {
   }
 }
 
+/// A model problem: one line naming the key, tensor or size.
 public struct ViTError: Error, CustomStringConvertible, Sendable {
-  public let description: String
-  public init(_ d: String) { description = d }
+  /// The failure cases callers tell apart.
+  public enum Kind: Equatable, Sendable {
+    /// A model-section key whose value is not an integer (`key` spelt with its section).
+    case notAnInteger(key: String, value: String)
+    /// A model-section key whose value is not a finite number.
+    case notANumber(key: String, value: String)
+    /// A key a model section does not have.
+    case unknownKey(String)
+    /// Any other problem, described by its message.
+    case other(String)
+  }
+
+  public let kind: Kind
+
+  public init(_ kind: Kind) { self.kind = kind }
+  public init(_ d: String) { kind = .other(d) }
+
+  public var description: String {
+    switch kind {
+    case .notAnInteger(let key, let value): return "\(key): expected an integer, got \(value)"
+    case .notANumber(let key, let value): return "\(key): expected a number, got \(value)"
+    case .unknownKey(let key): return "unknown key \(key)"
+    case .other(let d): return d
+    }
+  }
 }
