@@ -27,7 +27,7 @@ public struct ViTConfig: Codable, Equatable, Sendable {
 
   /// Checks the shape; the message names the offending field.
   public func validate() throws {
-    func fail(_ s: String) -> ViTError { ViTError("model config: \(s)") }
+    func fail(_ s: String) -> ViTError { ViTError(.invalidConfig, "model config: \(s)") }
     guard width > 0, depth > 0, heads > 0, patch > 0, imageSize > 0, channels > 0 else {
       throw fail("width, depth, heads, patch, image_size and channels must be positive")
     }
@@ -44,34 +44,5 @@ public struct ViTConfig: Codable, Equatable, Sendable {
     let d = Double(width), tt = Double(t), m = Double(mlpDim)
     let perBlock = 2 * tt * d * 3 * d + 2 * 2 * tt * tt * d + 2 * tt * d * d + 2 * 2 * tt * d * m
     return Double(depth) * perBlock + 2 * (tt - 1) * Double(patchDim) * d
-  }
-}
-
-/// A model problem: one line naming the key, tensor or size.
-public struct ViTError: Error, CustomStringConvertible, Sendable {
-  /// The failure cases callers tell apart.
-  public enum Kind: Equatable, Sendable {
-    /// A model-section key whose value is not an integer (`key` spelt with its section).
-    case notAnInteger(key: String, value: String)
-    /// A model-section key whose value is not a finite number.
-    case notANumber(key: String, value: String)
-    /// A key a model section does not have.
-    case unknownKey(String)
-    /// Any other problem, described by its message.
-    case other(String)
-  }
-
-  public let kind: Kind
-
-  public init(_ kind: Kind) { self.kind = kind }
-  public init(_ d: String) { kind = .other(d) }
-
-  public var description: String {
-    switch kind {
-    case .notAnInteger(let key, let value): return "\(key): expected an integer, got \(value)"
-    case .notANumber(let key, let value): return "\(key): expected a number, got \(value)"
-    case .unknownKey(let key): return "unknown key \(key)"
-    case .other(let d): return d
-    }
   }
 }
