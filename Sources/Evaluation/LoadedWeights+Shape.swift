@@ -18,33 +18,33 @@ extension LoadedWeights {
   /// Errors are one line naming the weights file and the tensor or field.
   public func inferConfig(declared: ViTConfig? = nil, declaredSource: String = "--config") throws -> ViTConfig {
     func tensor(_ name: String, rank: Int) throws -> NamedTensor {
-      guard let t = tensors[name] else { throw EvaluationError("\(path): missing tensor \(name) (not a ViT state dict?)") }
+      guard let t = tensors[name] else { throw EvaluationError(.badFile(path: path), "\(path): missing tensor \(name) (not a ViT state dict?)") }
       guard t.shape.count == rank else {
-        throw EvaluationError("\(path): tensor \(name) has shape \(t.shape), expected \(rank) dimensions")
+        throw EvaluationError(.badFile(path: path), "\(path): tensor \(name) has shape \(t.shape), expected \(rank) dimensions")
       }
       return t
     }
     let cls = try tensor("cls_token", rank: 3)
     let d = cls.shape[2]
     guard cls.shape[0] == 1, cls.shape[1] == 1, d > 0 else {
-      throw EvaluationError("\(path): tensor cls_token has shape \(cls.shape), expected [1, 1, D]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor cls_token has shape \(cls.shape), expected [1, 1, D]")
     }
     let pe = try tensor("patch_embed.proj.weight", rank: 4)
     guard pe.shape[0] == d, pe.shape[2] == pe.shape[3], pe.shape[2] > 0 else {
-      throw EvaluationError("\(path): tensor patch_embed.proj.weight has shape \(pe.shape), expected [\(d), C, P, P]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor patch_embed.proj.weight has shape \(pe.shape), expected [\(d), C, P, P]")
     }
     let channels = pe.shape[1], patch = pe.shape[2]
     let pos = try tensor("pos_embed", rank: 3)
     let grid = Int(Double(max(pos.shape[1] - 1, 0)).squareRoot().rounded())
     guard pos.shape[0] == 1, pos.shape[2] == d, grid > 0, grid * grid + 1 == pos.shape[1] else {
-      throw EvaluationError("\(path): tensor pos_embed has shape \(pos.shape), expected [1, 1 + G*G, \(d)] (class token and a square grid)")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor pos_embed has shape \(pos.shape), expected [1, 1 + G*G, \(d)] (class token and a square grid)")
     }
     var depth = 0
     while tensors["blocks.\(depth).norm1.weight"] != nil { depth += 1 }
-    guard depth > 0 else { throw EvaluationError("\(path): no transformer blocks (missing tensor blocks.0.norm1.weight)") }
+    guard depth > 0 else { throw EvaluationError(.badFile(path: path), "\(path): no transformer blocks (missing tensor blocks.0.norm1.weight)") }
     let fc1 = try tensor("blocks.0.mlp.fc1.weight", rank: 2)
     guard fc1.shape[1] == d, fc1.shape[0] > 0 else {
-      throw EvaluationError("\(path): tensor blocks.0.mlp.fc1.weight has shape \(fc1.shape), expected [M, \(d)]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor blocks.0.mlp.fc1.weight has shape \(fc1.shape), expected [M, \(d)]")
     }
     let found = ViTConfig(width: d, depth: depth, heads: 1, mlpRatio: Double(fc1.shape[0]) / Double(d), patch: patch,
                           imageSize: grid * patch, channels: channels, lnEps: 1e-6)
@@ -57,7 +57,7 @@ extension LoadedWeights {
       ]
       for (key, want, got) in pairs where want != got {
         let what = key == "mlp_ratio" ? "MLP width" : key
-        throw EvaluationError("\(path): the weights have \(what) \(got) but \(declaredSource) says \(want) (model of the wrong shape?)")
+        throw EvaluationError(.shapeMismatch(path: path), "\(path): the weights have \(what) \(got) but \(declaredSource) says \(want) (model of the wrong shape?)")
       }
       return c
     }
@@ -72,12 +72,12 @@ extension LoadedWeights {
     }
     if heads == nil {
       guard d % 64 == 0 else {
-        throw EvaluationError("\(path): cannot tell the number of attention heads of a width-\(d) model; give a config (--config) whose model: section sets heads")
+        throw EvaluationError(.unknownHeads(path: path), "\(path): cannot tell the number of attention heads of a width-\(d) model; give a config (--config) whose model: section sets heads")
       }
       heads = d / 64
     }
     cfg.heads = heads!
-    do { try cfg.validate() } catch { throw EvaluationError("\(path): \(error)") }
+    do { try cfg.validate() } catch { throw EvaluationError(.badFile(path: path), "\(path): \(error)") }
     return cfg
   }
 
@@ -87,12 +87,10 @@ extension LoadedWeights {
   func checkpointModelSection() throws -> (heads: Int?, eps: Double?)? {
     let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(CheckpointLayout.trainerFile)
     guard let data = FileManager.default.contents(atPath: tj) else { return nil }
-    let model: [String: Any]?
-    do { model = try CheckpointLayout.modelSection(trainerJSON: data, path: tj) } catch { throw EvaluationError(error.description) }
-    guard let model else { return (nil, nil) }
+    guard let model = try CheckpointLayout.modelSection(trainerJSON: data, path: tj) else { return (nil, nil) }
     let section: ViTConfig.Section
     do { section = try ViTConfig.Section(parsing: model, keyPrefix: "config.model.") } catch {
-      throw EvaluationError("\(tj): \(error)")
+      throw EvaluationError(.badFile(path: tj), "\(tj): \(error)")
     }
     return (section.heads, section.lnEps)
   }

@@ -102,7 +102,7 @@ struct Eval: ParsableCommand {
     }
     if let output {
       do { try Data(report.json().utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-        throw EvaluationError("--output \(output): cannot write: \(error.localizedDescription)")
+        throw EvaluationError(.io(path: output), "--output \(output): cannot write: \(error.localizedDescription)")
       }
     }
     if noSave { return }
