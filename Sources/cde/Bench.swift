@@ -67,7 +67,7 @@ struct Bench: ParsableCommand {
     let cfg = try loadModelConfig(config)
     if gemmShapes { return try runGEMMShapes(comm, cfg) }
     let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
-    guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
+    guard localSize % cfg.patch == 0 else { throw CLIError(.invalidArgument, "--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
     let batch = randomBatch(cfg, rank: comm.rank)

@@ -68,7 +68,7 @@ struct Eval: ParsableCommand {
 
   func run() throws {
     do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError("\(error)")
+      throw CLIError(.failed, "\(error)")
     }
   }
 
