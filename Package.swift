@@ -61,6 +61,8 @@ let package = Package(
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
+    // The on-disk layout of a run's checkpoints (step-N names, file names, trainer.json's model section), no dependencies.
+    .target(name: "CheckpointLayout"),
     // Seeded random numbers (SplitMix64, Philox CounterRNG), no dependencies.
     .target(name: "Randomness"),
     // Forward/backward kernels over flat fp32 buffers.
@@ -79,11 +81,11 @@ let package = Package(
     // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
     .target(name: "TrainingRun",
             dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
-                           "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
+                           "CheckpointLayout", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "CheckpointLayout", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
@@ -96,6 +98,7 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "CheckpointLayoutTests", dependencies: ["CheckpointLayout"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -69,7 +69,7 @@ public final class ViTModel {
   /// Activations for a batch of `n` images of `height x width` (multiples of the patch).
   public func makeActivations(batch n: Int, height: Int, width: Int) throws -> ViTActivations {
     guard height % config.patch == 0, width % config.patch == 0, height > 0, width > 0 else {
-      throw ViTError("image size \(height)x\(width) is not a positive multiple of the patch size \(config.patch)")
+      throw ViTError(.imageSize(height: height, width: width), "image size \(height)x\(width) is not a positive multiple of the patch size \(config.patch)")
     }
     return ViTActivations(config: config, batch: n, height: height, width: width)
   }

@@ -12,7 +12,7 @@ extension Bench {
     guard comm.rank == 0 else { return }
     let results = FMAPeak.ISA.allCases.compactMap { FMAPeak.measure($0, repetitions: max(steps, 1)) }
     guard let best = results.max(by: { $0.perCore < $1.perCore }) else {
-      throw CLIError("--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
+      throw CLIError(.unsupportedCPU, "--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
     }
     if json {
       var r: [String: Any] = ["per_core_gflop_per_s": best.perCore, "all_cores_gflop_per_s": best.allCores,

@@ -73,7 +73,7 @@ struct Bench: ParsableCommand {
     if gemmShapes { return try runGEMMShapes(comm, cfg) }
     let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
     if inference { return try runInference(comm, cfg, gemmLine: gemmLine) }
-    guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
+    guard localSize % cfg.patch == 0 else { throw CLIError(.invalidArgument, "--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
     let batch = randomBatch(cfg, rank: comm.rank)
