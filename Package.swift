@@ -21,7 +21,12 @@ let cpu: String? = native ? "native" : nil
 // pointers) only in the hot loops.
 // Swift's code generator takes its CPU and features from the Clang importer's target, so
 // `-Xcc -march` sets both (`-target-cpu` does not accept the x86-64-vN levels).
-let numeric: [SwiftSetting] = cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? []
+// A native build on a CPU with AVX-512F also sets CDE_AVX512, which picks the kernels
+// written for 32 vector registers of 16 floats (Kernels/AttentionTiles.swift); every other
+// build uses the ones written for AVX2's 16 registers of 8.
+let avx512 = native && ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f ") ?? false)
+let numeric: [SwiftSetting] = (cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? [])
+  + (avx512 ? [.define("CDE_AVX512")] : [])
 // CBuildTarget is compiled with the same -march, so its feature macros describe the build.
 let buildTarget: [CSetting] =
   [.define("CDE_BUILD_CPU", to: "\"\(cpu ?? "")\"")] + (cpu.map { [.unsafeFlags(["-march=\($0)"])] } ?? [])
@@ -56,6 +61,8 @@ let package = Package(
 
     // Tensor files (safetensors), no dependencies.
     .target(name: "SafeTensors"),
+    // The on-disk layout of a run's checkpoints (step-N names, file names, trainer.json's model section), no dependencies.
+    .target(name: "CheckpointLayout"),
     // Seeded random numbers (SplitMix64, Philox CounterRNG), no dependencies.
     .target(name: "Randomness"),
     // The monotonic clock and the CPU-time clocks, no dependencies.
@@ -78,11 +85,11 @@ let package = Package(
     // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
     .target(name: "TrainingRun",
             dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
-                           "Clock", "JSONOutput", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
+                           "Clock", "JSONOutput", "CheckpointLayout", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "JSONOutput", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "JSONOutput", "CheckpointLayout", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
@@ -95,6 +102,7 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "CheckpointLayoutTests", dependencies: ["CheckpointLayout"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CoDE training-step throughput, side by side in one run: cde (1 rank x 2 threads,
 # 2 ranks x 1 thread under mpirun, 1 rank x 1 thread), the PyTorch/timm anchors
-# when a Python with torch + timm is available, and the OpenBLAS sgemm rate.
+# when a Python with torch + timm is available, and the OpenBLAS sgemm rate; then
+# inference (cde bench --inference against transformers' ViTModel).
 # Builds nothing.
 #
 #   scripts/bench.sh [path/to/cde]
@@ -12,7 +13,8 @@
 # "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
 # pytorch_code_ddp.py, default ../shared/anchors), TORCH_COMPILE (1: also the torch.compile
 # anchor, the default; 0 skips it), PROFILE=1 (kernel breakdown
-# of the 2-rank run).
+# of the 2-rank run), IMAGES (images per inference pass, default 32; the inference
+# comparison with transformers' ViTModel needs transformers in TORCH_PYTHON).
 #
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
 # once per mode, alternating, AB_ROUNDS times (default 3), and the median of each is reported.
@@ -123,3 +125,22 @@ for L in $SIZES; do
     echo "   (PyTorch anchors skipped: set TORCH_PYTHON to a python with torch and timm)"
   fi
 done
+
+# Inference: forward passes only (cde embed's path) against transformers' ViTModel with ViT-Tiny's
+# shape on the same cores, when the torch python also has transformers. IMAGES images per pass.
+IMAGES=${IMAGES:-32}
+echo "== Inference, $IMAGES images per pass per rank at the model's resolution, $STEPS timed passes"
+I12=$("$BIN" bench --inference --records "$IMAGES" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"} | json images_per_s)
+I21=$("${MPIRUN[@]}" "$BIN" bench --inference --records "$IMAGES" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"} | json images_per_s)
+I11=$("$BIN" bench --inference --records "$IMAGES" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"} | json images_per_s)
+printf "   cde   1x2: %.1f images/s   2x1: %.1f images/s   1x1: %.1f images/s\n" "$I12" "$I21" "$I11"
+if [ "$TORCH_PYTHON" != none ] && "$TORCH_PYTHON" -c 'import transformers' 2>/dev/null; then
+  rate() { grep -o '^[0-9.]* images/s' | cut -d' ' -f1; }
+  H2=$("$TORCH_PYTHON" "$HERE/scripts/hf_vit_inference.py" --images "$IMAGES" --threads 2 --steps "$STEPS" | rate)
+  H1=$("$TORCH_PYTHON" "$HERE/scripts/hf_vit_inference.py" --images "$IMAGES" --threads 1 --steps "$STEPS" | rate)
+  printf "   transformers ViTModel, 2 threads: %s images/s   1 thread: %s images/s\n" "$H2" "$H1"
+  ourbest=$(printf "%s\n%s\n" "$I12" "$I21" | sort -g | tail -1)
+  echo "   ratio cde best two-core / transformers two threads: $(ratio "$ourbest" "$H2"); one core: $(ratio "$I11" "$H1")"
+else
+  echo "   (transformers skipped: set TORCH_PYTHON to a python with torch and transformers)"
+fi

@@ -53,16 +53,16 @@ public final class FileByteSource: ByteSource {
 
   public init(path: String) throws {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw DatasetError("\(path): cannot open (\(String(cString: strerror(errno))))") }
+    if fd < 0 { throw DatasetError(.io(path: path), "\(path): cannot open (\(String(cString: strerror(errno))))") }
     var st = stat()
     if fstat(fd, &st) != 0 {
       let e = errno
       close(fd)
-      throw DatasetError("\(path): cannot stat (\(String(cString: strerror(e))))")
+      throw DatasetError(.io(path: path), "\(path): cannot stat (\(String(cString: strerror(e))))")
     }
     if (st.st_mode & S_IFMT) == S_IFDIR {
       close(fd)
-      throw DatasetError("\(path): is a directory, expected a file")
+      throw DatasetError(.io(path: path), "\(path): is a directory, expected a file")
     }
     self.fd = fd
     self.name = path
@@ -82,7 +82,7 @@ public final class FileByteSource: ByteSource {
       let r = pread(fd, buffer + done, count - done, off_t(offset + Int64(done)))
       if r < 0 {
         if errno == EINTR { continue }
-        throw DatasetError("\(name): read error at byte \(offset + Int64(done)) (\(String(cString: strerror(errno))))")
+        throw DatasetError(.io(path: name), "\(name): read error at byte \(offset + Int64(done)) (\(String(cString: strerror(errno))))")
       }
       if r == 0 { break }
       done += r

@@ -97,22 +97,22 @@ public final class D3ShardImporter {
     let fm = FileManager.default
     let stateDir = (out as NSString).appendingPathComponent("import")
     do { try fm.createDirectory(atPath: stateDir, withIntermediateDirectories: true) } catch {
-      throw DatasetError("--out \(out): cannot create directory (\(error.localizedDescription))")
+      throw DatasetError(.io(path: out), "--out \(out): cannot create directory (\(error.localizedDescription))")
     }
     let inputsPath = (stateDir as NSString).appendingPathComponent("inputs.json")
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     if let data = fm.contents(atPath: inputsPath) {
       guard let before = try? JSONDecoder().decode(ImportInputs.self, from: data) else {
-        throw DatasetError("\(inputsPath): unreadable import state (remove the directory \(out) to start over)")
+        throw DatasetError(.io(path: inputsPath), "\(inputsPath): unreadable import state (remove the directory \(out) to start over)")
       }
       if before != inputs {
         let what = before.plan != inputs.plan ? "other parquet files" : (before.shardSize != inputs.shardSize ? "--shard-size \(before.shardSize)" : "--prefix \(before.prefix)")
-        throw DatasetError("--out \(out): was imported from \(what); use another --out (or the same inputs to resume)")
+        throw DatasetError(.importMismatch(path: out), "--out \(out): was imported from \(what); use another --out (or the same inputs to resume)")
       }
     } else {
       do { try enc.encode(inputs).write(to: URL(fileURLWithPath: inputsPath), options: .atomic) } catch {
-        throw DatasetError("\(inputsPath): cannot write (\(error.localizedDescription))")
+        throw DatasetError(.io(path: inputsPath), "\(inputsPath): cannot write (\(error.localizedDescription))")
       }
     }
     // Longest valid prefix of the completed units.
@@ -133,7 +133,7 @@ public final class D3ShardImporter {
     startRow = kept.last?.endRow ?? 0
     let lines = kept.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) + "\n" }.joined()
     do { try Data(lines.utf8).write(to: URL(fileURLWithPath: statePath), options: .atomic) } catch {
-      throw DatasetError("\(statePath): cannot write (\(error.localizedDescription))")
+      throw DatasetError(.io(path: statePath), "\(statePath): cannot write (\(error.localizedDescription))")
     }
     current.firstRow = startRow
     current.endRow = startRow
@@ -176,7 +176,7 @@ public final class D3ShardImporter {
     }
     for (r, p) in zip(rows, problems) {
       guard r.row == current.endRow else {
-        throw DatasetError("import: row \(r.row) out of order (expected \(current.endRow))")
+        throw DatasetError(.badRecord, "import: row \(r.row) out of order (expected \(current.endRow))")
       }
       current.endRow = r.row + 1
       rowsThisRun += 1
@@ -213,18 +213,18 @@ public final class D3ShardImporter {
       let final = (out as NSString).appendingPathComponent(name)
       let fd = open(tmpPath, O_RDONLY)
       if fd >= 0 { fsync(fd); close(fd) }
-      guard rename(tmpPath, final) == 0 else { throw DatasetError("\(final): cannot rename the finished shard into place") }
+      guard rename(tmpPath, final) == 0 else { throw DatasetError(.io(path: final), "\(final): cannot rename the finished shard into place") }
       current.bytes = ((try? FileManager.default.attributesOfItem(atPath: final))?[.size] as? NSNumber)?.int64Value ?? 0
       writer = nil
     }
     let line = String(decoding: try JSONEncoder().encode(current), as: UTF8.self) + "\n"
-    guard let h = FileHandle(forWritingAtPath: statePath) else { throw DatasetError("\(statePath): cannot open") }
+    guard let h = FileHandle(forWritingAtPath: statePath) else { throw DatasetError(.io(path: statePath), "\(statePath): cannot open") }
     do {
       try h.seekToEnd()
       try h.write(contentsOf: Data(line.utf8))
       try h.synchronize()
       try h.close()
-    } catch { throw DatasetError("\(statePath): cannot append (\(error.localizedDescription))") }
+    } catch { throw DatasetError(.io(path: statePath), "\(statePath): cannot append (\(error.localizedDescription))") }
     done.append(current)
     current = ImportedShard(shard: nil, bytes: 0, records: 0, firstRow: current.endRow, endRow: current.endRow, skipped: [])
   }
@@ -242,7 +242,7 @@ public final class D3ShardImporter {
     for s in skipped { tsv += "\(s.row)\t\(clean(s.id))\t\(clean(s.url))\t\(clean(s.reason))\n" }
     let reportPath = (stateDir as NSString).appendingPathComponent("skipped.tsv")
     do { try Data(tsv.utf8).write(to: URL(fileURLWithPath: reportPath), options: .atomic) } catch {
-      throw DatasetError("\(reportPath): cannot write (\(error.localizedDescription))")
+      throw DatasetError(.io(path: reportPath), "\(reportPath): cannot write (\(error.localizedDescription))")
     }
     var obj = summary
     obj["rows"] = done.last?.endRow ?? 0

@@ -61,12 +61,12 @@ final class LoaderState: @unchecked Sendable {
   func next() throws -> ViewBatch {
     cond.lock()
     defer { cond.unlock() }
-    if closed { throw DatasetError("data loader is closed") }
+    if closed { throw DatasetError(.closed, "data loader is closed") }
     if let h = held { free.append(h); held = nil; cond.broadcast() }
     let t0 = MonotonicClock.seconds()
     while ready[delivered] == nil && fatal == nil && !closed { cond.wait() }
     if let e = fatal { throw e }
-    if closed { throw DatasetError("data loader is closed") }
+    if closed { throw DatasetError(.closed, "data loader is closed") }
     let b = ready.removeValue(forKey: delivered)!
     delivered += 1
     held = b
@@ -159,7 +159,7 @@ final class LoaderState: @unchecked Sendable {
       b.generators[slot] = k
       return
     }
-    throw DatasetError("\(config.paths.joined(separator: " ")): no readable record left (all \(R) records are bad)")
+    throw DatasetError(.noRecords, "\(config.paths.joined(separator: " ")): no readable record left (all \(R) records are bad)")
   }
 
   /// Decodes a member, remembering members that fail (decoding is deterministic, so a

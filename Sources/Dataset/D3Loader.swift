@@ -69,14 +69,14 @@ public final class D3Loader {
   public init(config: LoaderConfig, cursor: DataCursor) throws {
     let G = config.globalBatch, N = config.worldSize
     guard N >= 1, config.rank >= 0, config.rank < N else {
-      throw DatasetError("rank \(config.rank) is outside 0..<\(N) (world size)")
+      throw DatasetError(.invalidArgument, "rank \(config.rank) is outside 0..<\(N) (world size)")
     }
     guard G >= 1, G % N == 0 else {
-      throw DatasetError("data global batch \(G) must be a positive multiple of the number of ranks (\(N))")
+      throw DatasetError(.invalidArgument, "data global batch \(G) must be a positive multiple of the number of ranks (\(N))")
     }
-    guard config.threads >= 1 else { throw DatasetError("data threads must be at least 1 (got \(config.threads))") }
-    guard config.prefetch >= 1 else { throw DatasetError("data prefetch must be at least 1 (got \(config.prefetch))") }
-    guard cursor.epoch >= 0, cursor.step >= 0 else { throw DatasetError("data cursor epoch \(cursor.epoch) step \(cursor.step) is negative") }
+    guard config.threads >= 1 else { throw DatasetError(.invalidArgument, "data threads must be at least 1 (got \(config.threads))") }
+    guard config.prefetch >= 1 else { throw DatasetError(.invalidArgument, "data prefetch must be at least 1 (got \(config.prefetch))") }
+    guard cursor.epoch >= 0, cursor.step >= 0 else { throw DatasetError(.invalidArgument, "data cursor epoch \(cursor.epoch) step \(cursor.step) is negative") }
     self.config = config
     B = G / N
     let what = config.paths.joined(separator: " ")
@@ -92,10 +92,10 @@ public final class D3Loader {
       // Checked on every rank (not only those left without a shard) so that all fail alike.
       let mine = all.indices.filter { $0 % N == config.rank }
       if all.count < N {
-        throw DatasetError("\(what): \(all.count) shard(s) for \(N) ranks; shard-local sampling needs at least one shard per rank")
+        throw DatasetError(.noRecords, "\(what): \(all.count) shard(s) for \(N) ranks; shard-local sampling needs at least one shard per rank")
       }
       for i in mine where !FileManager.default.fileExists(atPath: all[i].path) {
-        throw DatasetError("rank \(config.rank): \(all[i].path): no such file (shard \(i) of \(all.count), which this rank reads with shard-local sampling)")
+        throw DatasetError(.notFound(path: all[i].path), "rank \(config.rank): \(all[i].path): no such file (shard \(i) of \(all.count), which this rank reads with shard-local sampling)")
       }
       catalog = RecordCatalog(locations: mine.map { all[$0] }, indexDirectory: config.indexDirectory)
       // Map opened sources back to their shard numbers (unopenable ones are skipped).
@@ -116,10 +116,10 @@ public final class D3Loader {
     switch config.sampling {
     case .global:
       spe = config.dropLast ? R / G : (R + G - 1) / G
-      if spe == 0 { throw DatasetError("\(what): \(R) records, fewer than the global batch \(G)") }
+      if spe == 0 { throw DatasetError(.noRecords, "\(what): \(R) records, fewer than the global batch \(G)") }
     case .shardLocal:
       spe = config.stepsPerEpoch ?? (config.dropLast ? R / B : (R + B - 1) / B)
-      if spe <= 0 { throw DatasetError("\(what): rank \(config.rank) has \(R) records, fewer than its batch \(B)") }
+      if spe <= 0 { throw DatasetError(.noRecords, "\(what): rank \(config.rank) has \(R) records, fewer than its batch \(B)") }
     }
     stepsPerEpoch = spe
 

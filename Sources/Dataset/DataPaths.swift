@@ -63,13 +63,13 @@ public func resolveDataPaths(_ paths: [String]) throws -> [DataLocation] {
 /// disks needs it: every node lists the same shards, in the same order, and holds only
 /// those of its own ranks (the caller checks that those exist).
 public func resolveDataPaths(_ paths: [String], ignored: inout [String], absentShards: Bool = false) throws -> [DataLocation] {
-  if paths.isEmpty { throw DatasetError("no data paths given") }
+  if paths.isEmpty { throw DatasetError(.invalidArgument, "no data paths given") }
   var out: [DataLocation] = []
   for raw in paths {
     for p in expandBraceRanges(raw) {
       if p.contains("*") || p.contains("?") || p.contains("[") {
         let matches = globPaths(p)
-        if matches.isEmpty { throw DatasetError("\(p): no files match") }
+        if matches.isEmpty { throw DatasetError(.notFound(path: p), "\(p): no files match") }
         for m in matches { out.append(contentsOf: try resolveOne(m, ignored: &ignored)) }
       } else if absentShards, p.hasSuffix(".tar"), isDirectory(p) == nil {
         out.append(.shard(p))
@@ -82,12 +82,12 @@ public func resolveDataPaths(_ paths: [String], ignored: inout [String], absentS
 }
 
 private func resolveOne(_ p: String, ignored: inout [String]) throws -> [DataLocation] {
-  guard let dir = isDirectory(p) else { throw DatasetError("\(p): no such file or directory") }
+  guard let dir = isDirectory(p) else { throw DatasetError(.notFound(path: p), "\(p): no such file or directory") }
   if !dir { return [.shard(p)] }
   if isFolderLayout(p) { return [.folders(p)] }
   let names: [String]
   do { names = try FileManager.default.contentsOfDirectory(atPath: p).sorted() } catch {
-    throw DatasetError("\(p): cannot list directory")
+    throw DatasetError(.io(path: p), "\(p): cannot list directory")
   }
   var out: [DataLocation] = []
   var other: [String] = []
@@ -101,7 +101,7 @@ private func resolveOne(_ p: String, ignored: inout [String]) throws -> [DataLoc
     let shown = other.prefix(5).joined(separator: ", ") + (other.count > 5 ? ", ..." : "")
     ignored.append("\(p): \(other.count) file(s) that are not .tar shards ignored (\(shown))")
   }
-  if out.isEmpty { throw DatasetError("\(p): no .tar shards and no real/ gen_0/ ... gen_3/ folders") }
+  if out.isEmpty { throw DatasetError(.noRecords, "\(p): no .tar shards and no real/ gen_0/ ... gen_3/ folders") }
   return out
 }
 

@@ -20,7 +20,7 @@ public struct LabelledImage: @unchecked Sendable {
     switch location {
     case .member(let shard, let r, let role): return try shard.read(r, role)
     case .file(let path):
-      guard let d = FileManager.default.contents(atPath: path) else { throw DatasetError("\(path): cannot read file") }
+      guard let d = FileManager.default.contents(atPath: path) else { throw DatasetError(.io(path: path), "\(path): cannot read file") }
       return d
     }
   }
@@ -59,6 +59,6 @@ public func listLabelledImages(_ paths: [String], indexDirectory: String? = nil)
       }
     }
   }
-  if out.isEmpty { throw DatasetError("\(paths.joined(separator: " ")): no images found") }
+  if out.isEmpty { throw DatasetError(.noRecords, "\(paths.joined(separator: " ")): no images found") }
   return out
 }

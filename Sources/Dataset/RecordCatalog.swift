@@ -55,7 +55,7 @@ public final class TarShardSource: RecordSource {
     do {
       index = try ShardIndex.load(shard: file, indexDirectory: indexDirectory, useCache: useCache)
     } catch {
-      throw DatasetError("\(path): \(error)")
+      throw DatasetError(.badShard(path: path), "\(path): \(error)")
     }
   }
 
@@ -63,10 +63,10 @@ public final class TarShardSource: RecordSource {
   public func has(_ r: Int, _ role: RecordRole) -> Bool { index.member(r, role) != nil }
 
   public func read(_ r: Int, _ role: RecordRole) throws -> Data {
-    guard let m = index.member(r, role) else { throw DatasetError("\(file.name): record \(index.key(r)) has no \(role.tag) member") }
+    guard let m = index.member(r, role) else { throw DatasetError(.badRecord, "\(file.name): record \(index.key(r)) has no \(role.tag) member") }
     var d = Data(count: m.size)
     let got = try d.withUnsafeMutableBytes { try file.read(at: m.offset, count: m.size, into: $0.baseAddress!) }
-    if got != m.size { throw DatasetError("\(memberName(r, role)): file ends after \(got) of \(m.size) bytes") }
+    if got != m.size { throw DatasetError(.badRecord, "\(memberName(r, role)): file ends after \(got) of \(m.size) bytes") }
     return d
   }
 
@@ -126,8 +126,8 @@ public final class FolderSource: RecordSource {
   }
 
   public func read(_ r: Int, _ role: RecordRole) throws -> Data {
-    guard let p = path(r, role) else { throw DatasetError("\(directory): record \(keys[r]) has no \(role.tag) image") }
-    guard let d = FileManager.default.contents(atPath: p) else { throw DatasetError("\(p): cannot read file") }
+    guard let p = path(r, role) else { throw DatasetError(.badRecord, "\(directory): record \(keys[r]) has no \(role.tag) image") }
+    guard let d = FileManager.default.contents(atPath: p) else { throw DatasetError(.io(path: p), "\(p): cannot read file") }
     return d
   }
 
@@ -181,7 +181,7 @@ public final class RecordCatalog {
     if count == 0 {
       let first = unreadable.first ?? sources.first { !$0.issues.isEmpty }.map { "\($0.location.path): \($0.issues[0])" }
       let why = first.map { " (\($0))" } ?? ""
-      throw DatasetError("\(what): no records found\(why)")
+      throw DatasetError(.noRecords, "\(what): no records found\(why)")
     }
   }
 

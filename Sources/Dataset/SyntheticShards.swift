@@ -50,18 +50,18 @@ public func writeSyntheticD3(out: String, records: Int, shardSize: Int, seed: UI
 /// The writer of `writeSyntheticD3` with any record maker (tests use small images).
 func writeRecords(out: String, records: Int, shardSize: Int, layout: SynthLayout, threads: Int,
                   make: @escaping (Int) throws -> [(role: RecordRole, ext: String, data: Data)]) throws -> SynthSummary {
-  guard records >= 1 else { throw DatasetError("--records must be at least 1 (got \(records))") }
-  guard shardSize >= 1 else { throw DatasetError("--shard-size must be at least 1 (got \(shardSize))") }
+  guard records >= 1 else { throw DatasetError(.invalidArgument, "--records must be at least 1 (got \(records))") }
+  guard shardSize >= 1 else { throw DatasetError(.invalidArgument, "--shard-size must be at least 1 (got \(shardSize))") }
   let fm = FileManager.default
   do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-    throw DatasetError("\(out): cannot create directory")
+    throw DatasetError(.io(path: out), "\(out): cannot create directory")
   }
   var summary = SynthSummary(records: records, files: [], bytes: 0)
   if layout == .folders {
     for role in RecordRole.images {
       let d = (out as NSString).appendingPathComponent(role.tag)
       do { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) } catch {
-        throw DatasetError("\(d): cannot create directory")
+        throw DatasetError(.io(path: d), "\(d): cannot create directory")
       }
     }
   }
@@ -109,7 +109,7 @@ func writeRecords(out: String, records: Int, shardSize: Int, layout: SynthLayout
         let key = syntheticKey(index + i)
         for m in members[i]! where m.role.isImage {
           let path = ((out as NSString).appendingPathComponent(m.role.tag) as NSString).appendingPathComponent("\(key).\(m.ext)")
-          guard fm.createFile(atPath: path, contents: m.data) else { throw DatasetError("\(path): cannot write file") }
+          guard fm.createFile(atPath: path, contents: m.data) else { throw DatasetError(.io(path: path), "\(path): cannot write file") }
           summary.files.append(path)
           summary.bytes += Int64(m.data.count)
         }

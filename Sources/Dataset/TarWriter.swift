@@ -12,7 +12,7 @@ public final class TarWriter {
   public init(path: String, mtime: Int64 = 1_700_000_000) throws {
     guard FileManager.default.createFile(atPath: path, contents: nil),
           let h = FileHandle(forWritingAtPath: path) else {
-      throw DatasetError("\(path): cannot create file")
+      throw DatasetError(.io(path: path), "\(path): cannot create file")
     }
     handle = h
     self.path = path
@@ -72,13 +72,13 @@ public final class TarWriter {
   }
 
   private func flush() throws {
-    do { try handle.write(contentsOf: buffer) } catch { throw DatasetError("\(path): write failed (\(error.localizedDescription))") }
+    do { try handle.write(contentsOf: buffer) } catch { throw DatasetError(.io(path: path), "\(path): write failed (\(error.localizedDescription))") }
     buffer.removeAll(keepingCapacity: true)
   }
 
   public func finish() throws {
     buffer.append(Data(count: 1024))
     try flush()
-    do { try handle.close() } catch { throw DatasetError("\(path): close failed") }
+    do { try handle.close() } catch { throw DatasetError(.io(path: path), "\(path): close failed") }
   }
 }

@@ -15,12 +15,12 @@ extension AnyClassifier {
   /// Errors name the file and the tensor or key.
   public static func fromScikitLearnExport(path: String) throws -> AnyClassifier {
     let f: SafeTensorsFile
-    do { f = try SafeTensorsFile(path: path) } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    f = try SafeTensorsFile(path: path)
     let estimator = f.metadata["estimator"] ?? "?"
     func matrix(_ name: String) throws -> (rows: Int, cols: Int, values: [Double]) {
       let info = try f.info(name)
       guard info.shape.count == 2, info.shape[0] > 0, info.shape[1] > 0 else {
-        throw EvaluationError("\(path): tensor \(name) has shape \(info.shape), expected [N, D]")
+        throw EvaluationError(.badFile(path: path), "\(path): tensor \(name) has shape \(info.shape), expected [N, D]")
       }
       return (info.shape[0], info.shape[1], try doubles(f, name, count: info.count))
     }
@@ -31,7 +31,7 @@ extension AnyClassifier {
         let w = try doubles(f, "coef", count: info.count)
         let b = try doubles(f, "intercept", count: 1)[0]
         guard let fi = f.metadata["fake_index"].flatMap(Int.init), fi == 0 || fi == 1 else {
-          throw EvaluationError("\(path): metadata fake_index missing or not 0/1")
+          throw EvaluationError(.badFile(path: path), "\(path): metadata fake_index missing or not 0/1")
         }
         let sign: Double = fi == 1 ? 1 : -1
         return .linear(LogisticRegressionClassifier(coefficients: w.map { sign * $0 }, intercept: sign * b))
@@ -39,7 +39,7 @@ extension AnyClassifier {
         let x = try matrix("fit_x")
         let fake = try f.ints("fake")
         guard fake.count == x.rows, fake.allSatisfy({ $0 == 0 || $0 == 1 }) else {
-          throw EvaluationError("\(path): tensor fake must hold one 0/1 label per row of fit_x")
+          throw EvaluationError(.badFile(path: path), "\(path): tensor fake must hold one 0/1 label per row of fit_x")
         }
         var p = x.values.map { Float($0) }
         KNNClassifier.normalizeRows(&p, dimension: x.cols)
@@ -50,12 +50,12 @@ extension AnyClassifier {
         let b = try doubles(f, "intercept", count: 1)[0]
         guard let g = f.metadata["gamma"].flatMap(Double.init), let c = f.metadata["coef0"].flatMap(Double.init),
               let deg = f.metadata["degree"].flatMap(Int.init), deg >= 0
-        else { throw EvaluationError("\(path): metadata gamma/coef0/degree missing or invalid") }
+        else { throw EvaluationError(.badFile(path: path), "\(path): metadata gamma/coef0/degree missing or invalid") }
         return .svm(OneClassSVMClassifier(supportVectors: sv.values, dualCoefficients: a, rho: -b, dimension: sv.cols,
                                           gamma: g, coef0: c, degree: deg))
       default:
-        throw EvaluationError("\(path): estimator '\(estimator)' is not supported (LogisticRegression, KNeighborsClassifier, OneClassSVM)")
+        throw EvaluationError(.unsupported(path: path), "\(path): estimator '\(estimator)' is not supported (LogisticRegression, KNeighborsClassifier, OneClassSVM)")
       }
-    } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    }
   }
 }

@@ -15,11 +15,11 @@ public enum ClassifierKind: String, CaseIterable, Codable, Sendable {
     var out: [ClassifierKind] = []
     for part in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
       guard let k = ClassifierKind(rawValue: part) else {
-        throw EvaluationError("\(option): unknown classifier '\(part)' (expected linear, knn or svm)")
+        throw EvaluationError(.invalidArgument, "\(option): unknown classifier '\(part)' (expected linear, knn or svm)")
       }
       if !out.contains(k) { out.append(k) }
     }
-    guard !out.isEmpty else { throw EvaluationError("\(option): no classifier given (expected linear, knn or svm)") }
+    guard !out.isEmpty else { throw EvaluationError(.invalidArgument, "\(option): no classifier given (expected linear, knn or svm)") }
     return out
   }
 
@@ -108,7 +108,7 @@ public enum AnyClassifier: Sendable {
     w.metadata["format"] = AnyClassifier.format
     w.metadata["classifier"] = kind.rawValue
     w.metadata["dimension"] = String(dimension)
-    do { try w.write(to: path) } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    try w.write(to: path)
   }
 
   static let format = "cde-classifier-1"
@@ -116,15 +116,15 @@ public enum AnyClassifier: Sendable {
   /// Loads a classifier saved by `save(to:)`; errors name the file and key.
   public static func load(path: String) throws -> AnyClassifier {
     let f: SafeTensorsFile
-    do { f = try SafeTensorsFile(path: path) } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    f = try SafeTensorsFile(path: path)
     guard f.metadata["format"] == format, let kindName = f.metadata["classifier"] else {
-      throw EvaluationError("\(path): not a cde classifier file (metadata format/classifier missing)")
+      throw EvaluationError(.unsupported(path: path), "\(path): not a cde classifier file (metadata format/classifier missing)")
     }
     guard let kind = ClassifierKind(rawValue: kindName) else {
-      throw EvaluationError("\(path): unknown classifier '\(kindName)' in metadata")
+      throw EvaluationError(.unsupported(path: path), "\(path): unknown classifier '\(kindName)' in metadata")
     }
     guard let ds = f.metadata["dimension"], let d = Int(ds), d > 0 else {
-      throw EvaluationError("\(path): metadata `dimension` missing or invalid")
+      throw EvaluationError(.badFile(path: path), "\(path): metadata `dimension` missing or invalid")
     }
     do {
       switch kind {
@@ -132,22 +132,22 @@ public enum AnyClassifier: Sendable {
       case .knn: return .knn(try KNNClassifier(file: f, dimension: d))
       case .svm: return .svm(try OneClassSVMClassifier(file: f, dimension: d))
       }
-    } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    }
   }
 }
 
 /// Reads a tensor and checks its element count; the error names file and tensor.
 func tensor(_ f: SafeTensorsFile, _ name: String, count: Int) throws -> [Float] {
   let v = try f.floats(name)
-  guard v.count == count else { throw EvaluationError("\(f.path): tensor \(name) has \(v.count) values, expected \(count)") }
+  guard v.count == count else { throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor \(name) has \(v.count) values, expected \(count)") }
   return v
 }
 
 /// F64 tensor as doubles (stored by this module as F64).
 func doubles(_ f: SafeTensorsFile, _ name: String, count: Int) throws -> [Double] {
   let t = try f.info(name)
-  guard t.dtype == .f64 else { throw EvaluationError("\(f.path): tensor \(name) has dtype \(t.dtype.rawValue), expected F64") }
-  guard t.count == count else { throw EvaluationError("\(f.path): tensor \(name) has \(t.count) values, expected \(count)") }
+  guard t.dtype == .f64 else { throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor \(name) has dtype \(t.dtype.rawValue), expected F64") }
+  guard t.count == count else { throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor \(name) has \(t.count) values, expected \(count)") }
   let data = try f.bytes(name)
   return data.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
 }

@@ -27,13 +27,13 @@ public struct EmbeddingFile: Sendable {
   /// Builds an embedding set; throws if the sizes disagree.
   public init(embeddings: [Float], dimension: Int, labels: [Int64], sources: [String]? = nil,
               metadata: [String: String] = [:]) throws {
-    guard dimension > 0 else { throw EvaluationError("embeddings: dimension must be positive, got \(dimension)") }
+    guard dimension > 0 else { throw EvaluationError(.invalidArgument, "embeddings: dimension must be positive, got \(dimension)") }
     guard embeddings.count == labels.count * dimension else {
-      throw EvaluationError("embeddings: \(embeddings.count) values for \(labels.count) rows of \(dimension)")
+      throw EvaluationError(.invalidArgument, "embeddings: \(embeddings.count) values for \(labels.count) rows of \(dimension)")
     }
     let src = sources ?? Array(repeating: "", count: labels.count)
     guard src.count == labels.count else {
-      throw EvaluationError("embeddings: \(src.count) sources for \(labels.count) rows")
+      throw EvaluationError(.invalidArgument, "embeddings: \(src.count) sources for \(labels.count) rows")
     }
     self.embeddings = embeddings
     self.dimension = dimension
@@ -44,43 +44,37 @@ public struct EmbeddingFile: Sendable {
 
   /// Reads and validates a file; every error is one line naming the file and key.
   public init(path: String) throws {
-    let file: SafeTensorsFile
-    do { file = try SafeTensorsFile(path: path) } catch let e as SafeTensorsError {
-      throw EvaluationError(e.description)
-    }
+    let file = try SafeTensorsFile(path: path)
     guard let e = file.tensors["embeddings"] else {
-      throw EvaluationError("\(path): no tensor `embeddings` (not an embedding file?)")
+      throw EvaluationError(.badFile(path: path), "\(path): no tensor `embeddings` (not an embedding file?)")
     }
     guard e.shape.count == 2, e.shape[1] > 0 else {
-      throw EvaluationError("\(path): tensor embeddings has shape \(e.shape), expected [N, D]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor embeddings has shape \(e.shape), expected [N, D]")
     }
     guard [.f32, .f16, .bf16, .f64].contains(e.dtype) else {
-      throw EvaluationError("\(path): tensor embeddings has dtype \(e.dtype.rawValue), expected F32")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor embeddings has dtype \(e.dtype.rawValue), expected F32")
     }
-    guard let l = file.tensors["labels"] else { throw EvaluationError("\(path): no tensor `labels`") }
+    guard let l = file.tensors["labels"] else { throw EvaluationError(.badFile(path: path), "\(path): no tensor `labels`") }
     guard l.shape == [e.shape[0]] else {
-      throw EvaluationError("\(path): tensor labels has shape \(l.shape), expected [\(e.shape[0])] (one per embedding row)")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor labels has shape \(l.shape), expected [\(e.shape[0])] (one per embedding row)")
     }
-    let labels: [Int64]
-    do { labels = try file.ints("labels") } catch let err as SafeTensorsError {
-      throw EvaluationError(err.description)
-    }
+    let labels = try file.ints("labels")
     if let bad = labels.firstIndex(where: { $0 < -1 }) {
-      throw EvaluationError("\(path): labels[\(bad)] = \(labels[bad]); expected 0 (real), k+1 (gen_k) or -1 (unknown)")
+      throw EvaluationError(.badFile(path: path), "\(path): labels[\(bad)] = \(labels[bad]); expected 0 (real), k+1 (gen_k) or -1 (unknown)")
     }
     let values = try file.floats("embeddings")
     let d = e.shape[1]
     if let bad = values.firstIndex(where: { !$0.isFinite }) {
-      throw EvaluationError("\(path): embeddings row \(bad / d) has a non-finite value")
+      throw EvaluationError(.badFile(path: path), "\(path): embeddings row \(bad / d) has a non-finite value")
     }
     var meta = file.metadata
     var sources: [String]? = nil
     if let s = meta.removeValue(forKey: "sources") {
       guard let data = s.data(using: .utf8), let arr = try? JSONSerialization.jsonObject(with: data) as? [Any],
         let strs = arr as? [String]
-      else { throw EvaluationError("\(path): metadata `sources` is not a JSON list of strings") }
+      else { throw EvaluationError(.badFile(path: path), "\(path): metadata `sources` is not a JSON list of strings") }
       guard strs.count == labels.count else {
-        throw EvaluationError("\(path): metadata `sources` has \(strs.count) entries for \(labels.count) rows")
+        throw EvaluationError(.badFile(path: path), "\(path): metadata `sources` has \(strs.count) entries for \(labels.count) rows")
       }
       sources = strs
     }
@@ -94,7 +88,7 @@ public struct EmbeddingFile: Sendable {
     var w = SafeTensorsWriter(metadata: meta)
     w.add("embeddings", floats: embeddings, shape: [count, dimension])
     w.add("labels", int64: labels, shape: [count])
-    do { try w.write(to: path) } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    try w.write(to: path)
   }
 
   /// Rows whose label satisfies `keep`, as a new set.

@@ -55,9 +55,7 @@ public final class EmbeddingModel {
     vit = try ViTModel(config: config)
     weights = w
     normaliser = CoDEViewMaker(spec: ViewSpec(imageSize: config.imageSize))
-    do { try vit.load(try w.safeTensorsFile()) } catch let e as ViTError {
-      throw EvaluationError(e.description)
-    } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    try vit.load(try w.safeTensorsFile())
   }
 
   /// timm-style random initialisation from `seed` (`ViTModel.initialize`).
@@ -74,9 +72,7 @@ public final class EmbeddingModel {
     let key = count * 100_000 + size
     let a: ViTActivations
     if let cached = activations[key], cached.scratchThreadsOK { a = cached } else {
-      do { a = try vit.makeActivations(batch: count, height: size, width: size) } catch let e as ViTError {
-        throw EvaluationError(e.description)
-      }
+      a = try vit.makeActivations(batch: count, height: size, width: size)
       activations[key] = a
     }
     vit.forward(images, a)

@@ -121,7 +121,7 @@ public struct EvaluationReport: Sendable, Equatable {
   /// Parses the JSON format above; `path` names the source in errors.
   public static func parse(_ data: Data, path: String) throws -> EvaluationReport {
     guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-      throw EvaluationError("\(path): not a JSON object")
+      throw EvaluationError(.badFile(path: path), "\(path): not a JSON object")
     }
     let known = ClassifierKind.allCases.map(\.rawValue)
     let names = obj.keys.sorted { a, b in
@@ -130,7 +130,7 @@ public struct EvaluationReport: Sendable, Equatable {
     }
     var out: [ClassifierResult] = []
     for name in names {
-      guard let subs = obj[name] as? [String: Any] else { throw EvaluationError("\(path): \(name) is not an object") }
+      guard let subs = obj[name] as? [String: Any] else { throw EvaluationError(.badFile(path: path), "\(path): \(name) is not an object") }
       let subNames = subs.keys.sorted { a, b in
         if a == "all" || b == "all" { return b == "all" && a != "all" }
         let ka = Int(a.dropFirst(4)) ?? Int.max, kb = Int(b.dropFirst(4)) ?? Int.max
@@ -138,11 +138,11 @@ public struct EvaluationReport: Sendable, Equatable {
       }
       var list: [(name: String, metrics: SubsetMetrics)] = []
       for s in subNames {
-        guard let m = subs[s] as? [String: Any] else { throw EvaluationError("\(path): \(name).\(s) is not an object") }
+        guard let m = subs[s] as? [String: Any] else { throw EvaluationError(.badFile(path: path), "\(path): \(name).\(s) is not an object") }
         func value(_ k: String) throws -> Double? {
           guard let v = m[k] else { return nil }
           if v is NSNull { return nil }
-          guard let n = v as? NSNumber else { throw EvaluationError("\(path): \(name).\(s).\(k) is not a number") }
+          guard let n = v as? NSNumber else { throw EvaluationError(.badFile(path: path), "\(path): \(name).\(s).\(k) is not a number") }
           return n.doubleValue
         }
         list.append((s, SubsetMetrics(realAcc: try value("real_acc"), fakeAcc: try value("fake_acc"),

@@ -45,15 +45,15 @@ public struct HFViTConfig: Sendable, Equatable {
   /// (768, 12, 12, 3072, 16, 224, 3, 1e-12, true, "gelu"). Errors name the file and key.
   public init(json data: Data, path: String) throws {
     guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-      throw EvaluationError("\(path): not a JSON object")
+      throw EvaluationError(.badFile(path: path), "\(path): not a JSON object")
     }
     if let t = obj["model_type"] as? String, t != "vit" {
-      throw EvaluationError("\(path): model_type is '\(t)', expected 'vit' (a transformers ViTModel)")
+      throw EvaluationError(.unsupported(path: path), "\(path): model_type is '\(t)', expected 'vit' (a transformers ViTModel)")
     }
     func int(_ k: String, _ def: Int) throws -> Int {
       guard let v = obj[k] else { return def }
       guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 else {
-        throw EvaluationError("\(path): \(k) must be a positive integer, got \(v)")
+        throw EvaluationError(.badFile(path: path), "\(path): \(k) must be a positive integer, got \(v)")
       }
       return n.intValue
     }
@@ -65,22 +65,22 @@ public struct HFViTConfig: Sendable, Equatable {
     imageSize = try int("image_size", 224)
     numChannels = try int("num_channels", 3)
     if let v = obj["layer_norm_eps"] {
-      guard let n = v as? NSNumber, n.doubleValue > 0 else { throw EvaluationError("\(path): layer_norm_eps must be a positive number") }
+      guard let n = v as? NSNumber, n.doubleValue > 0 else { throw EvaluationError(.badFile(path: path), "\(path): layer_norm_eps must be a positive number") }
       layerNormEps = n.doubleValue
     } else { layerNormEps = 1e-12 }
     if let v = obj["qkv_bias"] {
-      guard let b = v as? Bool else { throw EvaluationError("\(path): qkv_bias must be true or false") }
+      guard let b = v as? Bool else { throw EvaluationError(.badFile(path: path), "\(path): qkv_bias must be true or false") }
       qkvBias = b
     } else { qkvBias = true }
     hiddenAct = (obj["hidden_act"] as? String) ?? "gelu"
     guard hiddenAct == "gelu" else {
-      throw EvaluationError("\(path): hidden_act '\(hiddenAct)' is not supported (the ViT uses exact GELU, 'gelu')")
+      throw EvaluationError(.unsupported(path: path), "\(path): hidden_act '\(hiddenAct)' is not supported (the ViT uses exact GELU, 'gelu')")
     }
     guard hiddenSize % numAttentionHeads == 0 else {
-      throw EvaluationError("\(path): hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+      throw EvaluationError(.badFile(path: path), "\(path): hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
     }
     guard imageSize % patchSize == 0 else {
-      throw EvaluationError("\(path): image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
+      throw EvaluationError(.badFile(path: path), "\(path): image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
     }
   }
 
@@ -153,9 +153,9 @@ public enum HFViTConversion {
     let prefix = input["vit.embeddings.cls_token"] != nil ? "vit." : ""
     let d = c.hiddenSize, i = c.intermediateSize, g = c.grid
     func get(_ name: String, _ shape: [Int]) throws -> NamedTensor {
-      guard let t = input[prefix + name] else { throw EvaluationError("\(path): missing tensor \(prefix + name)") }
+      guard let t = input[prefix + name] else { throw EvaluationError(.badFile(path: path), "\(path): missing tensor \(prefix + name)") }
       guard t.shape.filter({ $0 != 1 }) == shape.filter({ $0 != 1 }), t.values.count == shape.reduce(1, *) else {
-        throw EvaluationError("\(path): tensor \(prefix + name) has shape \(t.shape), expected \(shape) (from config.json)")
+        throw EvaluationError(.badFile(path: path), "\(path): tensor \(prefix + name) has shape \(t.shape), expected \(shape) (from config.json)")
       }
       return NamedTensor(shape: shape, values: t.values)
     }
@@ -188,7 +188,7 @@ public enum HFViTConversion {
     out["norm.weight"] = try get("layernorm.weight", [d])
     out["norm.bias"] = try get("layernorm.bias", [d])
     if input[prefix + "encoder.layer.\(c.numHiddenLayers).layernorm_before.weight"] != nil {
-      throw EvaluationError("\(path): has more than num_hidden_layers = \(c.numHiddenLayers) layers (config.json disagrees with the weights)")
+      throw EvaluationError(.badFile(path: path), "\(path): has more than num_hidden_layers = \(c.numHiddenLayers) layers (config.json disagrees with the weights)")
     }
     return out
   }
@@ -198,13 +198,13 @@ public enum HFViTConversion {
   public static func timmToHF(_ input: TensorDict, config c: HFViTConfig, path: String = "model") throws -> TensorDict {
     let d = c.hiddenSize, i = c.intermediateSize, g = c.grid
     func get(_ name: String, _ shape: [Int]) throws -> NamedTensor {
-      guard let t = input[name] else { throw EvaluationError("\(path): missing tensor \(name)") }
+      guard let t = input[name] else { throw EvaluationError(.badFile(path: path), "\(path): missing tensor \(name)") }
       guard t.shape.filter({ $0 != 1 }) == shape.filter({ $0 != 1 }), t.values.count == shape.reduce(1, *) else {
-        throw EvaluationError("\(path): tensor \(name) has shape \(t.shape), expected \(shape)")
+        throw EvaluationError(.badFile(path: path), "\(path): tensor \(name) has shape \(t.shape), expected \(shape)")
       }
       return NamedTensor(shape: shape, values: t.values)
     }
-    guard c.qkvBias else { throw EvaluationError("\(path): export needs qkv_bias true (the timm model has qkv biases)") }
+    guard c.qkvBias else { throw EvaluationError(.invalidArgument, "\(path): export needs qkv_bias true (the timm model has qkv biases)") }
     var out: TensorDict = [:]
     out["embeddings.cls_token"] = try get("cls_token", [1, 1, d])
     out["embeddings.position_embeddings"] = try get("pos_embed", [1, 1 + g * g, d])
@@ -232,7 +232,7 @@ public enum HFViTConversion {
     out["layernorm.weight"] = try get("norm.weight", [d])
     out["layernorm.bias"] = try get("norm.bias", [d])
     if input["blocks.\(c.numHiddenLayers).norm1.weight"] != nil {
-      throw EvaluationError("\(path): has more than \(c.numHiddenLayers) blocks")
+      throw EvaluationError(.badFile(path: path), "\(path): has more than \(c.numHiddenLayers) blocks")
     }
     return out
   }
@@ -285,7 +285,7 @@ public struct LoadedWeights: Sendable {
   public static func load(path: String) throws -> LoadedWeights {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-      throw EvaluationError("\(path): no such model file or directory")
+      throw EvaluationError(.notFound(path: path), "\(path): no such model file or directory")
     }
     var file = path
     if isDir.boolValue {
@@ -295,27 +295,27 @@ public struct LoadedWeights: Sendable {
       }
       if !FileManager.default.fileExists(atPath: file) {
         if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("pytorch_model.bin")) {
-          throw EvaluationError("\(path): has pytorch_model.bin only; PyTorch pickles are not read, save with safe_serialization=True")
+          throw EvaluationError(.unsupported(path: path), "\(path): has pytorch_model.bin only; PyTorch pickles are not read, save with safe_serialization=True")
         }
-        throw EvaluationError("\(path): no model.safetensors in this directory")
+        throw EvaluationError(.notFound(path: path), "\(path): no model.safetensors in this directory")
       }
     } else if file.hasSuffix(".bin") || file.hasSuffix(".pth") || file.hasSuffix(".pt") {
-      throw EvaluationError("\(path): PyTorch pickle files are not read; convert to safetensors")
+      throw EvaluationError(.unsupported(path: path), "\(path): PyTorch pickle files are not read; convert to safetensors")
     }
     let f: SafeTensorsFile
-    do { f = try SafeTensorsFile(path: file) } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+    f = try SafeTensorsFile(path: file)
     let names = f.names
     if HFViTConversion.isHFLayout(names) {
       let cfgPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
       guard let data = FileManager.default.contents(atPath: cfgPath) else {
-        throw EvaluationError("\(cfgPath): missing; a Hugging Face ViT checkpoint needs its config.json next to \((file as NSString).lastPathComponent)")
+        throw EvaluationError(.notFound(path: cfgPath), "\(cfgPath): missing; a Hugging Face ViT checkpoint needs its config.json next to \((file as NSString).lastPathComponent)")
       }
       let cfg = try HFViTConfig(json: data, path: cfgPath)
       let tensors = try HFViTConversion.hfToTimm(try TensorDict.read(f), config: cfg, path: file)
       return LoadedWeights(path: file, layout: .huggingFace, tensors: tensors, hfConfig: cfg)
     }
     guard HFViTConversion.isTimmLayout(names) else {
-      throw EvaluationError("\(file): neither timm ViT names (cls_token, pos_embed, blocks.N...) nor Hugging Face ViTModel names (embeddings.cls_token, encoder.layer.N...)")
+      throw EvaluationError(.unsupported(path: file), "\(file): neither timm ViT names (cls_token, pos_embed, blocks.N...) nor Hugging Face ViTModel names (embeddings.cls_token, encoder.layer.N...)")
     }
     return LoadedWeights(path: file, layout: .timm, tensors: try TensorDict.read(f), hfConfig: nil)
   }
@@ -326,13 +326,13 @@ public struct LoadedWeights: Sendable {
 public func exportHuggingFace(tensors: TensorDict, config: HFViTConfig, to directory: String) throws {
   let hf = try HFViTConversion.timmToHF(tensors, config: config, path: directory)
   do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-    throw EvaluationError("\(directory): cannot create directory: \(error.localizedDescription)")
+    throw EvaluationError(.io(path: directory), "\(directory): cannot create directory: \(error.localizedDescription)")
   }
   do {
     try hf.writer(metadata: ["format": "pt"]).write(to: (directory as NSString).appendingPathComponent("model.safetensors"))
-  } catch let e as SafeTensorsError { throw EvaluationError(e.description) }
+  }
   let cfgPath = (directory as NSString).appendingPathComponent("config.json")
   guard FileManager.default.createFile(atPath: cfgPath, contents: Data(config.json().utf8)) else {
-    throw EvaluationError("\(cfgPath): cannot write")
+    throw EvaluationError(.io(path: cfgPath), "\(cfgPath): cannot write")
   }
 }

@@ -35,7 +35,7 @@ public struct HTMLReport {
   public static func load(run: String) throws -> HTMLReport {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: run, isDirectory: &isDir), isDir.boolValue else {
-      throw EvaluationError("\(run): no such run directory")
+      throw EvaluationError(.notFound(path: run), "\(run): no such run directory")
     }
     func path(_ n: String) -> String { (run as NSString).appendingPathComponent(n) }
     let fm = FileManager.default
@@ -48,13 +48,13 @@ public struct HTMLReport {
     }
     var eval: EvaluationReport? = nil
     if fm.fileExists(atPath: path("eval.json")) {
-      guard let data = fm.contents(atPath: path("eval.json")) else { throw EvaluationError("\(path("eval.json")): cannot read file") }
+      guard let data = fm.contents(atPath: path("eval.json")) else { throw EvaluationError(.io(path: path("eval.json")), "\(path("eval.json")): cannot read file") }
       eval = try EvaluationReport.parse(data, path: path("eval.json"))
       notes.append("eval.json: \(eval!.classifiers.map(\.name).joined(separator: ", "))")
     }
     var baseline: EvaluationReport? = nil
     if fm.fileExists(atPath: path("eval-random.json")) {
-      guard let data = fm.contents(atPath: path("eval-random.json")) else { throw EvaluationError("\(path("eval-random.json")): cannot read file") }
+      guard let data = fm.contents(atPath: path("eval-random.json")) else { throw EvaluationError(.io(path: path("eval-random.json")), "\(path("eval-random.json")): cannot read file") }
       baseline = try EvaluationReport.parse(data, path: path("eval-random.json"))
       notes.append("eval-random.json: \(baseline!.classifiers.map(\.name).joined(separator: ", "))")
     }
@@ -64,7 +64,7 @@ public struct HTMLReport {
       notes.append("embeddings-test.safetensors: \(emb!.count) rows of \(emb!.dimension)")
     }
     guard metrics != nil || eval != nil || emb != nil else {
-      throw EvaluationError("\(run): nothing to report (no metrics.jsonl, eval.json or embeddings-test.safetensors)")
+      throw EvaluationError(.noData, "\(run): nothing to report (no metrics.jsonl, eval.json or embeddings-test.safetensors)")
     }
     let name = (URL(fileURLWithPath: run).standardizedFileURL.path as NSString).lastPathComponent
     var r = HTMLReport(title: name, runPath: run, metrics: metrics, evaluation: eval, embeddings: emb)
@@ -317,7 +317,7 @@ public struct HTMLReport {
     let report = try load(run: run)
     let path = output ?? (run as NSString).appendingPathComponent("report.html")
     do { try Data(report.render().utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-      throw EvaluationError("\(path): cannot write: \(error.localizedDescription)")
+      throw EvaluationError(.io(path: path), "\(path): cannot write: \(error.localizedDescription)")
     }
     return path
   }

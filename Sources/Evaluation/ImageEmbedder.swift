@@ -63,7 +63,7 @@ public final class ImageEmbedder {
       DispatchQueue.concurrentPerform(iterations: count) { j in
         do {
           let img = try items[start + j].load()
-          guard img.width > 0, img.height > 0 else { throw EvaluationError("\(items[start + j].source): empty image") }
+          guard img.width > 0, img.height > 0 else { throw EvaluationError(.badFile(path: items[start + j].source), "\(items[start + j].source): empty image") }
           norm.normalise(pre.apply(img, size: s), into: b.pixels + j * b.per)
         } catch {
           ep[j] = "\(error)"
@@ -78,7 +78,7 @@ public final class ImageEmbedder {
   /// `failures`.
   public func run(_ items: [ImageItem], progress: ((Int, Int) -> Void)? = nil) throws -> EmbedResult {
     let d = model.dimension, s = model.imageSize, c = model.config.channels, per = c * s * s
-    guard c == 3 else { throw EvaluationError("the model takes \(c) input channels; images are embedded as RGB (3 channels)") }
+    guard c == 3 else { throw EvaluationError(.invalidArgument, "the model takes \(c) input channels; images are embedded as RGB (3 channels)") }
     var out = EmbedResult(embeddings: [], dimension: d, rows: [], failures: [])
     out.embeddings.reserveCapacity(items.count * d)
     let n = items.count

@@ -21,8 +21,8 @@ public struct ImageItem: @unchecked Sendable {
     self.init(source: path, label: EmbeddingFile.label(forSource: path)) {
       guard let d = FileManager.default.contents(atPath: path) else {
         var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { throw EvaluationError("\(path): no such file") }
-        throw EvaluationError("\(path): cannot read file")
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDir) { throw EvaluationError(.notFound(path: path), "\(path): no such file") }
+        throw EvaluationError(.io(path: path), "\(path): cannot read file")
       }
       return try ImageCodec.decode(d, name: path)
     }
@@ -49,7 +49,7 @@ public func listImageItems(path p: String, indexDirectory: String? = nil) throws
     if p.contains("*") || p.contains("?") || p.contains("{") {
       return try listLabelledImages([p], indexDirectory: indexDirectory).map(ImageItem.init(labelled:))
     }
-    throw EvaluationError("\(p): no such file or directory")
+    throw EvaluationError(.notFound(path: p), "\(p): no such file or directory")
   }
   if !isDir.boolValue {
     if p.lowercased().hasSuffix(".tar") {
@@ -72,14 +72,14 @@ public func listImageItems(path p: String, indexDirectory: String? = nil) throws
     }
   }
   guard !files.isEmpty else {
-    throw EvaluationError("\(p): no images found (no image files, no real/ gen_k/ folders, no .tar shards)")
+    throw EvaluationError(.noData, "\(p): no images found (no image files, no real/ gen_k/ folders, no .tar shards)")
   }
   return files.sorted().map { ImageItem(file: $0) }
 }
 
 /// Every path's images, in order (see `listImageItems(path:)`); the first bad path throws.
 public func listImageItems(_ paths: [String], indexDirectory: String? = nil) throws -> [ImageItem] {
-  guard !paths.isEmpty else { throw EvaluationError("no images given") }
+  guard !paths.isEmpty else { throw EvaluationError(.noData, "no images given") }
   return try paths.flatMap { try listImageItems(path: $0, indexDirectory: indexDirectory) }
 }
 

@@ -30,8 +30,8 @@ public struct KNNClassifier: Sendable {
   public static func fit(embeddings x: [Float], dimension d: Int, labels: [Int64]) throws -> KNNClassifier {
     precondition(x.count == labels.count * d)
     let rows = BinaryRows(labels: labels)
-    guard rows.nReal > 0 else { throw EvaluationError("kNN: the probe set has no real (label 0) embeddings") }
-    guard rows.nFake > 0 else { throw EvaluationError("kNN: the probe set has no fake (label > 0) embeddings") }
+    guard rows.nReal > 0 else { throw EvaluationError(.noData, "kNN: the probe set has no real (label 0) embeddings") }
+    guard rows.nFake > 0 else { throw EvaluationError(.noData, "kNN: the probe set has no fake (label > 0) embeddings") }
     var p = [Float](repeating: 0, count: rows.y.count * d)
     for (r, i) in rows.index.enumerated() {
       for j in 0..<d { p[r * d + j] = x[i * d + j] }
@@ -105,12 +105,12 @@ public struct KNNClassifier: Sendable {
   init(file f: SafeTensorsFile, dimension d: Int) throws {
     let info = try f.info("probe")
     guard info.shape.count == 2, info.shape[1] == d else {
-      throw EvaluationError("\(f.path): tensor probe has shape \(info.shape), expected [N, \(d)]")
+      throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor probe has shape \(info.shape), expected [N, \(d)]")
     }
     let p = try tensor(f, "probe", count: info.count)
     let l = try f.ints("labels")
     guard l.count == info.shape[0], l.allSatisfy({ $0 == 0 || $0 == 1 }) else {
-      throw EvaluationError("\(f.path): tensor labels must hold one 0/1 label per probe row")
+      throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor labels must hold one 0/1 label per probe row")
     }
     self.init(normalizedProbe: p, dimension: d, labels: l.map { Int($0) })
   }

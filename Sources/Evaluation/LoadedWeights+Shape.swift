@@ -1,3 +1,4 @@
+import CheckpointLayout
 import Foundation
 import ViT
 
@@ -17,33 +18,33 @@ extension LoadedWeights {
   /// Errors are one line naming the weights file and the tensor or field.
   public func inferConfig(declared: ViTConfig? = nil, declaredSource: String = "--config") throws -> ViTConfig {
     func tensor(_ name: String, rank: Int) throws -> NamedTensor {
-      guard let t = tensors[name] else { throw EvaluationError("\(path): missing tensor \(name) (not a ViT state dict?)") }
+      guard let t = tensors[name] else { throw EvaluationError(.badFile(path: path), "\(path): missing tensor \(name) (not a ViT state dict?)") }
       guard t.shape.count == rank else {
-        throw EvaluationError("\(path): tensor \(name) has shape \(t.shape), expected \(rank) dimensions")
+        throw EvaluationError(.badFile(path: path), "\(path): tensor \(name) has shape \(t.shape), expected \(rank) dimensions")
       }
       return t
     }
     let cls = try tensor("cls_token", rank: 3)
     let d = cls.shape[2]
     guard cls.shape[0] == 1, cls.shape[1] == 1, d > 0 else {
-      throw EvaluationError("\(path): tensor cls_token has shape \(cls.shape), expected [1, 1, D]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor cls_token has shape \(cls.shape), expected [1, 1, D]")
     }
     let pe = try tensor("patch_embed.proj.weight", rank: 4)
     guard pe.shape[0] == d, pe.shape[2] == pe.shape[3], pe.shape[2] > 0 else {
-      throw EvaluationError("\(path): tensor patch_embed.proj.weight has shape \(pe.shape), expected [\(d), C, P, P]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor patch_embed.proj.weight has shape \(pe.shape), expected [\(d), C, P, P]")
     }
     let channels = pe.shape[1], patch = pe.shape[2]
     let pos = try tensor("pos_embed", rank: 3)
     let grid = Int(Double(max(pos.shape[1] - 1, 0)).squareRoot().rounded())
     guard pos.shape[0] == 1, pos.shape[2] == d, grid > 0, grid * grid + 1 == pos.shape[1] else {
-      throw EvaluationError("\(path): tensor pos_embed has shape \(pos.shape), expected [1, 1 + G*G, \(d)] (class token and a square grid)")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor pos_embed has shape \(pos.shape), expected [1, 1 + G*G, \(d)] (class token and a square grid)")
     }
     var depth = 0
     while tensors["blocks.\(depth).norm1.weight"] != nil { depth += 1 }
-    guard depth > 0 else { throw EvaluationError("\(path): no transformer blocks (missing tensor blocks.0.norm1.weight)") }
+    guard depth > 0 else { throw EvaluationError(.badFile(path: path), "\(path): no transformer blocks (missing tensor blocks.0.norm1.weight)") }
     let fc1 = try tensor("blocks.0.mlp.fc1.weight", rank: 2)
     guard fc1.shape[1] == d, fc1.shape[0] > 0 else {
-      throw EvaluationError("\(path): tensor blocks.0.mlp.fc1.weight has shape \(fc1.shape), expected [M, \(d)]")
+      throw EvaluationError(.badFile(path: path), "\(path): tensor blocks.0.mlp.fc1.weight has shape \(fc1.shape), expected [M, \(d)]")
     }
     let found = ViTConfig(width: d, depth: depth, heads: 1, mlpRatio: Double(fc1.shape[0]) / Double(d), patch: patch,
                           imageSize: grid * patch, channels: channels, lnEps: 1e-6)
@@ -56,7 +57,7 @@ extension LoadedWeights {
       ]
       for (key, want, got) in pairs where want != got {
         let what = key == "mlp_ratio" ? "MLP width" : key
-        throw EvaluationError("\(path): the weights have \(what) \(got) but \(declaredSource) says \(want) (model of the wrong shape?)")
+        throw EvaluationError(.shapeMismatch(path: path), "\(path): the weights have \(what) \(got) but \(declaredSource) says \(want) (model of the wrong shape?)")
       }
       return c
     }
@@ -71,36 +72,27 @@ extension LoadedWeights {
     }
     if heads == nil {
       guard d % 64 == 0 else {
-        throw EvaluationError("\(path): cannot tell the number of attention heads of a width-\(d) model; give a config (--config) whose model: section sets heads")
+        throw EvaluationError(.unknownHeads(path: path), "\(path): cannot tell the number of attention heads of a width-\(d) model; give a config (--config) whose model: section sets heads")
       }
       heads = d / 64
     }
     cfg.heads = heads!
-    do { try cfg.validate() } catch { throw EvaluationError("\(path): \(error)") }
+    do { try cfg.validate() } catch { throw EvaluationError(.badFile(path: path), "\(path): \(error)") }
     return cfg
   }
 
   /// `heads` and `ln_eps` of the `config.model` section of `trainer.json` next to the
-  /// weights file (a cde checkpoint), or nil when there is no such file.
+  /// weights file (a cde checkpoint, `CheckpointLayout`), parsed by `ViTConfig.Section`;
+  /// nil when there is no such file.
   func checkpointModelSection() throws -> (heads: Int?, eps: Double?)? {
-    let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("trainer.json")
+    let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(CheckpointLayout.trainerFile)
     guard let data = FileManager.default.contents(atPath: tj) else { return nil }
-    guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-      throw EvaluationError("\(tj): not a JSON object")
+    guard let model = try CheckpointLayout.modelSection(trainerJSON: data, path: tj) else { return (nil, nil) }
+    let section: ViTConfig.Section
+    do { section = try ViTConfig.Section(parsing: model, keyPrefix: "config.model.") } catch {
+      throw EvaluationError(.badFile(path: tj), "\(tj): \(error)")
     }
-    guard let model = (obj["config"] as? [String: Any])?["model"] as? [String: Any] else { return (nil, nil) }
-    var heads: Int? = nil, eps: Double? = nil
-    if let h = model["heads"] {
-      guard let n = h as? NSNumber, n.intValue > 0, Double(n.intValue) == n.doubleValue else {
-        throw EvaluationError("\(tj): config.model.heads must be a positive integer, got \(h)")
-      }
-      heads = n.intValue
-    }
-    if let e = model["ln_eps"] {
-      guard let n = e as? NSNumber, n.doubleValue > 0 else { throw EvaluationError("\(tj): config.model.ln_eps must be a positive number") }
-      eps = n.doubleValue
-    }
-    return (heads, eps)
+    return (section.heads, section.lnEps)
   }
 }
 
@@ -116,12 +108,12 @@ extension HFViTConfig {
 /// The checkpoint directory a run directory stands for: `RUN/checkpoints/step-N` with the
 /// largest N that holds a model.safetensors; nil when `path` is not a run directory.
 public func newestCheckpointDirectory(run path: String) -> String? {
-  let ckpt = (path as NSString).appendingPathComponent("checkpoints")
+  let ckpt = (path as NSString).appendingPathComponent(CheckpointLayout.checkpointsFolder)
   guard let names = try? FileManager.default.contentsOfDirectory(atPath: ckpt) else { return nil }
   let steps = names.compactMap { n -> (Int, String)? in
-    guard n.hasPrefix("step-"), let s = Int(n.dropFirst(5)) else { return nil }
+    guard let s = CheckpointLayout.step(ofDirectoryName: n) else { return nil }
     let dir = (ckpt as NSString).appendingPathComponent(n)
-    return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("model.safetensors")) ? (s, dir) : nil
+    return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(CheckpointLayout.modelFile)) ? (s, dir) : nil
   }
   return steps.max { $0.0 < $1.0 }?.1
 }

@@ -38,8 +38,8 @@ public struct LogisticRegressionClassifier: Sendable {
                          tolerance: Double = 1e-6) throws -> LogisticRegressionClassifier {
     precondition(x.count == labels.count * d)
     let rows = BinaryRows(labels: labels)
-    guard rows.nReal > 0 else { throw EvaluationError("logistic regression: the probe set has no real (label 0) embeddings") }
-    guard rows.nFake > 0 else { throw EvaluationError("logistic regression: the probe set has no fake (label > 0) embeddings") }
+    guard rows.nReal > 0 else { throw EvaluationError(.noData, "logistic regression: the probe set has no real (label 0) embeddings") }
+    guard rows.nFake > 0 else { throw EvaluationError(.noData, "logistic regression: the probe set has no fake (label > 0) embeddings") }
     let n = rows.y.count
     // Bias feature value B: large against the features so the intercept is almost free.
     var sumSq = 0.0
@@ -72,10 +72,10 @@ public struct LogisticRegressionClassifier: Sendable {
         var param = parameter(solver_type: Int32(L2R_LR), eps: tolerance, C: c, nr_weight: 2,
                               weight_label: wl.baseAddress, weight: wv.baseAddress, p: 0.1, init_sol: nil)
         if let msg = check_parameter(&prob, &param) {
-          throw EvaluationError("logistic regression: liblinear rejected the parameters: \(String(cString: msg))")
+          throw EvaluationError(.classifierFailed, "logistic regression: liblinear rejected the parameters: \(String(cString: msg))")
         }
         set_print_string_function { _ in }
-        guard let model = train(&prob, &param) else { throw EvaluationError("logistic regression: liblinear training failed") }
+        guard let model = train(&prob, &param) else { throw EvaluationError(.classifierFailed, "logistic regression: liblinear training failed") }
         defer { var m: UnsafeMutablePointer<model>? = model; free_and_destroy_model(&m) }
         let nw = Int(model.pointee.nr_feature) + 1
         let w = Array(UnsafeBufferPointer(start: model.pointee.w, count: nw))

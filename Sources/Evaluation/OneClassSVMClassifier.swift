@@ -48,7 +48,7 @@ public struct OneClassSVMClassifier: Sendable {
                          coef0: Double = 0, tolerance: Double = 1e-3, cacheMB: Double = 200) throws -> OneClassSVMClassifier {
     precondition(x.count == labels.count * d)
     let real = labels.indices.filter { labels[$0] == 0 }
-    guard !real.isEmpty else { throw EvaluationError("one-class SVM: the probe set has no real (label 0) embeddings") }
+    guard !real.isEmpty else { throw EvaluationError(.noData, "one-class SVM: the probe set has no real (label 0) embeddings") }
     let g = gamma ?? 1 / Double(d)
     let n = real.count
     let stride = d + 1
@@ -68,10 +68,10 @@ public struct OneClassSVMClassifier: Sendable {
                               coef0: coef0, cache_size: cacheMB, eps: tolerance, C: 1, nr_weight: 0,
                               weight_label: nil, weight: nil, nu: nu, p: 0.1, shrinking: 1, probability: 0)
     if let msg = svm_check_parameter(&prob, &param) {
-      throw EvaluationError("one-class SVM: libsvm rejected the parameters: \(String(cString: msg))")
+      throw EvaluationError(.classifierFailed, "one-class SVM: libsvm rejected the parameters: \(String(cString: msg))")
     }
     svm_set_print_string_function { _ in }
-    guard let model = svm_train(&prob, &param) else { throw EvaluationError("one-class SVM: libsvm training failed") }
+    guard let model = svm_train(&prob, &param) else { throw EvaluationError(.classifierFailed, "one-class SVM: libsvm training failed") }
     defer { var m: UnsafeMutablePointer<svm_model>? = model; svm_free_and_destroy_model(&m) }
     let l = Int(model.pointee.l)
     var sv = [Double](repeating: 0, count: l * d)
@@ -151,7 +151,7 @@ public struct OneClassSVMClassifier: Sendable {
   init(file f: SafeTensorsFile, dimension d: Int) throws {
     let info = try f.info("support_vectors")
     guard info.shape.count == 2, info.shape[1] == d else {
-      throw EvaluationError("\(f.path): tensor support_vectors has shape \(info.shape), expected [N, \(d)]")
+      throw EvaluationError(.badFile(path: f.path), "\(f.path): tensor support_vectors has shape \(info.shape), expected [N, \(d)]")
     }
     let m = info.shape[0]
     let sv = try doubles(f, "support_vectors", count: m * d)
@@ -159,7 +159,7 @@ public struct OneClassSVMClassifier: Sendable {
     let r = try doubles(f, "rho", count: 1)
     guard let g = f.metadata["gamma"].flatMap(Double.init), let c = f.metadata["coef0"].flatMap(Double.init),
       let deg = f.metadata["degree"].flatMap(Int.init), deg >= 0
-    else { throw EvaluationError("\(f.path): metadata gamma/coef0/degree missing or invalid") }
+    else { throw EvaluationError(.badFile(path: f.path), "\(f.path): metadata gamma/coef0/degree missing or invalid") }
     self.init(supportVectors: sv, dualCoefficients: a, rho: r[0], dimension: d, gamma: g, coef0: c, degree: deg)
   }
 }

@@ -7,21 +7,21 @@ public func runEvaluation(probe: EmbeddingFile, test: EmbeddingFile,
                           classifiers kinds: [ClassifierKind] = ClassifierKind.allCases,
                           probePath: String = "probe", testPath: String = "test") throws -> (report: EvaluationReport, fitted: [AnyClassifier]) {
   guard probe.dimension == test.dimension else {
-    throw EvaluationError("\(testPath): embeddings have dimension \(test.dimension), \(probePath) has \(probe.dimension)")
+    throw EvaluationError(.dimensionMismatch, "\(testPath): embeddings have dimension \(test.dimension), \(probePath) has \(probe.dimension)")
   }
-  guard probe.labels.contains(0) else { throw EvaluationError("\(probePath): no real (label 0) rows to fit on") }
+  guard probe.labels.contains(0) else { throw EvaluationError(.noData, "\(probePath): no real (label 0) rows to fit on") }
   guard test.labels.contains(where: { $0 >= 0 }) else {
-    throw EvaluationError("\(testPath): no labelled rows (every label is -1) to evaluate on")
+    throw EvaluationError(.noData, "\(testPath): no labelled rows (every label is -1) to evaluate on")
   }
   var fitted: [AnyClassifier] = []
   var results: [ClassifierResult] = []
   for kind in kinds {
     if kind != .svm && !probe.labels.contains(where: { $0 > 0 }) {
-      throw EvaluationError("\(probePath): no fake (label > 0) rows to fit the \(kind.rawValue) classifier on")
+      throw EvaluationError(.noData, "\(probePath): no fake (label > 0) rows to fit the \(kind.rawValue) classifier on")
     }
     let c: AnyClassifier
     do { c = try AnyClassifier.fit(kind, embeddings: probe.embeddings, dimension: probe.dimension, labels: probe.labels) } catch let e as EvaluationError {
-      throw EvaluationError("\(probePath): \(e.description)")
+      throw EvaluationError(e.kind, "\(probePath): \(e.description)")
     }
     let p = c.predict(test.embeddings, count: test.count)
     results.append(ClassifierResult.evaluate(name: kind.rawValue, predictions: p, labels: test.labels))
@@ -50,7 +50,7 @@ public struct DetectorBundle: Sendable {
   @discardableResult
   public func save(to directory: String) throws -> [String] {
     do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-      throw EvaluationError("\(directory): cannot create directory: \(error.localizedDescription)")
+      throw EvaluationError(.io(path: directory), "\(directory): cannot create directory: \(error.localizedDescription)")
     }
     return try classifiers.map { c in
       let path = (directory as NSString).appendingPathComponent(c.kind.fileName)
@@ -70,12 +70,12 @@ public struct DetectorBundle: Sendable {
       let path = (directory as NSString).appendingPathComponent(k.fileName)
       guard FileManager.default.fileExists(atPath: path) else {
         if kinds == nil { continue }
-        throw EvaluationError("\(path): no fitted \(k.rawValue) classifier (run `cde eval` with this model first)")
+        throw EvaluationError(.noData, "\(path): no fitted \(k.rawValue) classifier (run `cde eval` with this model first)")
       }
       out.append(try AnyClassifier.load(path: path))
     }
     guard !out.isEmpty else {
-      throw EvaluationError("\(directory): no fitted classifiers (run `cde eval` with this model first)")
+      throw EvaluationError(.noData, "\(directory): no fitted classifiers (run `cde eval` with this model first)")
     }
     return DetectorBundle(classifiers: out)
   }
@@ -87,7 +87,7 @@ public struct DetectorBundle: Sendable {
   public func detect(embeddings: [Float], count: Int) throws -> [(kind: ClassifierKind, predictions: Predictions)] {
     try classifiers.map { c in
       guard embeddings.count == count * c.dimension else {
-        throw EvaluationError("\(c.kind.rawValue) classifier expects embeddings of dimension \(c.dimension), got \(count > 0 ? embeddings.count / count : 0)")
+        throw EvaluationError(.dimensionMismatch, "\(c.kind.rawValue) classifier expects embeddings of dimension \(c.dimension), got \(count > 0 ? embeddings.count / count : 0)")
       }
       return (c.kind, c.predict(embeddings, count: count))
     }

@@ -57,7 +57,7 @@ public struct RunMetrics: Sendable {
 
   /// Reads a file; a missing file is an error naming it.
   public init(path: String) throws {
-    guard let data = FileManager.default.contents(atPath: path) else { throw EvaluationError("\(path): cannot read file") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw EvaluationError(.io(path: path), "\(path): cannot read file") }
     self.init(jsonl: String(decoding: data, as: UTF8.self))
   }
 

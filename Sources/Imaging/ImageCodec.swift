@@ -71,7 +71,7 @@ public enum ImageCodec {
   }()
 
   static func ensureInit(_ name: String) throws {
-    if !initialised { throw ImagingError("\(name): cannot initialise libvips") }
+    if !initialised { throw ImagingError(.libvips, "\(name): cannot initialise libvips") }
   }
 
   static func vipsMessage() -> String {
@@ -95,24 +95,24 @@ public enum ImageCodec {
   /// Damaged data and images over `policy.maxPixels` are errors (see `DecodePolicy`).
   public static func decode(_ data: Data, name: String, policy: DecodePolicy? = nil) throws -> RGBImage {
     try ensureInit(name)
-    if data.isEmpty { throw ImagingError("\(name): empty image file") }
+    if data.isEmpty { throw ImagingError(.decode(name: name), "\(name): empty image file") }
     let limit = (policy ?? ImageCodec.policy).maxPixels
     // vips_image_new_from_buffer does not copy the bytes: the whole pipeline runs
     // inside one withUnsafeBytes, and the image is written to memory before it ends.
     return try data.withUnsafeBytes { raw -> RGBImage in
       guard var img = cde_vips_load_buffer(raw.baseAddress, raw.count) else {
-        throw ImagingError("\(name): cannot decode image (\(vipsMessage()))")
+        throw ImagingError(.decode(name: name), "\(name): cannot decode image (\(vipsMessage()))")
       }
       defer { g_object_unref(img) }
       // Header only so far: refuse a decompression bomb before decoding any pixel.
       let pixels = Int64(vips_image_get_width(img)) * Int64(vips_image_get_height(img))
       if pixels > Int64(limit) {
-        throw ImagingError("\(name): image of \(vips_image_get_width(img))x\(vips_image_get_height(img)) = \(pixels) pixels exceeds the limit of \(limit) (max_image_pixels; possible decompression bomb)")
+        throw ImagingError(.tooManyPixels(name: name, pixels: Int(pixels), limit: Int(limit)), "\(name): image of \(vips_image_get_width(img))x\(vips_image_get_height(img)) = \(pixels) pixels exceeds the limit of \(limit) (max_image_pixels; possible decompression bomb)")
       }
       func step(_ f: (UnsafeMutablePointer<VipsImage>, UnsafeMutablePointer<UnsafeMutablePointer<VipsImage>?>) -> Int32) throws {
         var out: UnsafeMutablePointer<VipsImage>? = nil
         if f(img, &out) != 0 || out == nil {
-          throw ImagingError("\(name): cannot convert image to RGB (\(vipsMessage()))")
+          throw ImagingError(.decode(name: name), "\(name): cannot convert image to RGB (\(vipsMessage()))")
         }
         g_object_unref(img)
         img = out!
@@ -131,14 +131,14 @@ public enum ImageCodec {
       let w = Int(vips_image_get_width(img)), h = Int(vips_image_get_height(img))
       let b = Int(vips_image_get_bands(img))
       guard w > 0, h > 0, b == 3 else {
-        throw ImagingError("\(name): unsupported image layout (\(w)x\(h), \(b) bands)")
+        throw ImagingError(.decode(name: name), "\(name): unsupported image layout (\(w)x\(h), \(b) bands)")
       }
       var size = 0
       guard let mem = vips_image_write_to_memory(img, &size) else {
-        throw ImagingError("\(name): cannot decode image (\(vipsMessage()))")
+        throw ImagingError(.decode(name: name), "\(name): cannot decode image (\(vipsMessage()))")
       }
       defer { g_free(mem) }
-      guard size == w * h * 3 else { throw ImagingError("\(name): decoded size mismatch") }
+      guard size == w * h * 3 else { throw ImagingError(.decode(name: name), "\(name): decoded size mismatch") }
       return RGBImage(width: w, height: h, pixels: [UInt8](UnsafeRawBufferPointer(start: mem, count: size)))
     }
   }
@@ -148,11 +148,11 @@ public enum ImageCodec {
   /// GIF libvips' palette quantiser (cgif), BMP 24-bit (ImageMagick).
   public static func encode(_ img: RGBImage, format: ImageFormat, quality: Int = 90) throws -> Data {
     try ensureInit("encode \(format.rawValue)")
-    guard img.width > 0, img.height > 0 else { throw ImagingError("encode \(format.rawValue): empty image") }
+    guard img.width > 0, img.height > 0 else { throw ImagingError(.encode, "encode \(format.rawValue): empty image") }
     let vimg: UnsafeMutablePointer<VipsImage>? = img.pixels.withUnsafeBytes { raw in
       vips_image_new_from_memory_copy(raw.baseAddress, raw.count, Int32(img.width), Int32(img.height), 3, VIPS_FORMAT_UCHAR)
     }
-    guard let v = vimg else { throw ImagingError("encode \(format.rawValue): \(vipsMessage())") }
+    guard let v = vimg else { throw ImagingError(.encode, "encode \(format.rawValue): \(vipsMessage())") }
     defer { g_object_unref(v) }
     var buf: UnsafeMutableRawPointer? = nil
     var len = 0
@@ -166,7 +166,7 @@ public enum ImageCodec {
     case .gif: rc = cde_vips_gifsave(v, &buf, &len)
     case .bmp: rc = cde_vips_bmpsave(v, &buf, &len)
     }
-    guard rc == 0, let b = buf else { throw ImagingError("encode \(format.rawValue): \(vipsMessage())") }
+    guard rc == 0, let b = buf else { throw ImagingError(.encode, "encode \(format.rawValue): \(vipsMessage())") }
     defer { g_free(b) }
     return Data(bytes: b, count: len)
   }

@@ -8,19 +8,29 @@ import CBLAS
 ///
 /// With more than one worker the M output rows are split into contiguous
 /// chunks, one single-threaded OpenBLAS call each.
+///
+/// `rowBlock > 0` says that the M rows are whole images of `rowBlock` token rows each,
+/// which lets a class planned `.onednnImage` run on oneDNN one image per call.
 @inline(__always)
 public func sgemm(
   transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
   alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
   b: UnsafePointer<Float>, ldb: Int,
   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-  parallel: Bool = true
+  parallel: Bool = true, rowBlock: Int = 0
 ) {
   if m == 0 || n == 0 { return }
-  if GEMMBackend.routesToOneDNN(transA: transA, transB: transB, m: m, n: n, k: k) {  // GEMMBackend.swift
+  switch GEMMBackend.route(transA: transA, transB: transB, m: m, n: n, k: k, rowBlock: rowBlock) {  // GEMMBackend.swift
+  case .onednn:
     GEMMBackend.onednnSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
                             ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
     return
+  case .onednnImage:
+    GEMMBackend.onednnImageSgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                                 beta: beta, c: c, ldc: ldc, rowBlock: rowBlock, parallel: parallel)
+    return
+  case .openblas:
+    break
   }
   let ta = transA ? CblasTrans : CblasNoTrans
   let tb = transB ? CblasTrans : CblasNoTrans
@@ -61,14 +71,17 @@ public let rowStableMinRows = 64
 /// (a small batch, e.g. one rank's share of it) would round differently from
 /// a large one; calls with `m < rowStableMinRows` therefore run on copies
 /// padded with zero rows to `rowStableMinRows` (temporary buffers: only tiny
-/// models and batches get there).
+/// models and batches get there). With `rowBlock` (see `sgemm`), a call that goes to
+/// oneDNN per image needs no padding: each image is its own call.
 public func sgemmRows(
   transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-  b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, rowBlock: Int = 0
 ) {
   if m == 0 || n == 0 { return }
-  if m >= rowStableMinRows {
-    sgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  if m >= rowStableMinRows
+    || GEMMBackend.route(transA: false, transB: transB, m: m, n: n, k: k, rowBlock: rowBlock) == .onednnImage {
+    sgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+          rowBlock: rowBlock)
     return
   }
   let mp = rowStableMinRows

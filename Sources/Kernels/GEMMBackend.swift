@@ -2,16 +2,22 @@ import CBLAS
 import CDNNL
 import Foundation
 
-/// A library that can run `sgemm`.
+/// A library that can run `sgemm`, and how it is called.
 public enum GEMMLibrary: String, CaseIterable, Sendable {
   case openblas, onednn
+  /// oneDNN, one `dnnl_sgemm` per image: a call whose rows are whole images (`rowBlock`
+  /// token rows each, `A` not transposed) runs as one oneDNN call of exactly `rowBlock` rows
+  /// per image, so every row's bits depend on its image alone, never on the batch around it,
+  /// even for the classes whose oneDNN rows are unstable. Calls without whole images run on OpenBLAS.
+  case onednnImage = "onednn_image"
 }
 
 /// How each GEMM's library is chosen (`--gemm`, `CDE_GEMM`):
-/// `auto` times OpenBLAS and oneDNN on every GEMM class of the step and keeps the faster
-/// (oneDNN only where its rows are stable, see `GEMMBackend.rowStable`); `openblas` uses
-/// OpenBLAS everywhere (the behaviour before oneDNN); `onednn` uses oneDNN for every class
-/// where its rows are stable, OpenBLAS for the others.
+/// `auto` times OpenBLAS, oneDNN and oneDNN per image on every GEMM class of the step and keeps
+/// the fastest (oneDNN in one call only where its rows are stable, see `GEMMBackend.rowStable`;
+/// per image only where `A` is not transposed); `openblas` uses OpenBLAS everywhere (the
+/// behaviour before oneDNN); `onednn` uses oneDNN for every class where its rows are stable,
+/// oneDNN per image where they are not and `A` is not transposed, OpenBLAS for the others.
 public enum GEMMMode: String, CaseIterable, Sendable {
   case auto, openblas, onednn
 }
@@ -59,8 +65,11 @@ public struct GEMMPlan: Equatable, Sendable, CustomStringConvertible {
 
   public static func == (a: GEMMPlan, b: GEMMPlan) -> Bool { a.encoded == b.encoded }
 
-  /// The classes routed to oneDNN.
+  /// The classes routed to oneDNN (one call).
   public var onednnShapes: [GEMMShape] { routes.filter { $0.library == .onednn }.map(\.shape) }
+
+  /// The classes routed to oneDNN per image.
+  public var onednnImageShapes: [GEMMShape] { routes.filter { $0.library == .onednnImage }.map(\.shape) }
 
   /// "NT:576x192=onednn,NN:192x576=openblas" (stored in checkpoints, broadcast by rank 0); "" for all OpenBLAS.
   public var encoded: String { routes.map { "\($0.shape.key)=\($0.library.rawValue)" }.joined(separator: ",") }
@@ -82,9 +91,14 @@ public struct GEMMPlan: Equatable, Sendable, CustomStringConvertible {
   }
 
   /// One line for logs: "oneDNN for NT n=576 k=192, ...; OpenBLAS for the rest".
+  /// "oneDNN per image for NN n=192 k=768, ...": the per-image part only when there is one.
   public var description: String {
-    let o = onednnShapes
-    return o.isEmpty ? "OpenBLAS for every GEMM" : "oneDNN for " + o.map(\.description).joined(separator: ", ") + "; OpenBLAS for the rest"
+    let o = onednnShapes, i = onednnImageShapes
+    if o.isEmpty && i.isEmpty { return "OpenBLAS for every GEMM" }
+    var parts: [String] = []
+    if !o.isEmpty { parts.append("oneDNN for " + o.map(\.description).joined(separator: ", ")) }
+    if !i.isEmpty { parts.append("oneDNN per image for " + i.map(\.description).joined(separator: ", ")) }
+    return parts.joined(separator: "; ") + "; OpenBLAS for the rest"
   }
 }
 
@@ -96,8 +110,10 @@ public struct GEMMPlan: Equatable, Sendable, CustomStringConvertible {
 /// call first sets it to 1 on the calling thread (`omp_set_num_threads(1)`, looked up
 /// at run time: no team, no spinning OpenMP threads).
 public enum GEMMBackend {
-  /// The classes that run on oneDNN (empty: everything on OpenBLAS). Written only by `install`.
+  /// The classes that run on oneDNN, in one call or per image (both empty: everything on
+  /// OpenBLAS). Written only by `install`.
   nonisolated(unsafe) static var onednnShapes: [GEMMShape] = []
+  nonisolated(unsafe) static var onednnImageShapes: [GEMMShape] = []
   nonisolated(unsafe) public private(set) static var plan = GEMMPlan()
   /// The mode asked for (`--gemm`, `CDE_GEMM`); read by the commands that run the step.
   nonisolated(unsafe) public static var requestedMode: GEMMMode = .auto
@@ -106,14 +122,19 @@ public enum GEMMBackend {
   public static func install(_ p: GEMMPlan) {
     plan = p
     onednnShapes = p.onednnShapes
+    onednnImageShapes = p.onednnImageShapes
   }
 
-  /// True when the call goes to oneDNN.
-  @inline(__always) static func routesToOneDNN(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) -> Bool {
-    if onednnShapes.isEmpty { return false }
+  /// Where a call goes: `.onednnImage` only for a class planned so whose `m` rows are whole
+  /// images of `rowBlock` rows (`A` not transposed), else OpenBLAS for that class.
+  @inline(__always) static func route(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, rowBlock: Int) -> GEMMLibrary {
+    if onednnShapes.isEmpty && onednnImageShapes.isEmpty { return .openblas }
     let s = GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k)
-    for x in onednnShapes where x == s { return true }
-    return false
+    for x in onednnShapes where x == s { return .onednn }
+    if rowBlock > 0 && !transA && m % rowBlock == 0 {
+      for x in onednnImageShapes where x == s { return .onednnImage }
+    }
+    return .openblas
   }
 
   /// `omp_set_num_threads`, when oneDNN's OpenMP runtime is loaded.
@@ -149,11 +170,38 @@ public enum GEMMBackend {
     }
   }
 
-  /// Calls `library` once, single-threaded, for `C[m,n] = op(A) op(B)` (packed leading dimensions).
+  /// `sgemm` (`A` not transposed) on oneDNN per image: one single-threaded call of exactly
+  /// `rowBlock` rows for each of the `m / rowBlock` images, the images split over the workers.
+  static func onednnImageSgemm(
+    transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, rowBlock: Int, parallel: Bool
+  ) {
+    let images = m / rowBlock
+    let run = { (s: Int, e: Int) in
+      for i in s..<e {
+        dnnl(transA: false, transB: transB, m: rowBlock, n: n, k: k, alpha: alpha, a: a + i * rowBlock * lda, lda: lda,
+             b: b, ldb: ldb, beta: beta, c: c + i * rowBlock * ldc, ldc: ldc)
+      }
+    }
+    if !parallel || Threads.count <= 1 || images < 2 { run(0, images); return }
+    parallelChunks(images) { s, e in run(s, e) }
+  }
+
+  /// Rows of one image in `call`'s and `decide`'s timing of `.onednnImage` (ViT-Tiny at 224 px: 197 tokens).
+  nonisolated(unsafe) static var timingImageRows = 197
+
+  /// Calls `library` once, single-threaded, for `C[m,n] = op(A) op(B)` (packed leading dimensions;
+  /// `.onednnImage`: images of `timingImageRows` rows when they divide `m`, else one call).
   static func call(_ library: GEMMLibrary, _ s: GEMMShape, m: Int, n: Int, k: Int, a: UnsafePointer<Float>,
                    b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
     let lda = s.transA ? m : k, ldb = s.transB ? k : n
     switch library {
+    case .onednnImage where !s.transA && m % timingImageRows == 0:
+      onednnImageSgemm(transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: n,
+                       rowBlock: timingImageRows, parallel: false)
+    case .onednnImage:
+      dnnl(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
+           ldc: n)
     case .openblas:
       cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans, Int32(m),
                   Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc(n)))
@@ -166,12 +214,14 @@ public enum GEMMBackend {
 
   /// Row ranges `[s, e)` of a `rows`-row call that `rowStable` recomputes alone: sub-calls at
   /// unaligned offsets and lengths (a rank's or a chunk's share of a batch starts anywhere),
-  /// tails, and the worker split's 16-row boundaries; none shorter than `rowStableMinRows`
-  /// (`sgemmRows` pads shorter calls).
+  /// tails, and the worker split's 16-row boundaries (weight gradients: shares of 16 and 32
+  /// rows and halves, as the worker split cuts them); none shorter than `rowStableMinRows`
+  /// (`sgemmRows` pads shorter calls). oneDNN 2.6's AVX2 kernels round a 32-row share of a
+  /// weight gradient differently from the whole call, which (32, 64) catches.
   static func probeRanges(rows: Int, transA: Bool) -> [(Int, Int)] {
     let r = rowStableMinRows
     var out: [(Int, Int)] = transA
-      ? [(0, 16), (16, rows), (32, 48), (rows / 32 * 16, rows)]
+      ? [(0, 16), (16, rows), (32, 48), (32, 64), (0, rows / 32 * 16), (rows / 32 * 16, rows)]
       : [(0, r), (5, 5 + r), (197, rows - 3), (rows / 2 + 7, rows), (37, 37 + 2 * r + 11), (rows - r, rows)]
     out = out.filter { $0.0 >= 0 && $0.1 <= rows && $0.0 < $0.1 }
     return out
@@ -198,7 +248,7 @@ public enum GEMMBackend {
       case .openblas:
         cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans, Int32(rows),
                     Int32(n), Int32(k), 1, ap, Int32(lda), b, Int32(ldb), 0, part, Int32(n))
-      case .onednn:
+      case .onednn, .onednnImage:
         dnnl(transA: s.transA, transB: s.transB, m: rows, n: n, k: k, alpha: 1, a: ap, lda: lda, b: b, ldb: ldb, beta: 0,
              c: part, ldc: n)
       }
@@ -224,6 +274,8 @@ public enum GEMMBackend {
     public var onednnRowStable: Bool
     public var openblasGFLOPs: Double
     public var onednnGFLOPs: Double
+    /// oneDNN per image (`imageRows` rows per call); 0 when not timed (`A` transposed, or no image size given).
+    public var onednnImageGFLOPs: Double
     public var choice: GEMMLibrary
   }
 
@@ -232,8 +284,11 @@ public enum GEMMBackend {
 
   /// The plan for `shapes` under `mode`, and what was measured (`auto`: timings; `onednn`: row
   /// stability only, timings 0). Each class is timed at `batch` rows (reduction length for
-  /// weight gradients), OpenBLAS and oneDNN alternating `rounds` times, best of each.
-  public static func decide(_ shapes: [GEMMShape], batch: Int, mode: GEMMMode, rounds: Int = 3)
+  /// weight gradients), OpenBLAS, oneDNN and (with `imageRows > 0` dividing `batch`, `A` not
+  /// transposed) oneDNN per image of `imageRows` rows alternating `rounds` times, best of each.
+  /// oneDNN in one call is a candidate only where its rows are stable; the fastest candidate
+  /// must beat OpenBLAS by `margin`.
+  public static func decide(_ shapes: [GEMMShape], batch: Int, imageRows: Int = 0, mode: GEMMMode, rounds: Int = 3)
     -> (GEMMPlan, [Measurement])
   {
     if mode == .openblas { return (GEMMPlan(), []) }
@@ -241,7 +296,8 @@ public enum GEMMBackend {
     var out: [Measurement] = []
     for s in shapes where !routes.contains(where: { $0.shape == s }) {
       let stable = rowStable(.onednn, s, batch: max(batch, 2 * rowStableMinRows + 64))
-      var ob = 0.0, od = 0.0, pick = GEMMLibrary.openblas
+      let perImage = !s.transA && imageRows > 0 && batch % imageRows == 0
+      var ob = 0.0, od = 0.0, oi = 0.0, pick = GEMMLibrary.openblas
       if mode == .auto {
         let (m, n, k) = s.dims(batch: batch)
         let a = randomMatrix(m * k, seed: 5), b = randomMatrix(k * n, seed: 6)
@@ -249,20 +305,30 @@ public enum GEMMBackend {
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         let flop = 2 * Double(m) * Double(n) * Double(k)
         let calls = max(1, Int(2e8 / flop))
-        var tb = Double.infinity, td = Double.infinity
+        var tb = Double.infinity, td = Double.infinity, ti = Double.infinity
         _ = seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: 1)  // oneDNN generates its kernel on the first call
+        if perImage {
+          timingImageRows = imageRows
+          _ = seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: 1)
+        }
         for _ in 0..<rounds {
           tb = min(tb, seconds(.openblas, s, batch: batch, a: a, b: b, c: c, calls: calls))
           td = min(td, seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: calls))
+          if perImage { ti = min(ti, seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: calls)) }
         }
         ob = flop / tb / 1e9
         od = flop / td / 1e9
-        if stable && td * margin < tb { pick = .onednn }
+        oi = perImage ? flop / ti / 1e9 : 0
+        let best = min(stable ? td : .infinity, ti)
+        if best * margin < tb { pick = best == td && stable ? .onednn : .onednnImage }
       } else if stable {
         pick = .onednn
+      } else if perImage {
+        pick = .onednnImage
       }
       routes.append((s, pick))
-      out.append(Measurement(shape: s, batch: batch, onednnRowStable: stable, openblasGFLOPs: ob, onednnGFLOPs: od, choice: pick))
+      out.append(Measurement(shape: s, batch: batch, onednnRowStable: stable, openblasGFLOPs: ob, onednnGFLOPs: od,
+                             onednnImageGFLOPs: oi, choice: pick))
     }
     return (GEMMPlan(routes: routes), out)
   }

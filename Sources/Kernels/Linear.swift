@@ -3,6 +3,7 @@
 /// Shapes: `x [N, I]`, `W [O, I]`, `b [O]`, `y [N, O]`.
 public enum Linear {
   /// Every row of `y` (and of `dx` in `backward`) is independent of `N` (`sgemmRows`).
+  /// `rowBlock` (see `sgemm`): the `N` rows are whole images of that many tokens.
   ///
   /// `y[N,O] = r[N,O] + b[O] + x[N,I] W[O,I]^T`: `y` is first set to the bias
   /// broadcast (plus the residual `r` when given, the pre-norm block's skip
@@ -10,7 +11,7 @@ public enum Linear {
   /// written in a single pass over `y` besides the GEMM itself.
   public static func forward(
     y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-    b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int, residual: UnsafePointer<Float>? = nil
+    b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int, residual: UnsafePointer<Float>? = nil, rowBlock: Int = 0
   ) {
     let t0 = KernelProfiler.start()
     if let r = residual {
@@ -30,7 +31,7 @@ public enum Linear {
       }
     }
     sgemmRows(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF,
-          beta: b == nil && residual == nil ? 0 : 1, c: y, ldc: outF)
+          beta: b == nil && residual == nil ? 0 : 1, c: y, ldc: outF, rowBlock: rowBlock)
     KernelProfiler.stop(.linearForward, t0, flop: 2 * Double(n) * Double(inF) * Double(outF))
   }
 
@@ -43,17 +44,18 @@ public enum Linear {
   /// `partial` (optional, `scratchCount(n:outF:)` floats) avoids an allocation.
   /// `dxRows >= n` (default `n`) computes `dx` for that many rows of `dy`
   /// (padding rows, see ViTActivations) while the weight and bias gradients sum
-  /// the first `n` rows only.
+  /// the first `n` rows only. `rowBlock` (see `sgemm`): the rows are whole images of that many tokens.
   public static func backward(
     dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
     dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
     n: Int, inF: Int, outF: Int, accumulateInput: Bool = false, partial: UnsafeMutablePointer<Float>? = nil,
-    dxRows: Int? = nil
+    dxRows: Int? = nil, rowBlock: Int = 0
   ) {
     let flop = 2 * Double(n) * Double(inF) * Double(outF)
     if let dx {
       let t0 = KernelProfiler.start()
-      sgemmRows(m: max(n, dxRows ?? n), n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF, beta: accumulateInput ? 1 : 0, c: dx, ldc: inF)
+      sgemmRows(m: max(n, dxRows ?? n), n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF, beta: accumulateInput ? 1 : 0, c: dx, ldc: inF,
+                rowBlock: rowBlock)
       KernelProfiler.stop(.linearBackwardInput, t0, flop: flop)
     }
     let t1 = KernelProfiler.start()

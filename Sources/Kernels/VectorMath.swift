@@ -74,6 +74,17 @@ public func vnormalCDF(_ x: V16) -> V16 {
   UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
 
+/// One AVX2 register of floats (the attention tiles of AVX2 builds).
+typealias V8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> V8 {
+  UnsafeRawPointer(p).loadUnaligned(as: V8.self)
+}
+
+@inline(__always) func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
+}
+
 /// Scalar `exp` through the vector path (same numbers as `vexp`).
 @inline(__always) public func scalarExp(_ x: Float) -> Float { vexp(V16(repeating: x))[0] }
 

@@ -24,8 +24,29 @@ public enum DType: String, Sendable, CaseIterable {
 /// Errors from reading or writing a safetensors file. `description` is one line
 /// naming the file and, where there is one, the tensor.
 public struct SafeTensorsError: Error, CustomStringConvertible, Sendable {
+  /// The failure cases of reading and writing safetensors files.
+  public enum Kind: Equatable, Sendable {
+    /// The file at `path` cannot be read, written or renamed into place.
+    case io(path: String)
+    /// The file ends before its header (or its header size) does.
+    case truncated(path: String)
+    /// The header is not a valid safetensors header; `tensor` names the entry at fault, if one.
+    case badHeader(path: String, tensor: String?)
+    /// The file has no tensor `tensor`.
+    case missingTensor(path: String, tensor: String)
+    /// Tensor `tensor` has another dtype than the one asked for.
+    case wrongDType(path: String, tensor: String)
+    /// Tensor `tensor` has another shape than the one asked for.
+    case wrongShape(path: String, tensor: String)
+  }
+
+  public let kind: Kind
   public let description: String
-  public init(_ description: String) { self.description = description }
+
+  public init(_ kind: Kind, _ description: String) {
+    self.kind = kind
+    self.description = description
+  }
 }
 
 /// One tensor's entry in a safetensors header.
@@ -56,7 +77,7 @@ public struct SafeTensorsFile: Sendable {
   /// ranges, ranges inside the file and not overlapping.
   public init(path: String) throws {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw SafeTensorsError("\(path): cannot read file")
+      throw SafeTensorsError(.io(path: path), "\(path): cannot read file")
     }
     try self.init(data: data, path: path)
   }
@@ -65,19 +86,19 @@ public struct SafeTensorsFile: Sendable {
     self.path = path
     self.data = data
     guard data.count >= 8 else {
-      throw SafeTensorsError("\(path): truncated safetensors file (\(data.count) bytes, no header size)")
+      throw SafeTensorsError(.truncated(path: path), "\(path): truncated safetensors file (\(data.count) bytes, no header size)")
     }
     var n: UInt64 = 0
     for i in 0..<8 { n |= UInt64(data[data.startIndex + i]) << (8 * UInt64(i)) }
     guard n > 0, n <= UInt64(100 << 20) else {
-      throw SafeTensorsError("\(path): invalid safetensors header size \(n)")
+      throw SafeTensorsError(.badHeader(path: path, tensor: nil), "\(path): invalid safetensors header size \(n)")
     }
     guard 8 + Int(n) <= data.count else {
-      throw SafeTensorsError("\(path): truncated safetensors file (header of \(n) bytes, file has \(data.count))")
+      throw SafeTensorsError(.truncated(path: path), "\(path): truncated safetensors file (header of \(n) bytes, file has \(data.count))")
     }
     let headerData = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + Int(n)))
     guard let json = try? JSONSerialization.jsonObject(with: headerData), let obj = json as? [String: Any] else {
-      throw SafeTensorsError("\(path): safetensors header is not a JSON object")
+      throw SafeTensorsError(.badHeader(path: path, tensor: nil), "\(path): safetensors header is not a JSON object")
     }
     dataStart = 8 + Int(n)
     let dataLength = data.count - dataStart
@@ -86,10 +107,10 @@ public struct SafeTensorsFile: Sendable {
     for (key, value) in obj {
       if key == "__metadata__" {
         guard let m = value as? [String: Any] else {
-          throw SafeTensorsError("\(path): __metadata__ is not an object")
+          throw SafeTensorsError(.badHeader(path: path, tensor: nil), "\(path): __metadata__ is not an object")
         }
         for (mk, mv) in m {
-          guard let s = mv as? String else { throw SafeTensorsError("\(path): metadata \(mk) is not a string") }
+          guard let s = mv as? String else { throw SafeTensorsError(.badHeader(path: path, tensor: nil), "\(path): metadata \(mk) is not a string") }
           metadata[mk] = s
         }
         continue
@@ -98,27 +119,27 @@ public struct SafeTensorsFile: Sendable {
         let dtypeName = entry["dtype"] as? String,
         let shapeAny = entry["shape"] as? [Any],
         let offsAny = entry["data_offsets"] as? [Any], offsAny.count == 2
-      else { throw SafeTensorsError("\(path): tensor \(key): malformed header entry") }
+      else { throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): malformed header entry") }
       guard let dtype = DType(rawValue: dtypeName) else {
-        throw SafeTensorsError("\(path): tensor \(key): unsupported dtype \(dtypeName)")
+        throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): unsupported dtype \(dtypeName)")
       }
       // Shape and offsets: non-negative integers (not floats, not beyond 2^53); the
       // element count and byte size are computed with overflow checks, so that a shape
       // such as [2^31, 2^31, 2^31] is an error, not a trap.
       guard shapeAny.count <= 64 else {
-        throw SafeTensorsError("\(path): tensor \(key): shape has \(shapeAny.count) dimensions (at most 64)")
+        throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): shape has \(shapeAny.count) dimensions (at most 64)")
       }
       var shape: [Int] = []
       for s in shapeAny {
         guard let v = SafeTensorsFile.exactInt(s) else {
-          throw SafeTensorsError("\(path): tensor \(key): invalid shape \(String(describing: shapeAny).prefix(200))")
+          throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): invalid shape \(String(describing: shapeAny).prefix(200))")
         }
         shape.append(v)
       }
       guard let b = SafeTensorsFile.exactInt(offsAny[0]), let e = SafeTensorsFile.exactInt(offsAny[1]), e >= b
-      else { throw SafeTensorsError("\(path): tensor \(key): invalid data_offsets") }
+      else { throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): invalid data_offsets") }
       guard e <= dataLength else {
-        throw SafeTensorsError("\(path): tensor \(key): data_offsets [\(b), \(e)] out of range (data section has \(dataLength) bytes; truncated file?)")
+        throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): data_offsets [\(b), \(e)] out of range (data section has \(dataLength) bytes; truncated file?)")
       }
       var elements = 1, overflow = false
       for d in shape {
@@ -127,10 +148,10 @@ public struct SafeTensorsFile: Sendable {
       }
       let (needed, o2) = elements.multipliedReportingOverflow(by: dtype.byteSize)
       guard !overflow, !o2 else {
-        throw SafeTensorsError("\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) is too large (its byte size overflows)")
+        throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) is too large (its byte size overflows)")
       }
       guard needed == e - b else {
-        throw SafeTensorsError("\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) needs \(needed) bytes, offsets give \(e - b)")
+        throw SafeTensorsError(.badHeader(path: path, tensor: key), "\(path): tensor \(key): shape \(shape) of \(dtype.rawValue) needs \(needed) bytes, offsets give \(e - b)")
       }
       let info = TensorInfo(dtype: dtype, shape: shape, begin: b, end: e)
       tensors[key] = info
@@ -138,7 +159,7 @@ public struct SafeTensorsFile: Sendable {
     let ordered = tensors.sorted { $0.value.begin < $1.value.begin || ($0.value.begin == $1.value.begin && $0.key < $1.key) }
     var lastEnd = 0
     for (k, t) in ordered where t.end > t.begin {
-      guard t.begin >= lastEnd else { throw SafeTensorsError("\(path): tensor \(k): overlaps the previous tensor") }
+      guard t.begin >= lastEnd else { throw SafeTensorsError(.badHeader(path: path, tensor: k), "\(path): tensor \(k): overlaps the previous tensor") }
       lastEnd = t.end
     }
     self.tensors = tensors
@@ -158,18 +179,18 @@ public struct SafeTensorsFile: Sendable {
   }
 
   public func info(_ name: String) throws -> TensorInfo {
-    guard let t = tensors[name] else { throw SafeTensorsError("\(path): missing tensor \(name)") }
+    guard let t = tensors[name] else { throw SafeTensorsError(.missingTensor(path: path, tensor: name), "\(path): missing tensor \(name)") }
     return t
   }
 
   /// Copies an F32 tensor into `dst` after checking dtype and (if given) shape.
   public func read(_ name: String, into dst: UnsafeMutablePointer<Float>, shape expected: [Int]? = nil) throws {
     let t = try info(name)
-    guard t.dtype == .f32 else { throw SafeTensorsError("\(path): tensor \(name): dtype \(t.dtype.rawValue), expected F32") }
+    guard t.dtype == .f32 else { throw SafeTensorsError(.wrongDType(path: path, tensor: name), "\(path): tensor \(name): dtype \(t.dtype.rawValue), expected F32") }
     if let expected, expected != t.shape {
       // Accept the same element order with unit dimensions dropped or added.
       guard expected.filter({ $0 != 1 }) == t.shape.filter({ $0 != 1 }) else {
-        throw SafeTensorsError("\(path): tensor \(name): shape \(t.shape), expected \(expected)")
+        throw SafeTensorsError(.wrongShape(path: path, tensor: name), "\(path): tensor \(name): shape \(t.shape), expected \(expected)")
       }
     }
     data.withUnsafeBytes { raw in
@@ -213,7 +234,7 @@ public struct SafeTensorsFile: Sendable {
       case .i64: return (0..<t.count).map { p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) }
       case .i32: return (0..<t.count).map { Int64(p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
       case .u8, .bool: return (0..<t.count).map { Int64(p.load(fromByteOffset: $0, as: UInt8.self)) }
-      default: throw SafeTensorsError("\(path): tensor \(name): dtype \(t.dtype.rawValue), expected an integer type")
+      default: throw SafeTensorsError(.wrongDType(path: path, tensor: name), "\(path): tensor \(name): dtype \(t.dtype.rawValue), expected an integer type")
       }
     }
   }
@@ -301,11 +322,11 @@ public struct SafeTensorsWriter {
     do {
       try serialized().write(to: url)
     } catch {
-      throw SafeTensorsError("\(path): cannot write: \(error.localizedDescription)")
+      throw SafeTensorsError(.io(path: path), "\(path): cannot write: \(error.localizedDescription)")
     }
     guard rename(tmp, path) == 0 else {
       unlink(tmp)
-      throw SafeTensorsError("\(path): cannot rename temporary file into place: \(String(cString: strerror(errno)))")
+      throw SafeTensorsError(.io(path: path), "\(path): cannot rename temporary file into place: \(String(cString: strerror(errno)))")
     }
   }
 }

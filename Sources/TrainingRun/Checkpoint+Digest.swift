@@ -13,7 +13,7 @@ public enum SHA256Digest {
   /// Lower-case hex digest and byte count of the file at `path`, read in 4 MiB blocks.
   public static func hex(fileAt path: String) throws -> (hex: String, bytes: Int) {
     guard let f = fopen(path, "rb") else {
-      throw CheckpointError("\(path): cannot open: \(String(cString: strerror(errno)))")
+      throw CheckpointError(.io(path: path), "\(path): cannot open: \(String(cString: strerror(errno)))")
     }
     defer { fclose(f) }
     let ctx = Context()
@@ -25,7 +25,7 @@ public enum SHA256Digest {
       let n = fread(buf, 1, block, f)
       if n > 0 { ctx.update(buf, n); total += n }
       if n < block {
-        if ferror(f) != 0 { throw CheckpointError("\(path): read error") }
+        if ferror(f) != 0 { throw CheckpointError(.io(path: path), "\(path): read error") }
         break
       }
     }

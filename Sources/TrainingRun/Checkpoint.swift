@@ -1,10 +1,35 @@
+import CheckpointLayout
 import Foundation
 import JSONOutput
 
-/// A checkpoint problem: one line naming the path and what is wrong.
+/// A checkpoint (or run-log file) problem: a `kind` that callers and tests can tell
+/// apart, and a description of one line naming the path and what is wrong.
 public struct CheckpointError: Error, CustomStringConvertible {
+  /// The failure cases of writing and reading checkpoints and the run's log files.
+  public enum Kind: Equatable, Sendable {
+    /// A file or directory at `path` that cannot be created, opened, read, written,
+    /// synced or renamed.
+    case io(path: String)
+    /// A file of a checkpoint (or its trainer.json) at `path` is missing.
+    case missing(path: String)
+    /// A checkpoint file at `path` that does not verify (not JSON, no step or checksums,
+    /// wrong size, SHA-256 mismatch).
+    case corrupt(path: String)
+    /// The trainer state cannot be encoded or decoded.
+    case state
+    /// A run directory at `path` with no checkpoint that verifies.
+    case noValidCheckpoint(path: String)
+    /// `path` is neither a checkpoint directory nor a run directory.
+    case notACheckpoint(path: String)
+  }
+
+  public let kind: Kind
   public let description: String
-  public init(_ description: String) { self.description = description }
+
+  public init(_ kind: Kind, _ description: String) {
+    self.kind = kind
+    self.description = description
+  }
 }
 
 /// A checkpoint that verified: its directory, step and trainer.json.
@@ -28,7 +53,7 @@ public struct Checkpoint {
     do {
       return try JSONDecoder().decode(S.self, from: trainerJSON)
     } catch {
-      throw CheckpointError("\(file("trainer.json").path): cannot read the trainer state: \(error)")
+      throw CheckpointError(.state, "\(file("trainer.json").path): cannot read the trainer state: \(error)")
     }
   }
 }
@@ -60,7 +85,7 @@ public final class CheckpointStore {
 
   public init(runDirectory: URL, keep: Int) {
     self.runDirectory = runDirectory
-    self.directory = runDirectory.appendingPathComponent("checkpoints", isDirectory: true)
+    self.directory = runDirectory.appendingPathComponent(CheckpointLayout.checkpointsFolder, isDirectory: true)
     self.keep = max(1, keep)
   }
 
@@ -68,7 +93,7 @@ public final class CheckpointStore {
     self.init(runDirectory: URL(fileURLWithPath: runDirectory, isDirectory: true), keep: keep)
   }
 
-  static func name(step: Int) -> String { String(format: "step-%08d", step) }
+  static func name(step: Int) -> String { CheckpointLayout.directoryName(step: step) }
 
   // MARK: Writing
 
@@ -106,10 +131,10 @@ public final class CheckpointStore {
   static func object<S: Encodable>(_ state: S, step: Int) throws -> [String: Any] {
     let encoded: Data
     do { encoded = try JSONEncoder().encode(state) } catch {
-      throw CheckpointError("checkpoint step \(step): cannot encode the trainer state: \(error)")
+      throw CheckpointError(.state, "checkpoint step \(step): cannot encode the trainer state: \(error)")
     }
     guard let object = try? JSONSerialization.jsonObject(with: encoded) as? [String: Any] else {
-      throw CheckpointError("checkpoint step \(step): the trainer state must encode to a JSON object")
+      throw CheckpointError(.state, "checkpoint step \(step): the trainer state must encode to a JSON object")
     }
     return object
   }
@@ -121,14 +146,14 @@ public final class CheckpointStore {
     do {
       try fm.createDirectory(at: directory, withIntermediateDirectories: true)
     } catch {
-      throw CheckpointError("\(directory.path): cannot create: \(error.localizedDescription)")
+      throw CheckpointError(.io(path: directory.path), "\(directory.path): cannot create: \(error.localizedDescription)")
     }
     cleanLeftovers()
     let tmp = directory.appendingPathComponent(".tmp-" + name, isDirectory: true)
     let final = directory.appendingPathComponent(name, isDirectory: true)
     try? fm.removeItem(at: tmp)
     do { try fm.createDirectory(at: tmp, withIntermediateDirectories: false) } catch {
-      throw CheckpointError("\(tmp.path): cannot create: \(error.localizedDescription)")
+      throw CheckpointError(.io(path: tmp.path), "\(tmp.path): cannot create: \(error.localizedDescription)")
     }
 
     do {
@@ -146,7 +171,7 @@ public final class CheckpointStore {
       do {
         json = try JSONOutput.data(object, layout: .pretty)
       } catch {
-        throw CheckpointError("checkpoint step \(step): the trainer state is not valid JSON: \(error)")
+        throw CheckpointError(.state, "checkpoint step \(step): the trainer state is not valid JSON: \(error)")
       }
       try Self.writeSynced(json, to: tmp.appendingPathComponent("trainer.json").path)
       try Self.syncDirectory(tmp.path)
@@ -161,12 +186,12 @@ public final class CheckpointStore {
     if fm.fileExists(atPath: final.path) {
       let aside = directory.appendingPathComponent(".old-\(name)-\(getpid())", isDirectory: true)
       guard rename(final.path, aside.path) == 0 else {
-        throw CheckpointError("\(final.path): cannot move aside: \(String(cString: strerror(errno)))")
+        throw CheckpointError(.io(path: final.path), "\(final.path): cannot move aside: \(String(cString: strerror(errno)))")
       }
       old = aside
     }
     guard rename(tmp.path, final.path) == 0 else {
-      throw CheckpointError("\(final.path): cannot rename the temporary checkpoint into place: \(String(cString: strerror(errno)))")
+      throw CheckpointError(.io(path: final.path), "\(final.path): cannot rename the temporary checkpoint into place: \(String(cString: strerror(errno)))")
     }
     try Self.syncDirectory(directory.path)
     if let old { try? fm.removeItem(at: old) }
@@ -198,7 +223,7 @@ public final class CheckpointStore {
 
   static func writeSynced(_ data: Data, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw CheckpointError("\(path): cannot create: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw CheckpointError(.io(path: path), "\(path): cannot create: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     try data.withUnsafeBytes { raw in
       var done = 0
@@ -206,19 +231,19 @@ public final class CheckpointStore {
         let n = write(fd, raw.baseAddress! + done, raw.count - done)
         if n < 0 {
           if errno == EINTR { continue }
-          throw CheckpointError("\(path): write failed: \(String(cString: strerror(errno)))")
+          throw CheckpointError(.io(path: path), "\(path): write failed: \(String(cString: strerror(errno)))")
         }
         done += n
       }
     }
-    guard fsync(fd) == 0 else { throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+    guard fsync(fd) == 0 else { throw CheckpointError(.io(path: path), "\(path): fsync failed: \(String(cString: strerror(errno)))") }
   }
 
   static func syncDirectory(_ path: String) throws {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw CheckpointError("\(path): cannot open directory: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw CheckpointError(.io(path: path), "\(path): cannot open directory: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    guard fsync(fd) == 0 else { throw CheckpointError("\(path): fsync failed: \(String(cString: strerror(errno)))") }
+    guard fsync(fd) == 0 else { throw CheckpointError(.io(path: path), "\(path): fsync failed: \(String(cString: strerror(errno)))") }
   }
 
   // MARK: Reading
@@ -227,7 +252,7 @@ public final class CheckpointStore {
   public func list() -> [(step: Int, url: URL)] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
     return names.compactMap { n -> (Int, URL)? in
-      guard n.hasPrefix("step-"), let s = Int(n.dropFirst(5)), s >= 0 else { return nil }
+      guard let s = CheckpointLayout.step(ofDirectoryName: n) else { return nil }
       return (s, directory.appendingPathComponent(n, isDirectory: true))
     }.sorted { $0.0 < $1.0 }.map { (step: $0.0, url: $0.1) }
   }
@@ -250,28 +275,28 @@ public final class CheckpointStore {
   public static func verify(_ url: URL) throws -> Checkpoint {
     let tj = url.appendingPathComponent("trainer.json")
     guard let json = FileManager.default.contents(atPath: tj.path) else {
-      throw CheckpointError("\(tj.path): missing or unreadable")
+      throw CheckpointError(.missing(path: tj.path), "\(tj.path): missing or unreadable")
     }
     guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
-      throw CheckpointError("\(tj.path): not a JSON object (truncated?)")
+      throw CheckpointError(.corrupt(path: tj.path), "\(tj.path): not a JSON object (truncated?)")
     }
     guard let step = (object["step"] as? NSNumber)?.intValue ?? (object["step"] as? Int) else {
-      throw CheckpointError("\(tj.path): no 'step'")
+      throw CheckpointError(.corrupt(path: tj.path), "\(tj.path): no 'step'")
     }
     guard let files = object["files"] as? [String: Any], !files.isEmpty else {
-      throw CheckpointError("\(tj.path): no 'files' checksums")
+      throw CheckpointError(.corrupt(path: tj.path), "\(tj.path): no 'files' checksums")
     }
     for name in files.keys.sorted() {
       guard let entry = files[name] as? [String: Any], let expected = entry["sha256"] as? String else {
-        throw CheckpointError("\(tj.path): bad checksum entry for \(name)")
+        throw CheckpointError(.corrupt(path: tj.path), "\(tj.path): bad checksum entry for \(name)")
       }
       let path = url.appendingPathComponent(name).path
-      guard FileManager.default.fileExists(atPath: path) else { throw CheckpointError("\(path): missing") }
+      guard FileManager.default.fileExists(atPath: path) else { throw CheckpointError(.missing(path: path), "\(path): missing") }
       let (hex, bytes) = try SHA256Digest.hex(fileAt: path)
       if let n = (entry["bytes"] as? NSNumber)?.intValue ?? (entry["bytes"] as? Int), n != bytes {
-        throw CheckpointError("\(path): \(bytes) bytes, expected \(n) (truncated?)")
+        throw CheckpointError(.corrupt(path: path), "\(path): \(bytes) bytes, expected \(n) (truncated?)")
       }
-      guard hex == expected else { throw CheckpointError("\(path): SHA-256 mismatch (altered or corrupt)") }
+      guard hex == expected else { throw CheckpointError(.corrupt(path: path), "\(path): SHA-256 mismatch (altered or corrupt)") }
     }
     return Checkpoint(url: url, step: step, trainerJSON: json)
   }
@@ -284,14 +309,14 @@ public final class CheckpointStore {
     if fm.fileExists(atPath: url.appendingPathComponent("trainer.json").path) {
       return try verify(url)
     }
-    if fm.fileExists(atPath: url.appendingPathComponent("checkpoints").path) {
+    if fm.fileExists(atPath: url.appendingPathComponent(CheckpointLayout.checkpointsFolder).path) {
       let store = CheckpointStore(runDirectory: url, keep: 1)
       if let warn { store.warn = warn }
-      guard let c = store.latestValid() else { throw CheckpointError("\(path): no valid checkpoint in \(store.directory.path)") }
+      guard let c = store.latestValid() else { throw CheckpointError(.noValidCheckpoint(path: path), "\(path): no valid checkpoint in \(store.directory.path)") }
       return c
     }
     var isDir: ObjCBool = false
-    if !fm.fileExists(atPath: path, isDirectory: &isDir) { throw CheckpointError("\(path): no such checkpoint") }
-    throw CheckpointError("\(path): not a checkpoint directory (no trainer.json) nor a run directory (no checkpoints/)")
+    if !fm.fileExists(atPath: path, isDirectory: &isDir) { throw CheckpointError(.notACheckpoint(path: path), "\(path): no such checkpoint") }
+    throw CheckpointError(.notACheckpoint(path: path), "\(path): not a checkpoint directory (no trainer.json) nor a run directory (no checkpoints/)")
   }
 }

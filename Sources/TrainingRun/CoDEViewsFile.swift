@@ -26,31 +26,31 @@ public struct CoDEViewsFile {
     let v = try SafeTensorsFile(path: path)
     let real = try v.info("real")
     guard real.shape.count == 4, real.shape[1] == c, real.shape[2] == real.shape[3] else {
-      throw TrainError("\(path): tensor real: shape \(real.shape), expected [B,\(c),S,S]")
+      throw TrainError(.viewsFile(path: path), "\(path): tensor real: shape \(real.shape), expected [B,\(c),S,S]")
     }
     let b = real.shape[0], s = real.shape[2]
     let lInfo = try v.info("local_real")
     guard lInfo.shape.count == 4, lInfo.shape[0] == b, lInfo.shape[1] == c, lInfo.shape[2] == lInfo.shape[3] else {
-      throw TrainError("\(path): tensor local_real: shape \(lInfo.shape), expected [\(b),\(c),L,L]")
+      throw TrainError(.viewsFile(path: path), "\(path): tensor local_real: shape \(lInfo.shape), expected [\(b),\(c),L,L]")
     }
     let l = lInfo.shape[2]
     for (size, what) in [(s, "global views"), (l, "local views")] where size % patch != 0 {
-      throw TrainError("\(path): \(what) are \(size) px, not a multiple of the patch size \(patch)")
+      throw TrainError(.viewsFile(path: path), "\(path): \(what) are \(size) px, not a multiple of the patch size \(patch)")
     }
     var global = [Float](), local = [Float]()
     for n in CoDEStep.globalViewNames {
       let t = try v.info(n)
-      guard t.shape == [b, c, s, s] else { throw TrainError("\(path): tensor \(n): shape \(t.shape), expected \([b, c, s, s])") }
+      guard t.shape == [b, c, s, s] else { throw TrainError(.viewsFile(path: path), "\(path): tensor \(n): shape \(t.shape), expected \([b, c, s, s])") }
       global += try v.floats(n)
     }
     for n in CoDEStep.localViewNames {
       let t = try v.info(n)
-      guard t.shape == [b, c, l, l] else { throw TrainError("\(path): tensor \(n): shape \(t.shape), expected \([b, c, l, l])") }
+      guard t.shape == [b, c, l, l] else { throw TrainError(.viewsFile(path: path), "\(path): tensor \(n): shape \(t.shape), expected \([b, c, l, l])") }
       local += try v.floats(n)
     }
     let perm = try v.ints("perm").map { Int($0) }
     guard perm.count == b, Set(perm) == Set(0..<b) else {
-      throw TrainError("\(path): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
+      throw TrainError(.viewsFile(path: path), "\(path): tensor perm: expected a permutation of 0..<\(b), got \(perm)")
     }
     return CoDEViewsFile(global: global, local: local, perm: perm, records: b, channels: c, imageSize: s, localSize: l)
   }

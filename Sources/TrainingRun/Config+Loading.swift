@@ -1,10 +1,44 @@
 import Foundation
 import Yams
 
-/// A configuration error: one line naming the file or option and the key.
+/// A configuration error: a `kind` that callers and tests can tell apart, and a
+/// description of one line naming the file or option and the key.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
+  /// The failure cases of reading and checking a configuration.
+  public enum Kind: Equatable, Sendable {
+    /// The configuration file at `path` cannot be read.
+    case unreadable(path: String)
+    /// The file is not YAML.
+    case invalidYAML
+    /// The top level, a section or a key is not of the form sections / keys / values.
+    case notAMapping
+    /// A section name the schema does not have.
+    case unknownSection(String)
+    /// A key (`section.key`) the schema does not have.
+    case unknownKey(String)
+    /// A key set twice in one file.
+    case duplicateKey(String)
+    /// Two keys that exclude each other, both set in one layer.
+    case exclusiveKeys(String, String)
+    /// A value of the wrong type (or null) for `key`.
+    case wrongType(key: String)
+    /// A `--set` that is not `key=value`.
+    case badOverride
+    /// The merged layers do not decode as a configuration.
+    case undecodable
+    /// A value outside the range of `key`, or inconsistent with other keys.
+    case outOfRange(key: String)
+    /// Neither `train.steps` nor `train.epochs` is set.
+    case missingRunLength
+  }
+
+  public let kind: Kind
   public let description: String
-  public init(_ description: String) { self.description = description }
+
+  public init(_ kind: Kind, _ description: String) {
+    self.kind = kind
+    self.description = description
+  }
 }
 
 // MARK: - Schema (derived from the default configuration by reflection)
@@ -170,7 +204,7 @@ extension TrainConfig {
     do {
       text = try String(contentsOfFile: path, encoding: .utf8)
     } catch {
-      throw ConfigError("\(path): cannot read the configuration file")
+      throw ConfigError(.unreadable(path: path), "\(path): cannot read the configuration file")
     }
     return try parse(yaml: text, source: path, overrides: overrides)
   }
@@ -197,35 +231,35 @@ extension TrainConfig {
       root = try Yams.compose(yaml: yaml)
     } catch {
       let line = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
-      throw ConfigError("\(source): invalid YAML: \(line)")
+      throw ConfigError(.invalidYAML, "\(source): invalid YAML: \(line)")
     }
     guard let root else { return [:] }
     guard let top = root.mapping else {
-      throw ConfigError("\(source)\(at(root)): the top level must be a mapping of sections (model, data, train, optim, checkpoint, loss, eval)")
+      throw ConfigError(.notAMapping, "\(source)\(at(root)): the top level must be a mapping of sections (model, data, train, optim, checkpoint, loss, eval)")
     }
     var layer: ConfigLayer = [:]
     for (kNode, vNode) in top {
-      guard let section = kNode.string else { throw ConfigError("\(source)\(at(kNode)): keys must be strings") }
+      guard let section = kNode.string else { throw ConfigError(.notAMapping, "\(source)\(at(kNode)): keys must be strings") }
       guard let schema = ConfigSchema.sections[section] else {
-        throw ConfigError("\(source)\(at(kNode)): unknown section '\(section)'" + hint(section))
+        throw ConfigError(.unknownSection(section), "\(source)\(at(kNode)): unknown section '\(section)'" + hint(section))
       }
       if vNode.null != nil, vNode.scalar?.style == .plain { layer[section] = [:]; continue }
       guard let entries = vNode.mapping else {
-        throw ConfigError("\(source)\(at(vNode)): section '\(section)' must be a mapping of keys")
+        throw ConfigError(.notAMapping, "\(source)\(at(vNode)): section '\(section)' must be a mapping of keys")
       }
       var values: [String: ConfigValue] = [:]
       for (keyNode, valueNode) in entries {
-        guard let key = keyNode.string else { throw ConfigError("\(source)\(at(keyNode)): keys must be strings") }
+        guard let key = keyNode.string else { throw ConfigError(.notAMapping, "\(source)\(at(keyNode)): keys must be strings") }
         let path = "\(section).\(key)"
         guard let leaf = schema[key] else {
-          throw ConfigError("\(source)\(at(keyNode)): unknown key '\(path)'" + hint(path))
+          throw ConfigError(.unknownKey(path), "\(source)\(at(keyNode)): unknown key '\(path)'" + hint(path))
         }
-        if values.keys.contains(key) { throw ConfigError("\(source)\(at(keyNode)): key '\(path)' is set twice") }
+        if values.keys.contains(key) { throw ConfigError(.duplicateKey(path), "\(source)\(at(keyNode)): key '\(path)' is set twice") }
         values[key] = try value(of: valueNode, leaf: leaf, path: path, source: source)
       }
       for (s, a, b) in ConfigSchema.exclusive where s == section {
         if case .set = values[a], case .set = values[b] {
-          throw ConfigError("\(source): '\(s).\(a)' and '\(s).\(b)' are both set; keep one")
+          throw ConfigError(.exclusiveKeys("\(s).\(a)", "\(s).\(b)"), "\(source): '\(s).\(a)' and '\(s).\(b)' are both set; keep one")
         }
       }
       layer[section] = values
@@ -253,13 +287,13 @@ extension TrainConfig {
       case .sequence: shown = "a list"
       @unknown default: shown = "a value"
       }
-      return ConfigError("\(source)\(at(node)): key '\(path)': expected \(leaf.kind.expectation), got \(shown)")
+      return ConfigError(.wrongType(key: path), "\(source)\(at(node)): key '\(path)': expected \(leaf.kind.expectation), got \(shown)")
     }
     switch node {
     case .scalar(let s):
       if s.style == .plain && ValueParse.nulls.contains(s.string) {
         if leaf.optional { return .unset }
-        throw ConfigError("\(source)\(at(node)): key '\(path)' cannot be null (expected \(leaf.kind.expectation))")
+        throw ConfigError(.wrongType(key: path), "\(source)\(at(node)): key '\(path)' cannot be null (expected \(leaf.kind.expectation))")
       }
       // A quoted scalar is a string: "1e-3" is not a number, 'true' is not a bool.
       if s.style != .plain, leaf.kind != .string, leaf.kind != .stringList, !isChoice(leaf.kind) { throw wrong() }
@@ -292,15 +326,15 @@ extension TrainConfig {
   /// `section.key=value` -> a one-key layer.
   static func overrideLayer(_ text: String) throws -> ConfigLayer {
     guard let eq = text.firstIndex(of: "=") else {
-      throw ConfigError("--set \(text): expected key=value, e.g. --set optim.lr=0.001")
+      throw ConfigError(.badOverride, "--set \(text): expected key=value, e.g. --set optim.lr=0.001")
     }
     let path = String(text[..<eq]).trimmingCharacters(in: .whitespaces)
     let raw = String(text[text.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
     let parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
     guard parts.count == 2, let schema = ConfigSchema.sections[parts[0]], let leaf = schema[parts[1]] else {
-      throw ConfigError("--set \(path): unknown key" + hint(path))
+      throw ConfigError(.unknownKey(path), "--set \(path): unknown key" + hint(path))
     }
-    let wrong = ConfigError("--set \(path)=\(raw): expected \(leaf.kind.expectation)")
+    let wrong = ConfigError(.wrongType(key: path), "--set \(path)=\(raw): expected \(leaf.kind.expectation)")
     let v: ConfigValue
     if ValueParse.nulls.contains(raw) && leaf.optional {
       v = .unset
@@ -361,7 +395,7 @@ extension TrainConfig {
       let data = try JSONSerialization.data(withJSONObject: tree)
       return try d.decode(TrainConfig.self, from: data)
     } catch let e as DecodingError {
-      throw ConfigError("\(source): " + describe(e))
+      throw ConfigError(.undecodable, "\(source): " + describe(e))
     }
   }
 
@@ -381,7 +415,7 @@ extension TrainConfig {
 
   /// Range and consistency checks; the error names the key.
   public func validate(source: String = "<config>") throws {
-    func fail(_ key: String, _ why: String) -> ConfigError { ConfigError("\(source): key '\(key)': \(why)") }
+    func fail(_ key: String, _ why: String) -> ConfigError { ConfigError(.outOfRange(key: key), "\(source): key '\(key)': \(why)") }
     if model.width <= 0 { throw fail("model.width", "must be positive") }
     if model.depth <= 0 { throw fail("model.depth", "must be positive") }
     if model.heads <= 0 || model.width % model.heads != 0 {
@@ -403,7 +437,7 @@ extension TrainConfig {
     if data.numTransform < 0 { throw fail("data.num_transform", "must not be negative") }
     if data.maxImagePixels < 1 { throw fail("data.max_image_pixels", "must be positive") }
     if train.globalBatch <= 0 { throw fail("train.global_batch", "must be positive") }
-    if train.steps == nil && train.epochs == nil { throw ConfigError("\(source): set 'train.steps' or 'train.epochs'") }
+    if train.steps == nil && train.epochs == nil { throw ConfigError(.missingRunLength, "\(source): set 'train.steps' or 'train.epochs'") }
     if let s = train.steps, s < 0 { throw fail("train.steps", "must not be negative") }
     if let e = train.epochs, !(e >= 0) { throw fail("train.epochs", "must not be negative") }
     if let s = train.stepsPerEpoch, s <= 0 { throw fail("train.steps_per_epoch", "must be positive") }
@@ -432,7 +466,7 @@ extension TrainConfig {
   /// Checks that need the number of ranks.
   public func validate(worldSize: Int) throws {
     if train.globalBatch % worldSize != 0 {
-      throw ConfigError("key 'train.global_batch': \(train.globalBatch) is not a multiple of the \(worldSize) ranks")
+      throw ConfigError(.outOfRange(key: "train.global_batch"), "key 'train.global_batch': \(train.globalBatch) is not a multiple of the \(worldSize) ranks")
     }
   }
 
@@ -451,7 +485,7 @@ extension TrainConfig {
   /// Reads JSON written by `toJSON()` (e.g. from a checkpoint's trainer.json).
   public static func fromJSON(_ data: Data, source: String = "<json>") throws -> TrainConfig {
     guard let tree = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-      throw ConfigError("\(source): not a JSON object")
+      throw ConfigError(.notAMapping, "\(source): not a JSON object")
     }
     return try fromJSONObject(tree, source: source)
   }
@@ -459,11 +493,11 @@ extension TrainConfig {
   public static func fromJSONObject(_ object: [String: Any], source: String = "<json>") throws -> TrainConfig {
     var tree = try defaultTree()
     for (section, value) in object {
-      guard let keys = ConfigSchema.sections[section] else { throw ConfigError("\(source): unknown section '\(section)'") }
-      guard let values = value as? [String: Any] else { throw ConfigError("\(source): section '\(section)' is not an object") }
+      guard let keys = ConfigSchema.sections[section] else { throw ConfigError(.unknownSection(section), "\(source): unknown section '\(section)'") }
+      guard let values = value as? [String: Any] else { throw ConfigError(.notAMapping, "\(source): section '\(section)' is not an object") }
       var sec = tree[section] as? [String: Any] ?? [:]
       for (k, v) in values {
-        guard keys[k] != nil else { throw ConfigError("\(source): unknown key '\(section).\(k)'") }
+        guard keys[k] != nil else { throw ConfigError(.unknownKey("\(section).\(k)"), "\(source): unknown key '\(section).\(k)'") }
         sec[k] = v
       }
       for (s, a, b) in ConfigSchema.exclusive where s == section {

@@ -8,7 +8,8 @@ import ViT
 /// (`GEMMBackend`): rank 0 decides, every rank installs rank 0's plan, so all ranks compute
 /// alike.
 public enum GEMMSelection {
-  /// Rows at which `auto` times a class: a batch of 8 records' 224 px views (about 1,600 token rows).
+  /// Rows at which `auto` times a class: a batch of 8 records' 224 px views (about 1,600 token
+  /// rows; oneDNN per image in calls of the model's token count, 197 for ViT-Tiny).
   public static let timingRows = 1576
 
   /// Decides (rank 0) and installs (every rank) the plan for `model` under `mode`, and returns
@@ -26,14 +27,16 @@ public enum GEMMSelection {
         line = "gemm: \(p) (the plan this run started with, from its checkpoint)"
       } else {
         let t0 = MonotonicClock.seconds()
-        let (p, ms) = GEMMBackend.decide(model.gemmShapes, batch: timingRows, mode: mode)
+        let t = model.grid * model.grid + 1  // tokens of one image at the training resolution
+        let (p, ms) = GEMMBackend.decide(model.gemmShapes, batch: max(1, timingRows / t) * t, imageRows: t, mode: mode)
         encoded = p.encoded
         let dt = MonotonicClock.seconds(since: t0)
         line = "gemm \(mode.rawValue): \(p)"
         if mode == .auto {
           line += String(format: " (timed in %.1f s on rank 0: ", dt)
-            + ms.map { String(format: "%@ %.0f/%.0f GFLOP/s%@", $0.shape.description, $0.openblasGFLOPs, $0.onednnGFLOPs,
-                              $0.onednnRowStable ? "" : " rows unstable") }.joined(separator: ", ") + " OpenBLAS/oneDNN)"
+            + ms.map { String(format: "%@ %.0f/%.0f/%.0f GFLOP/s%@", $0.shape.description, $0.openblasGFLOPs, $0.onednnGFLOPs,
+                              $0.onednnImageGFLOPs, $0.onednnRowStable ? "" : " rows unstable") }.joined(separator: ", ")
+            + " OpenBLAS/oneDNN/oneDNN per image)"
         }
         if let stored, stored != encoded {
           line += "; differs from the plan in the checkpoint (\(GEMMPlan(encoded: stored)?.description ?? stored)): "

@@ -19,14 +19,14 @@ public final class MetricsLog {
     if let s = resumeStep, fm.fileExists(atPath: url.path) { try Self.dropEntries(in: url, afterStep: s) }
     if !fm.fileExists(atPath: url.path) {
       guard fm.createFile(atPath: url.path, contents: nil) else {
-        throw CheckpointError("\(url.path): cannot create the metrics file")
+        throw CheckpointError(.io(path: url.path), "\(url.path): cannot create the metrics file")
       }
     }
     do {
       handle = try FileHandle(forWritingTo: url)
       try handle.seekToEnd()
     } catch {
-      throw CheckpointError("\(url.path): cannot open for appending: \(error.localizedDescription)")
+      throw CheckpointError(.io(path: url.path), "\(url.path): cannot open for appending: \(error.localizedDescription)")
     }
   }
 
@@ -75,7 +75,7 @@ public final class MetricsLog {
     }
     let tmp = url.path + ".tmp"
     guard FileManager.default.createFile(atPath: tmp, contents: kept), rename(tmp, url.path) == 0 else {
-      throw CheckpointError("\(url.path): cannot rewrite the metrics file")
+      throw CheckpointError(.io(path: url.path), "\(url.path): cannot rewrite the metrics file")
     }
   }
 }

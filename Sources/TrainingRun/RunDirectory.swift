@@ -25,11 +25,11 @@ public final class RunDirectory {
     do {
       try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     } catch {
-      throw TrainError.refusal("\(url.path): cannot create the run directory: \(Self.reason(error))")
+      throw TrainError.refusal(.runDirectory(path: url.path), "\(url.path): cannot create the run directory: \(Self.reason(error))")
     }
     let path = lockURL.path
     let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw TrainError.refusal("\(path): cannot open the run lock: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw TrainError.refusal(.runDirectory(path: path), "\(path): cannot open the run lock: \(String(cString: strerror(errno)))") }
     if flock(fd, LOCK_EX | LOCK_NB) != 0 {
       let e = errno
       var holder = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
@@ -37,9 +37,9 @@ public final class RunDirectory {
       if holder.isEmpty { holder = "unknown holder" }
       close(fd)
       if e == EWOULDBLOCK {
-        throw TrainError.refusal("\(url.path) is in use by another job (\(holder)); one job per run directory (lock \(path))")
+        throw TrainError.refusal(.runDirectoryInUse(path: url.path), "\(url.path) is in use by another job (\(holder)); one job per run directory (lock \(path))")
       }
-      throw TrainError.refusal("\(path): cannot lock: \(String(cString: strerror(e)))")
+      throw TrainError.refusal(.runDirectory(path: path), "\(path): cannot lock: \(String(cString: strerror(e)))")
     }
     lockFD = fd
     var host = [CChar](repeating: 0, count: 256)
@@ -55,12 +55,12 @@ public final class RunDirectory {
     do {
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     } catch {
-      throw TrainError.refusal("\(directory.path): cannot create the \(what): \(Self.reason(error))")
+      throw TrainError.refusal(.runDirectory(path: directory.path), "\(directory.path): cannot create the \(what): \(Self.reason(error))")
     }
     let probe = directory.appendingPathComponent(".write-test-\(getpid())").path
     let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
-      throw TrainError.refusal("\(directory.path): the \(what) is not writable (\(String(cString: strerror(errno))))")
+      throw TrainError.refusal(.runDirectory(path: directory.path), "\(directory.path): the \(what) is not writable (\(String(cString: strerror(errno))))")
     }
     close(fd)
     unlink(probe)
@@ -73,7 +73,7 @@ public final class RunDirectory {
     let free = Double(s.f_bavail) * Double(s.f_frsize)
     let need = 2 * Double(checkpointBytes)
     if free < need {
-      throw TrainError.refusal(String(format: "%@: %.1f MiB free, a checkpoint takes %.1f MiB and at least twice that must be free",
+      throw TrainError.refusal(.runDirectory(path: directory.path), String(format: "%@: %.1f MiB free, a checkpoint takes %.1f MiB and at least twice that must be free",
                                       directory.path, free / 1048576, Double(checkpointBytes) / 1048576))
     }
   }

@@ -72,7 +72,7 @@ public final class TensorBoardWriter {
     url = directory.appendingPathComponent(name)
     guard FileManager.default.createFile(atPath: url.path, contents: nil),
           let h = try? FileHandle(forWritingTo: url) else {
-      throw CheckpointError("\(url.path): cannot create the TensorBoard event file")
+      throw CheckpointError(.io(path: url.path), "\(url.path): cannot create the TensorBoard event file")
     }
     handle = h
     var e = ProtoBuffer()

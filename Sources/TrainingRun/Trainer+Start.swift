@@ -29,7 +29,7 @@ extension Trainer {
       } else if !skipped.isEmpty {
         let present = store.list().count
         guard policy.allowFreshStart else {
-          throw TrainError.refusal("--resume auto: \(store.directory.path) holds \(present) checkpoint(s) and none verifies "
+          throw TrainError.refusal(.noVerifiedCheckpoint, "--resume auto: \(store.directory.path) holds \(present) checkpoint(s) and none verifies "
             + "(newest: \(skipped[0].replacingOccurrences(of: "skipping checkpoint ", with: ""))); not starting over "
             + "(--allow-fresh-start trains from step 0)")
         }
@@ -52,7 +52,8 @@ extension Trainer {
     if !err.isEmpty {
       let text = String(decoding: err, as: UTF8.self)
       let space = text.firstIndex(of: " ")!
-      var e = TrainError(String(text[text.index(after: space)...]))
+      // Rank 0 keeps the error it broadcast (and its kind); the others rebuild it from the text.
+      var e = restoreError ?? TrainError(.fromRank0, String(text[text.index(after: space)...]))
       e.exitCode = Int32(text[..<space]) ?? 1
       e.shared = true
       throw e
@@ -74,7 +75,7 @@ extension Trainer {
   static func checkResumable(_ config: TrainConfig, from state: TrainerState, startStep: Int, policy: ResumePolicy,
                              log: (String) -> Void) throws {
     if state.config.model != config.model {
-      var e = TrainError.refusal("checkpoint model shape differs from the config's model section; resume with the same model.* settings")
+      var e = TrainError.refusal(.modelShapeChanged, "checkpoint model shape differs from the config's model section; resume with the same model.* settings")
       e.shared = true
       throw e
     }
@@ -82,7 +83,7 @@ extension Trainer {
     if !changed.isEmpty {
       let list = changed.joined(separator: ", ")
       if !policy.allowConfigChange {
-        var e = TrainError.refusal("--resume: the config differs from the checkpoint of step \(startStep) in \(list); "
+        var e = TrainError.refusal(.configChanged, "--resume: the config differs from the checkpoint of step \(startStep) in \(list); "
                                    + "exact resume needs the same values (--allow-config-change resumes anyway)")
         e.shared = true
         throw e

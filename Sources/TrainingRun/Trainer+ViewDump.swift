@@ -39,7 +39,7 @@ extension Trainer {
       }
     }
     let err = comm.broadcast(data: Data(failure.utf8), root: 0)
-    if !err.isEmpty { throw TrainError(String(decoding: err, as: UTF8.self)) }
+    if !err.isEmpty { throw TrainError(.viewDump, String(decoding: err, as: UTF8.self)) }
     // Other ranks may sit on nodes without the coordinator's file system.
     if !isCoordinator { try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
     viewDumpDirectory = dir
@@ -66,6 +66,6 @@ extension Trainer {
       w.add(n, dtype: .f64, shape: [1], bytes: withUnsafeBytes(of: x.bitPattern.littleEndian) { Data($0) })
     }
     let path = dir.appendingPathComponent(String(format: "step-%08d.rank%d.safetensors", globalStep, comm.rank)).path
-    do { try w.write(to: path) } catch { throw TrainError("--dump-views: \(error)") }
+    do { try w.write(to: path) } catch { throw TrainError(.viewDump, "--dump-views: \(error)") }
   }
 }

@@ -41,21 +41,57 @@ public enum TrainOutcome: Equatable {
   case earlyStopped
 }
 
+/// A training-run problem: a `kind` that callers and tests can tell apart, a description of
+/// one line, and the exit status it ends the job with.
 public struct TrainError: Error, CustomStringConvertible {
+  /// The failure cases of a training run.
+  public enum Kind: Equatable, Sendable {
+    /// The run directory (or a directory in it) at `path` cannot be created, locked or
+    /// written, or has too little free space.
+    case runDirectory(path: String)
+    /// The run directory at `path` is locked by another job.
+    case runDirectoryInUse(path: String)
+    /// `--resume auto` found checkpoints and none verifies.
+    case noVerifiedCheckpoint
+    /// The checkpoint cannot be taken (the error of reading it, made a refusal).
+    case unusableCheckpoint
+    /// The checkpoint's model shape differs from the config's.
+    case modelShapeChanged
+    /// The config differs from the checkpoint's in keys that exact resume depends on.
+    case configChanged
+    /// The error rank 0 broadcast, as the other ranks receive it (its kind stays on rank 0).
+    case fromRank0
+    /// The run's settings cannot be used (no length, evaluation without an evaluator).
+    case config
+    /// A views file (`cde step`) at `path` that is not a CoDE batch.
+    case viewsFile(path: String)
+    /// `--dump-views` could not write its files.
+    case viewDump
+    /// The loss is not finite at `step`.
+    case nonFiniteLoss(step: Int)
+    /// The replicas' parameters differ at `step`.
+    case replicasDiverged(step: Int)
+  }
+
+  public let kind: Kind
   public let description: String
   /// Process exit status: 1, or `refusalExitCode` when the job refused to start.
   public var exitCode: Int32 = 1
   /// Every rank throws this error (it was broadcast): rank 0 reports it, the others exit quietly.
   public var shared = false
-  public init(_ d: String) { description = d }
+
+  public init(_ kind: Kind, _ d: String) {
+    self.kind = kind
+    description = d
+  }
 
   /// The job refused to start (run directory in use or unusable, no checkpoint verifies,
   /// the config differs from the checkpoint's): starting again would refuse again, so
   /// the launchers do not restart on this status (sysexits' EX_CONFIG).
   public static let refusalExitCode: Int32 = 78
 
-  public static func refusal(_ d: String) -> TrainError {
-    var e = TrainError(d)
+  public static func refusal(_ kind: Kind, _ d: String) -> TrainError {
+    var e = TrainError(kind, d)
     e.exitCode = refusalExitCode
     return e
   }
@@ -114,7 +150,7 @@ public final class Trainer {
               log: @escaping (String) -> Void) throws {
     self.config = config
     self.evaluator = evaluator
-    if config.evaluates && evaluator == nil { throw TrainError("eval.every_steps is set but no probe evaluator was given") }
+    if config.evaluates && evaluator == nil { throw TrainError(.config, "eval.every_steps is set but no probe evaluator was given") }
     comm = communicator
     self.log = log
     run = URL(fileURLWithPath: runDirectory, isDirectory: true)
@@ -141,7 +177,7 @@ public final class Trainer {
       } catch let e as TrainError {
         restoreError = e
       } catch {
-        restoreError = TrainError.refusal("\(error)")
+        restoreError = TrainError.refusal(.unusableCheckpoint, "\(error)")
       }
     }
     let (state, startStep) = try Self.shareRestore(restored, error: restoreError, communicator: comm)
@@ -159,7 +195,7 @@ public final class Trainer {
     loader = try D3Loader(config: Self.loaderConfig(config, communicator: comm, log: log), cursor: state?.dataCursor ?? DataCursor())
     stepsPerEpoch = config.train.stepsPerEpoch ?? loader.stepsPerEpoch
     let resolved = config.schedule(records: loader.stepsPerEpoch * config.train.globalBatch)
-    guard resolved.totalSteps > 0 else { throw TrainError("config: set train.steps or train.epochs") }
+    guard resolved.totalSteps > 0 else { throw TrainError(.config, "config: set train.steps or train.epochs") }
     schedule = LRSchedule(base: config.optim.lr, warmupSteps: resolved.warmupSteps, totalSteps: resolved.totalSteps,
                           warmupInit: config.optim.warmupLrInit, minLR: config.optim.minLr)
     testHooks = TestHooks.fromEnvironment(ProcessInfo.processInfo.environment, rank: comm.rank)
@@ -303,7 +339,7 @@ public final class Trainer {
     try dumpStep(batch: batch, perm: perm, lr: control.lr, weightDecay: control.weightDecay, result: r)
     guard r.loss.isFinite else {
       // Parameters are already updated from a non-finite gradient: keep the last good checkpoint.
-      throw TrainError("loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
+      throw TrainError(.nonFiniteLoss(step: globalStep), "loss is \(r.loss) at step \(globalStep); stopping without a checkpoint (the last good one stays valid)")
     }
     return r
   }
@@ -327,7 +363,7 @@ public final class Trainer {
     let every = config.train.consistencyCheckEvery
     if comm.size > 1, every > 0, globalStep % every == 0 {
       if !comm.replicasIdentical(model.params, count: model.parameterCount) {
-        throw TrainError("replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
+        throw TrainError(.replicasDiverged(step: globalStep), "replicas hold different parameters at step \(globalStep); stopping (the last checkpoint stays valid)")
       }
     }
   }

@@ -27,13 +27,14 @@ public struct ViTConfig: Codable, Equatable, Sendable {
 
   /// Checks the shape; the message names the offending field.
   public func validate() throws {
-    func fail(_ s: String) -> ViTError { ViTError("model config: \(s)") }
+    func fail(_ s: String) -> ViTError { ViTError(.invalidConfig, "model config: \(s)") }
     guard width > 0, depth > 0, heads > 0, patch > 0, imageSize > 0, channels > 0 else {
       throw fail("width, depth, heads, patch, image_size and channels must be positive")
     }
     guard width % heads == 0 else { throw fail("width \(width) is not divisible by heads \(heads)") }
     guard imageSize % patch == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch \(patch)") }
     guard mlpDim > 0 else { throw fail("mlp_ratio \(mlpRatio) gives no hidden units") }
+    guard lnEps > 0 else { throw fail("ln_eps \(lnEps) must be positive") }
   }
 
   /// Forward FLOPs of one image with `tokens` tokens, 2·m·n·k per GEMM (GEMMs only: qkv,
@@ -44,9 +45,4 @@ public struct ViTConfig: Codable, Equatable, Sendable {
     let perBlock = 2 * tt * d * 3 * d + 2 * 2 * tt * tt * d + 2 * tt * d * d + 2 * 2 * tt * d * m
     return Double(depth) * perBlock + 2 * (tt - 1) * Double(patchDim) * d
   }
-}
-
-public struct ViTError: Error, CustomStringConvertible, Sendable {
-  public let description: String
-  public init(_ d: String) { description = d }
 }

@@ -46,12 +46,12 @@ extension ViTModel {
   public func load(_ file: SafeTensorsFile) throws {
     for e in layout.entries {
       guard file.tensors[e.name] != nil else {
-        throw ViTError("\(file.path): missing tensor \(e.name) (is this a timm ViT state dict with this model shape?)")
+        throw ViTError(.missingTensor(path: file.path, tensor: e.name), "\(file.path): missing tensor \(e.name) (is this a timm ViT state dict with this model shape?)")
       }
       do {
         try file.read(e.name, into: params + e.offset, shape: e.shape)
       } catch let err as SafeTensorsError {
-        throw ViTError(err.description + " (model config expects \(e.name) \(e.shape))")
+        throw ViTError(.unreadableTensor(err.kind), err.description + " (model config expects \(e.name) \(e.shape))")
       }
     }
   }

@@ -69,7 +69,7 @@ public final class ViTModel {
   /// Activations for a batch of `n` images of `height x width` (multiples of the patch).
   public func makeActivations(batch n: Int, height: Int, width: Int) throws -> ViTActivations {
     guard height % config.patch == 0, width % config.patch == 0, height > 0, width > 0 else {
-      throw ViTError("image size \(height)x\(width) is not a positive multiple of the patch size \(config.patch)")
+      throw ViTError(.imageSize(height: height, width: width), "image size \(height)x\(width) is not a positive multiple of the patch size \(config.patch)")
     }
     return ViTActivations(config: config, batch: n, height: height, width: width)
   }
@@ -103,14 +103,15 @@ public final class ViTModel {
     for (l, b) in blocks.enumerated() {
       let x = a.x(l), ly = a.layer(l), xn = a.x(l + 1)
       LayerNorm.forward(y: ly.ln1, mean: ly.mean1, rstd: ly.rstd1, x: x, w: p + b.n1w, b: p + b.n1b, n: nt, c: d, eps: c.lnEps)
-      Linear.forward(y: ly.qkv, x: ly.ln1, w: p + b.qkvw, b: p + b.qkvb, n: nt, inF: d, outF: 3 * d)
+      Linear.forward(y: ly.qkv, x: ly.ln1, w: p + b.qkvw, b: p + b.qkvb, n: nt, inF: d, outF: 3 * d, rowBlock: t)
       // Rows that continue past the attention: all tokens, or the class tokens in the last block.
       let rows: Int
       if l + 1 < c.depth {
         rows = nt
         Attention.forward(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads, headDim: c.headDim,
                           scratch: a.attnScratch)
-        Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: nt, inF: d, outF: d, residual: x)
+        Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: nt, inF: d, outF: d, residual: x,
+                       rowBlock: t)
       } else {
         rows = n
         Attention.forwardClassQuery(out: ly.atto, probs: ly.probs, qkv: ly.qkv, n: n, t: t, heads: c.heads,
@@ -121,12 +122,14 @@ public final class ViTModel {
         Linear.forward(y: ly.xmid, x: ly.atto, w: p + b.projw, b: p + b.projb, n: a.classRows, inF: d, outF: d,
                        residual: ly.xmid)
       }
-      // GEMM rows: all tokens, or the padded class rows.
+      // GEMM rows: all tokens (whole images of t rows), or the padded class rows.
       let gemmRows = l + 1 < c.depth ? nt : a.classRows
+      let rowBlock = l + 1 < c.depth ? t : 0
       LayerNorm.forward(y: ly.ln2, mean: ly.mean2, rstd: ly.rstd2, x: ly.xmid, w: p + b.n2w, b: p + b.n2b, n: rows, c: d, eps: c.lnEps)
-      Linear.forward(y: ly.g, x: ly.ln2, w: p + b.fc1w, b: p + b.fc1b, n: gemmRows, inF: d, outF: m)
+      Linear.forward(y: ly.g, x: ly.ln2, w: p + b.fc1w, b: p + b.fc1b, n: gemmRows, inF: d, outF: m, rowBlock: rowBlock)
       GELU.forward(g: ly.g, derivative: ly.dgelu, x: ly.g, count: rows * m)
-      Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: gemmRows, inF: m, outF: d, residual: ly.xmid)
+      Linear.forward(y: xn, x: ly.g, w: p + b.fc2w, b: p + b.fc2b, n: gemmRows, inF: m, outF: d, residual: ly.xmid,
+                     rowBlock: rowBlock)
     }
     // Final LayerNorm on the class-token rows (the embedding).
     LayerNorm.forward(y: a.embeddings, mean: a.meanF, rstd: a.rstdF, x: a.x(c.depth), w: p + finalNormWeightOffset, b: p + finalNormBiasOffset,
@@ -168,17 +171,18 @@ public final class ViTModel {
       let rows = last ? n : nt
       let dxRows = last ? a.classRows : nt
       let dout = last ? dcls : dResidual
+      let rowBlock = last ? 0 : t  // whole images of t rows (see sgemm)
       // x_{l+1} = xmid + fc2(gelu(fc1(ln2(xmid))))
       Linear.backward(dx: dHidden, dw: gr + b.fc2w, db: gr + b.fc2b, dy: dout, x: ly.g, w: p + b.fc2w, n: rows, inF: m,
-                      outF: d, partial: part, dxRows: dxRows)
+                      outF: d, partial: part, dxRows: dxRows, rowBlock: rowBlock)
       GELU.backward(dx: dHidden, dy: dHidden, derivative: ly.dgelu, count: rows * m)
       Linear.backward(dx: dSublayer, dw: gr + b.fc1w, db: gr + b.fc1b, dy: dHidden, x: ly.ln2, w: p + b.fc1w, n: rows, inF: d,
-                      outF: m, partial: part, dxRows: dxRows)
+                      outF: m, partial: part, dxRows: dxRows, rowBlock: rowBlock)
       LayerNorm.backward(dx: dout, dw: gr + b.n2w, db: gr + b.n2b, dy: dSublayer, x: ly.xmid, mean: ly.mean2,
                          rstd: ly.rstd2, w: p + b.n2w, n: rows, c: d, partial: part)
       // xmid = x_l + proj(attn(qkv(ln1(x_l))))
       Linear.backward(dx: dSublayer, dw: gr + b.projw, db: gr + b.projb, dy: dout, x: ly.atto, w: p + b.projw, n: rows,
-                      inF: d, outF: d, partial: part, dxRows: dxRows)
+                      inF: d, outF: d, partial: part, dxRows: dxRows, rowBlock: rowBlock)
       if last {
         Attention.backwardClassQuery(dqkv: dHidden, dOut: dSublayer, probs: ly.probs, qkv: ly.qkv, scratch: a.attnScratch,
                                      n: n, t: t, heads: c.heads, headDim: c.headDim)
@@ -195,7 +199,7 @@ public final class ViTModel {
                            heads: c.heads, headDim: c.headDim)
       }
       Linear.backward(dx: dSublayer, dw: gr + b.qkvw, db: gr + b.qkvb, dy: dHidden, x: ly.ln1, w: p + b.qkvw, n: nt, inF: d,
-                      outF: 3 * d, partial: part)
+                      outF: 3 * d, partial: part, rowBlock: t)
       LayerNorm.backward(dx: dResidual, dw: gr + b.n1w, db: gr + b.n1b, dy: dSublayer, x: a.x(l), mean: ly.mean1,
                          rstd: ly.rstd1, w: p + b.n1w, n: nt, c: d, partial: part)
       onBucketDone?(c.depth - l)

@@ -13,7 +13,7 @@ extension Bench {
     guard comm.rank == 0 else { return }
     let results = FMAPeak.ISA.allCases.compactMap { FMAPeak.measure($0, repetitions: max(steps, 1)) }
     guard let best = results.max(by: { $0.perCore < $1.perCore }) else {
-      throw CLIError("--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
+      throw CLIError(.unsupportedCPU, "--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
     }
     if json {
       var r: [String: Any] = ["per_core_gflop_per_s": best.perCore, "all_cores_gflop_per_s": best.allCores,
@@ -31,17 +31,19 @@ extension Bench {
     }
   }
 
-  /// `--gemm-shapes`: every GEMM class of the step timed single-threaded on OpenBLAS and
-  /// oneDNN (`GEMMBackend.decide` in `auto` mode, rank 0), with oneDNN's row stability and the
-  /// choice `auto` makes.
+  /// `--gemm-shapes`: every GEMM class of the step timed single-threaded on OpenBLAS, oneDNN
+  /// and oneDNN per image (`GEMMBackend.decide` in `auto` mode, rank 0), with oneDNN's row
+  /// stability and the choice `auto` makes.
   func runGEMMShapes(_ comm: Communicator, _ cfg: ViTConfig) throws {
     guard comm.rank == 0 else { return }
-    let (plan, ms) = GEMMBackend.decide(cfg.gemmShapes, batch: GEMMSelection.timingRows, mode: .auto, rounds: max(steps, 1))
+    let t = cfg.grid * cfg.grid + 1
+    let (plan, ms) = GEMMBackend.decide(cfg.gemmShapes, batch: max(1, GEMMSelection.timingRows / t) * t, imageRows: t, mode: .auto,
+                                        rounds: max(steps, 1))
     if json {
       let rows: [[String: Any]] = ms.map {
         let (m, n, k) = $0.shape.dims(batch: $0.batch)
         return ["shape": $0.shape.description, "m": m, "n": n, "k": k, "openblas_gflop_per_s": $0.openblasGFLOPs,
-                "onednn_gflop_per_s": $0.onednnGFLOPs, "onednn_rows_stable": $0.onednnRowStable, "choice": $0.choice.rawValue]
+                "onednn_gflop_per_s": $0.onednnGFLOPs, "onednn_image_gflop_per_s": $0.onednnImageGFLOPs, "onednn_rows_stable": $0.onednnRowStable, "choice": $0.choice.rawValue]
       }
       let r: [String: Any] = ["shapes": rows, "plan": plan.encoded, "blas_core": BLASRuntime.coreName,
                               "onednn": GEMMBackend.onednnVersion, "onednn_isa": GEMMBackend.onednnISA]
@@ -51,9 +53,10 @@ extension Bench {
     print("GEMM classes, one thread, CPU time (OpenBLAS \(BLASRuntime.coreName), oneDNN \(GEMMBackend.onednnVersion) \(GEMMBackend.onednnISA)):")
     for x in ms {
       let (m, n, k) = x.shape.dims(batch: x.batch)
-      print(String(format: "  %@ %5d x %4d x %4d  OpenBLAS %6.1f  oneDNN %6.1f GFLOP/s  oneDNN rows %@  -> %@",
+      let perImage = x.onednnImageGFLOPs > 0 ? String(format: "%6.1f", x.onednnImageGFLOPs) : "     -"
+      print(String(format: "  %@ %5d x %4d x %4d  OpenBLAS %6.1f  oneDNN %6.1f  per image %@ GFLOP/s  oneDNN rows %@  -> %@",
                    x.shape.description.padding(toLength: 16, withPad: " ", startingAt: 0) as NSString, m, n, k,
-                   x.openblasGFLOPs, x.onednnGFLOPs, (x.onednnRowStable ? "stable" : "UNSTABLE") as NSString,
+                   x.openblasGFLOPs, x.onednnGFLOPs, perImage as NSString, (x.onednnRowStable ? "stable" : "UNSTABLE") as NSString,
                    x.choice.rawValue as NSString))
     }
   }

@@ -38,6 +38,11 @@ struct Bench: ParsableCommand {
   @Option(name: .customLong("sgemm-size"), help: .hidden) var sgemmSize: Int = 2048
   @Flag(name: .customLong("fma-peak"), help: .hidden) var fmaPeak = false  // Bench+Peak.swift
   @Flag(name: .customLong("gemm-shapes"), help: .hidden) var gemmShapes = false  // Bench+Peak.swift
+  @Flag(help: """
+    Time inference instead (Bench+Inference.swift): forward passes of --records random images at the model's \
+    resolution, as `cde embed` runs them; images/s.
+    """)
+  var inference = false
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -69,7 +74,8 @@ struct Bench: ParsableCommand {
     let cfg = try loadModelConfig(config)
     if gemmShapes { return try runGEMMShapes(comm, cfg) }
     let gemmLine = GEMMSelection.setUp(model: cfg, mode: GEMMBackend.requestedMode, communicator: comm)
-    guard localSize % cfg.patch == 0 else { throw CLIError("--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
+    if inference { return try runInference(comm, cfg, gemmLine: gemmLine) }
+    guard localSize % cfg.patch == 0 else { throw CLIError(.invalidArgument, "--local-size \(localSize) is not a multiple of the patch size \(cfg.patch)") }
     let model = try ViTModel(config: cfg)
     model.initialize(seed: 42)
     let batch = randomBatch(cfg, rank: comm.rank)

@@ -49,7 +49,7 @@ struct Detect: ParsableCommand {
 
   func run() throws {
     do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError("\(error)")
+      throw CLIError(.failed, "\(error)")
     }
   }
 
@@ -69,7 +69,7 @@ struct Detect: ParsableCommand {
     let model = try modelOptions.load()
     try requireBatchMemory(batch, model: model)
     if let c = bundle.classifiers.first(where: { $0.dimension != model.dimension }) {
-      throw CLIError("the \(c.kind.rawValue) classifier was fitted on embeddings of dimension \(c.dimension), the model gives \(model.dimension)")
+      throw CLIError(.dimensionMismatch, "the \(c.kind.rawValue) classifier was fitted on embeddings of dimension \(c.dimension), the model gives \(model.dimension)")
     }
 
     // Each argument on its own: a missing file or empty folder is one error line, not the end.

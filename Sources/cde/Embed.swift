@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
 
   /// The model, shape from --config or inferred (see `LoadedWeights.inferConfig`).
   func load() throws -> EmbeddingModel {
-    guard let model else { throw CLIError("--model: no model given") }
+    guard let model else { throw CLIError(.invalidArgument, "--model: no model given") }
     let declared = try config.map { try loadModelConfig($0) }
     return try EmbeddingModel(path: model, declared: declared, declaredSource: config ?? "--config")
   }
@@ -69,7 +69,7 @@ struct Embed: ParsableCommand {
 
   func run() throws {
     do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError("\(error)")
+      throw CLIError(.failed, "\(error)")
     }
   }
 
@@ -135,7 +135,7 @@ func embedImages(_ paths: [String], model: EmbeddingModel, metadata: [String: St
   bar.finish()
   for f in result.failures { printErr("skipped \(f.message)") }
   guard !result.rows.isEmpty else {
-    throw CLIError("\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
+    throw CLIError(.noData, "\(paths.joined(separator: " ")): no image could be read (\(result.failures.count) failed)")
   }
   if !result.failures.isEmpty {
     meta["skipped"] = try JSONOutput.string(result.failures.map { $0.source })
@@ -199,7 +199,7 @@ func requireBatchMemory(_ batch: Int, model: EmbeddingModel) throws {
   let s = Double(model.imageSize)
   let bytes = Double(batch) * (2 * Double(model.config.channels) * s * s * 4 + vitActivationBytes(model.config, imageSize: model.imageSize))
   do { try requireMemory("--batch", batch, bytes: bytes, what: "the inputs and activations of \(batch) images at \(model.imageSize) px") } catch let e as ValidationError {
-    throw CLIError(e.message)
+    throw CLIError(.invalidArgument, e.message)
   }
 }
 

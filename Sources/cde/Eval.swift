@@ -68,7 +68,7 @@ struct Eval: ParsableCommand {
 
   func run() throws {
     do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError("\(error)")
+      throw CLIError(.failed, "\(error)")
     }
   }
 
@@ -102,7 +102,7 @@ struct Eval: ParsableCommand {
     }
     if let output {
       do { try Data(report.json().utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-        throw EvaluationError("--output \(output): cannot write: \(error.localizedDescription)")
+        throw EvaluationError(.io(path: output), "--output \(output): cannot write: \(error.localizedDescription)")
       }
     }
     if noSave { return }

@@ -26,7 +26,7 @@ struct Export: ParsableCommand {
   }
 
   func run() throws {
-    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError(.failed, "\(error)") }
   }
 
   func execute() throws {
@@ -43,7 +43,7 @@ struct Export: ParsableCommand {
       var file = out
       if (exists && isDir.boolValue) || !out.hasSuffix(".safetensors") {
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-          throw CLIError("\(out): cannot create directory: \(error.localizedDescription)")
+          throw CLIError(.io(path: out), "\(out): cannot create directory: \(error.localizedDescription)")
         }
         file = (out as NSString).appendingPathComponent("model.safetensors")
       }

@@ -39,7 +39,7 @@ struct ImportClassifiers: ParsableCommand {
 
   func run() throws {
     do { try execute() } catch let e as ExitCode { throw e } catch is PythonTool.ExitStatus { throw ExitCode(1) } catch {
-      throw CLIError("\(error)")
+      throw CLIError(.failed, "\(error)")
     }
   }
 
@@ -60,10 +60,10 @@ struct ImportClassifiers: ParsableCommand {
       _ = try tool.output(["export", p, arrays, "--fake-label", fakeLabel])
       let c = try AnyClassifier.fromScikitLearnExport(path: arrays)
       if let j = fitted.firstIndex(where: { $0.kind == c.kind }) {
-        throw CLIError("\(p): a second \(c.kind.rawValue) classifier (the first is \(from[j]))")
+        throw CLIError(.invalidArgument, "\(p): a second \(c.kind.rawValue) classifier (the first is \(from[j]))")
       }
       if let d = dimension, c.dimension != d {
-        throw CLIError("\(p): fitted on embeddings of dimension \(c.dimension), the model \(model!) gives \(d)")
+        throw CLIError(.dimensionMismatch, "\(p): fitted on embeddings of dimension \(c.dimension), the model \(model!) gives \(d)")
       }
       fitted.append(c)
       from.append(p)

@@ -33,45 +33,54 @@ struct ComputeOptions: ParsableArguments {
   }
 }
 
-/// A user-facing error: printed as one line, exit status 1.
+/// A user-facing error: a `kind` the command line can tell apart, printed as its one-line
+/// `description`, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
+  /// The failure cases of the command line itself.
+  enum Kind: Equatable {
+    /// A `--config` file at `path` that cannot be read as a model section.
+    case modelConfig(path: String)
+    /// An option or setting (flag, config key, environment variable) that cannot be used.
+    case invalidArgument
+    /// No images, records or classes to work on.
+    case noData
+    /// Embeddings and a classifier (or two classifiers) of different dimensions.
+    case dimensionMismatch
+    /// A file or directory at `path` that cannot be created.
+    case io(path: String)
+    /// A Python helper that cannot be found or run, or whose output is malformed.
+    case pythonTool
+    /// This CPU lacks what the command needs.
+    case unsupportedCPU
+    /// An error of the command's work (from a library module), as one line (`"\(error)"`).
+    case failed
+  }
+
+  let kind: Kind
   let description: String
-  init(_ d: String) { description = d }
+
+  init(_ kind: Kind, _ d: String) {
+    self.kind = kind
+    description = d
+  }
 }
 
 /// Reads the `model:` section of a YAML config (or a bare mapping of model keys)
-/// into a ViT shape. Unknown keys and wrong types are errors naming the key.
+/// into a ViT shape, with the rules of `ViTConfig.Section` (unknown keys of a `model:`
+/// section and wrong types are errors naming the key), then validates it.
 func loadModelConfig(_ path: String?) throws -> ViTConfig {
   guard let path else { return .tiny }
-  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read config file") }
+  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError(.modelConfig(path: path), "\(path): cannot read config file") }
   let node: Any?
-  do { node = try Yams.load(yaml: text) } catch { throw CLIError("\(path): invalid YAML: \(error)") }
-  guard let top = node as? [String: Any] else { throw CLIError("\(path): expected a mapping at the top level") }
+  do { node = try Yams.load(yaml: text) } catch { throw CLIError(.modelConfig(path: path), "\(path): invalid YAML: \(error)") }
+  guard let top = node as? [String: Any] else { throw CLIError(.modelConfig(path: path), "\(path): expected a mapping at the top level") }
+  // A file with a model: section is read strictly; a bare mapping may hold other keys.
   let m = (top["model"] as? [String: Any]) ?? top
-  var c = ViTConfig.tiny
-  for (k, v) in m {
-    func int() throws -> Int {
-      guard let i = v as? Int else { throw CLIError("\(path): model.\(k): expected an integer, got \(v)") }
-      return i
-    }
-    func dbl() throws -> Double {
-      if let d = v as? Double { return d }
-      if let i = v as? Int { return Double(i) }
-      throw CLIError("\(path): model.\(k): expected a number, got \(v)")
-    }
-    switch k {
-    case "width": c.width = try int()
-    case "depth": c.depth = try int()
-    case "heads": c.heads = try int()
-    case "mlp_ratio": c.mlpRatio = try dbl()
-    case "patch": c.patch = try int()
-    case "image_size": c.imageSize = try int()
-    case "ln_eps": c.lnEps = Float(try dbl())
-    default:
-      if top["model"] != nil { throw CLIError("\(path): unknown key model.\(k)") }
-    }
-  }
-  do { try c.validate() } catch { throw CLIError("\(path): \(error)") }
+  let c: ViTConfig
+  do {
+    c = try ViTConfig.Section(parsing: m, ignoreUnknownKeys: top["model"] == nil).applied(to: .tiny)
+  } catch { throw CLIError(.modelConfig(path: path), "\(path): \(error)") }
+  do { try c.validate() } catch { throw CLIError(.modelConfig(path: path), "\(path): \(error)") }
   return c
 }
 

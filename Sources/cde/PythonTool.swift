@@ -14,7 +14,7 @@ struct PythonTool {
     let env = ProcessInfo.processInfo.environment
     var python: String? = nil
     if let p = env["CDE_PYTHON"], !p.isEmpty {
-      guard FileManager.default.isExecutableFile(atPath: p) else { throw CLIError("CDE_PYTHON \(p): not an executable file") }
+      guard FileManager.default.isExecutableFile(atPath: p) else { throw CLIError(.pythonTool, "CDE_PYTHON \(p): not an executable file") }
       python = p
     } else {
       for dir in (env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
@@ -22,7 +22,7 @@ struct PythonTool {
         if FileManager.default.isExecutableFile(atPath: p) { python = p; break }
       }
     }
-    guard let python else { throw CLIError("python3 not found on PATH (install Python 3, or set CDE_PYTHON)") }
+    guard let python else { throw CLIError(.pythonTool, "python3 not found on PATH (install Python 3, or set CDE_PYTHON)") }
 
     var candidates: [String] = []
     if let d = env["CDE_SCRIPTS"], !d.isEmpty { candidates.append((d as NSString).appendingPathComponent(name)) } else {
@@ -35,7 +35,7 @@ struct PythonTool {
       candidates.append(((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../share/cde/scripts/\(name)"))
     }
     guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-      throw CLIError("cannot find scripts/\(name) of the cde repository (looked in \(candidates.first ?? "-") and above; set CDE_SCRIPTS to its scripts/ folder)")
+      throw CLIError(.pythonTool, "cannot find scripts/\(name) of the cde repository (looked in \(candidates.first ?? "-") and above; set CDE_SCRIPTS to its scripts/ folder)")
     }
     return PythonTool(python: python, script: URL(fileURLWithPath: script).standardizedFileURL.path)
   }
@@ -47,7 +47,7 @@ struct PythonTool {
     p.arguments = [script] + arguments
     p.standardOutput = stdout
     p.standardError = FileHandle.standardError
-    do { try p.run() } catch { throw CLIError("\(python): cannot run (\(error.localizedDescription))") }
+    do { try p.run() } catch { throw CLIError(.pythonTool, "\(python): cannot run (\(error.localizedDescription))") }
     return p
   }
 

@@ -53,7 +53,7 @@ extension Shards {
       do { try execute() } catch let e as ExitCode { throw e } catch let e as PythonTool.ExitStatus {
         _ = e
         throw ExitCode(1)  // the tool printed its error line
-      } catch { throw CLIError("\(error)") }
+      } catch { throw CLIError(.failed, "\(error)") }
     }
 
     func execute() throws {
@@ -61,7 +61,7 @@ extension Shards {
       let planData = try tool.output(["plan", "--parquet"] + parquet)
       let plan: ImportPlan
       do { plan = try JSONDecoder().decode(ImportPlan.self, from: planData) } catch {
-        throw CLIError("\(tool.script) plan: unexpected output")
+        throw CLIError(.pythonTool, "\(tool.script) plan: unexpected output")
       }
       let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
       let importer = try D3ShardImporter(out: out, inputs: ImportInputs(plan: plan, shardSize: shardSize, prefix: prefix),
@@ -140,17 +140,17 @@ extension Shards {
     static func nextRow(_ r: FrameReader) throws -> ImportRow? {
       guard let line = r.line() else { throw StreamEnded() }
       guard let h = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else {
-        throw CLIError("d3_import.py: malformed frame header")
+        throw CLIError(.pythonTool, "d3_import.py: malformed frame header")
       }
       if h["end"] as? Bool == true { return nil }
       guard let row = h["row"] as? Int, let key = h["key"] as? String, let imgs = h["images"] as? [[String: Any]] else {
-        throw CLIError("d3_import.py: frame header without row, key or images")
+        throw CLIError(.pythonTool, "d3_import.py: frame header without row, key or images")
       }
       var images: [ImportImage] = []
       for i in imgs {
         if let why = i["missing"] as? String { images.append(.missing(why)); continue }
         guard let ext = i["ext"] as? String, let size = i["size"] as? Int, let data = r.bytes(size) else {
-          throw CLIError("d3_import.py: stream ended inside row \(row)")
+          throw CLIError(.pythonTool, "d3_import.py: stream ended inside row \(row)")
         }
         images.append(.present(ext: ext, data: data))
       }

@@ -38,7 +38,7 @@ struct Step: ParsableCommand {
   }
 
   func run() throws {
-    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError(.failed, "\(error)") }
   }
 
   func execute() throws {
@@ -52,7 +52,7 @@ struct Step: ParsableCommand {
     defer { comm.finalize() }
     let b = batch.records, s = batch.imageSize, l = batch.localSize
     guard b % comm.size == 0 else {
-      throw CLIError("\(views): batch of \(b) records does not split evenly over \(comm.size) ranks")
+      throw CLIError(.invalidArgument, "\(views): batch of \(b) records does not split evenly over \(comm.size) ranks")
     }
     let lb = b / comm.size
     let myGlobal = CoDEStep.rankRows(batch.global, views: 6, records: b, rank: comm.rank, ranks: comm.size, per: cfg.channels * s * s)

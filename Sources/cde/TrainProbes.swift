@@ -29,21 +29,21 @@ final class TrainingProbes: ProbeEvaluator {
   init(config: TrainConfig) throws {
     let e = config.eval
     let ks = try e.classifiers.map { name -> ClassifierKind in
-      guard let k = ClassifierKind(rawValue: name) else { throw CLIError("eval.classifiers: unknown classifier '\(name)'") }
+      guard let k = ClassifierKind(rawValue: name) else { throw CLIError(.invalidArgument, "eval.classifiers: unknown classifier '\(name)'") }
       return k
     }
     let p = try Self.list(e.probe, key: "eval.probe", cap: e.maxProbeImages)
     let t = try Self.list(e.test, key: "eval.test", cap: e.maxTestImages)
     let paths = { (p: [String]) in p.joined(separator: " ") }
-    if !p.contains(where: { $0.label == 0 }) { throw CLIError("eval.probe: \(paths(e.probe)): no real images to fit the classifiers on") }
+    if !p.contains(where: { $0.label == 0 }) { throw CLIError(.noData, "eval.probe: \(paths(e.probe)): no real images to fit the classifiers on") }
     if ks.contains(where: { $0 != .svm }) && !p.contains(where: { $0.label > 0 }) {
-      throw CLIError("eval.probe: \(paths(e.probe)): no generated (gen_k) images to fit the classifiers on")
+      throw CLIError(.noData, "eval.probe: \(paths(e.probe)): no generated (gen_k) images to fit the classifiers on")
     }
     if !t.contains(where: { $0.label == 0 }) || !t.contains(where: { $0.label > 0 }) {
-      throw CLIError("eval.test: \(paths(e.test)): needs real and generated (gen_k) images to score on")
+      throw CLIError(.noData, "eval.test: \(paths(e.test)): needs real and generated (gen_k) images to score on")
     }
     guard let pre = EmbedPreprocess(rawValue: e.preprocess.rawValue) else {
-      throw CLIError("eval.preprocess: unknown value '\(e.preprocess.rawValue)'")
+      throw CLIError(.invalidArgument, "eval.preprocess: unknown value '\(e.preprocess.rawValue)'")
     }
     let m = try EmbeddingModel(randomSeed: 0, config: config.model.vit)
     func chunks(_ n: Int) -> [Int] { stride(from: 0, to: n, by: Self.batch).map { min(Self.batch, n - $0) } }
@@ -60,10 +60,10 @@ final class TrainingProbes: ProbeEvaluator {
   /// errors are one line naming the key.
   static func list(_ paths: [String], key: String, cap: Int) throws -> [ImageItem] {
     let items: [ImageItem]
-    do { items = try listImageItems(paths) } catch { throw CLIError("\(key): \(error)") }
+    do { items = try listImageItems(paths) } catch { throw CLIError(.failed, "\(key): \(error)") }
     let labelled = items.filter { $0.label >= 0 }
     if labelled.isEmpty {
-      throw CLIError("\(key): \(paths.joined(separator: " ")): no labelled images (real/ or gen_k/ folders, or shard members)")
+      throw CLIError(.noData, "\(key): \(paths.joined(separator: " ")): no labelled images (real/ or gen_k/ folders, or shard members)")
     }
     return labelled.balancedSubset(cap: cap)
   }

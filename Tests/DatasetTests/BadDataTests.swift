@@ -110,6 +110,7 @@ final class BadDataTests: XCTestCase {
     XCTAssertThrowsError(try D3Loader(config: LoaderConfig(paths: ["/x"], seed: 1, globalBatch: 6, rank: 0, worldSize: 4,
                                                            spec: LoaderTests.spec), cursor: DataCursor())) {
       XCTAssertTrue("\($0)".contains("multiple of the number of ranks"))
+      XCTAssertEqual(($0 as? DatasetError)?.kind, .invalidArgument)
     }
   }
 }

@@ -179,6 +179,7 @@ final class LoaderTests: XCTestCase {
     // Fewer shards than ranks is one clear error.
     XCTAssertThrowsError(try D3Loader(config: config(dir, G: 8, rank: 0, N: 8, sampling: .shardLocal), cursor: DataCursor())) {
       XCTAssertTrue("\($0)".contains("at least one shard per rank"), "\($0)")
+      XCTAssertEqual(($0 as? DatasetError)?.kind, .noRecords)
     }
   }
 
@@ -213,10 +214,12 @@ final class LoaderTests: XCTestCase {
     c.paths = paths(dir + "/node0")
     XCTAssertThrowsError(try D3Loader(config: c, cursor: DataCursor())) {
       XCTAssertTrue("\($0)".contains("rank 1: \(dir)/node0/s-001.tar: no such file"), "\($0)")
+      XCTAssertEqual(($0 as? DatasetError)?.kind, .notFound(path: "\(dir)/node0/s-001.tar"))
     }
     c.sampling = .global
     XCTAssertThrowsError(try D3Loader(config: c, cursor: DataCursor())) {
       XCTAssertTrue("\($0)".contains("\(dir)/node0/s-001.tar: no such file or directory"), "\($0)")
+      guard case .notFound? = ($0 as? DatasetError)?.kind else { return XCTFail("\($0): not a DatasetError.notFound") }
     }
   }
 

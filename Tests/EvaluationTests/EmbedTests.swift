@@ -39,6 +39,7 @@ final class EmbedTests: XCTestCase {
   func testTimmFileNeedsHeadsFromAConfig() throws {
     XCTAssertThrowsError(try EmbeddingModel(path: hfDir + "/timm.safetensors")) { e in
       XCTAssertTrue("\(e)".contains("cannot tell the number of attention heads of a width-32 model"), "\(e)")
+      XCTAssertEqual((e as? EvaluationError)?.kind, .unknownHeads(path: hfDir + "/timm.safetensors"))
     }
     let declared = ViTConfig(width: 32, depth: 2, heads: 2, mlpRatio: 2, patch: 16, imageSize: 32, lnEps: 1e-12)
     let m = try EmbeddingModel(path: hfDir + "/timm.safetensors", declared: declared)
@@ -49,6 +50,7 @@ final class EmbedTests: XCTestCase {
   func testModelOfTheWrongShapeIsOneLine() throws {
     XCTAssertThrowsError(try EmbeddingModel(path: hfDir, declared: .tiny, declaredSource: "run.yaml")) { e in
       XCTAssertEqual("\(e)", "\(hfDir)/model.safetensors: the weights have width 32 but run.yaml says 192 (model of the wrong shape?)")
+      XCTAssertEqual((e as? EvaluationError)?.kind, .shapeMismatch(path: hfDir + "/model.safetensors"))
     }
     // A tensor whose shape disagrees with the others.
     let dir = try temporaryDirectory(self)

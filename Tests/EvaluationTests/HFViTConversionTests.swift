@@ -87,6 +87,9 @@ final class HFViTConversionTests: XCTestCase {
     expectError({ _ = try HFViTConfig(json: Data("{\"hidden_act\": \"gelu_new\"}".utf8), path: "c.json") }, contains: "c.json: hidden_act 'gelu_new'")
     expectError({ _ = try HFViTConfig(json: Data("{\"model_type\": \"bert\"}".utf8), path: "c.json") }, contains: "model_type is 'bert'")
     expectError({ _ = try LoadedWeights.load(path: dir + "/nope") }, contains: "no such model")
+    XCTAssertThrowsError(try LoadedWeights.load(path: dir + "/nope")) {
+      XCTAssertEqual(($0 as? EvaluationError)?.kind, .notFound(path: dir + "/nope"))
+    }
     expectError({ _ = try LoadedWeights.load(path: fixturePath("eval-probe.safetensors")) }, contains: "neither timm ViT names")
   }
 }

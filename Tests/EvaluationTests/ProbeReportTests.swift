@@ -60,7 +60,7 @@ final class ProbeReportTests: XCTestCase {
   func testBalancedSubsetKeepsEachClassesFirstImages() {
     // 7 real, 2 gen_0, 5 gen_1, 1 unknown-free list in listing order (real first, as a test-layout folder lists).
     let labels: [Int64] = Array(repeating: 0, count: 7) + [1, 1] + Array(repeating: 2, count: 5)
-    let items = labels.enumerated().map { i, l in ImageItem(source: "img\(i)", label: l) { throw EvaluationError("unused") } }
+    let items = labels.enumerated().map { i, l in ImageItem(source: "img\(i)", label: l) { throw EvaluationError(.noData, "unused") } }
     func picked(_ cap: Int) -> [String] { items.balancedSubset(cap: cap).map(\.source) }
     XCTAssertEqual(picked(0).count, 14, "0: all")
     XCTAssertEqual(picked(20).count, 14, "a cap above the count: all")

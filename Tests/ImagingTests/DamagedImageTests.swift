@@ -53,6 +53,7 @@ final class DamagedImageTests: XCTestCase {
     XCTAssertEqual(try ImageCodec.decode(good, name: "g", policy: DecodePolicy(maxPixels: 96 * 64)).width, 96)
     XCTAssertThrowsError(try ImageCodec.decode(good, name: "g", policy: DecodePolicy(maxPixels: 96 * 64 - 1))) {
       XCTAssertTrue("\($0)".contains("6144 pixels exceeds the limit of 6143"), "\($0)")
+      XCTAssertEqual(($0 as? ImagingError)?.kind, .tooManyPixels(name: "g", pixels: 6144, limit: 6143))
     }
     let bomb = try Data(contentsOf: URL(fileURLWithPath: DamagedImageTests.dir + "/bomb-10000x10000.png"))
     XCTAssertLessThan(bomb.count, 64 << 10)

@@ -119,6 +119,56 @@ final class GEMMBackendTests: XCTestCase {
     }
   }
 
+  /// With an image size, `onednn` mode runs the classes whose oneDNN rows are unstable on oneDNN
+  /// one image per call (`A` not transposed): each image's rows then have the same bits whatever
+  /// share of the batch holds it and whatever the thread count, equal to oneDNN on that image
+  /// alone, and they are the product (against a double-precision loop).
+  func testPerImageRoutesAreStableAcrossBatchesAndThreads() throws {
+    let tokens = 37, images = 12, rows = tokens * images
+    let (plan, ms) = GEMMBackend.decide(tinyShapes, batch: rows, imageRows: tokens, mode: .onednn)
+    for x in ms {
+      XCTAssertEqual(x.choice, x.onednnRowStable ? .onednn : (x.shape.transA ? .openblas : .onednnImage), "\(x.shape)")
+    }
+    GEMMBackend.install(plan)
+    XCTAssertEqual(GEMMPlan(encoded: plan.encoded), plan)
+    try XCTSkipIf(plan.onednnImageShapes.isEmpty, "oneDNN keeps the rows of every class stable on this CPU")
+    for s in plan.onednnImageShapes {
+      let (m, n, k) = s.dims(batch: rows)
+      let ldb = s.transB ? k : n
+      let a = randomMatrix(m * k, seed: 11), b = randomMatrix(k * n, seed: 12)
+      defer { a.deallocate(); b.deallocate() }
+      func product(rows lo: Int, _ hi: Int, threads: Int) -> [Float] {
+        Threads.configure(threads)
+        var c = [Float](repeating: 0, count: (hi - lo) * n)
+        c.withUnsafeMutableBufferPointer { cp in
+          sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: ldb, c: cp.baseAddress!, ldc: n,
+                    rowBlock: tokens)
+        }
+        return c
+      }
+      let whole = product(rows: 0, m, threads: 1)
+      XCTAssertEqual(product(rows: 0, m, threads: 2), whole, "\(s): 2 threads")
+      for (lo, hi) in [(0, 5 * tokens), (5 * tokens, m), (7 * tokens, 8 * tokens), (3 * tokens, 11 * tokens)] {
+        for t in [1, 2] {
+          XCTAssertEqual(product(rows: lo, hi, threads: t), Array(whole[(lo * n)..<(hi * n)]), "\(s): rows \(lo)..<\(hi), \(t) thread(s)")
+        }
+      }
+      var alone = [Float](repeating: 0, count: tokens * n)
+      alone.withUnsafeMutableBufferPointer { cp in
+        GEMMBackend.dnnl(transA: false, transB: s.transB, m: tokens, n: n, k: k, alpha: 1, a: a + 3 * tokens * k, lda: k, b: b,
+                         ldb: ldb, beta: 0, c: cp.baseAddress!, ldc: n)
+      }
+      XCTAssertEqual(alone, Array(whole[(3 * tokens * n)..<(4 * tokens * n)]), "\(s): image 3 alone on oneDNN")
+      let ref = reference(s, m: m, n: n, k: k, a, b)
+      var worst = 0.0
+      for i in 0..<(m * n) { worst = max(worst, abs(Double(whole[i]) - ref[i])) }
+      XCTAssertLessThan(worst, Double(k * k) * 0x1p-23, "\(s)")
+      // Rows that are not whole images (the last block's class rows) go to OpenBLAS.
+      XCTAssertEqual(GEMMBackend.route(transA: false, transB: s.transB, m: m - 1, n: n, k: k, rowBlock: tokens), .openblas)
+      XCTAssertEqual(GEMMBackend.route(transA: false, transB: s.transB, m: m, n: n, k: k, rowBlock: 0), .openblas)
+    }
+  }
+
   /// oneDNN's OpenMP runtime starts no team: a oneDNN call adds no thread to the process.
   func testOneDNNStartsNoOpenMPThreads() throws {
     func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1 }
@@ -147,6 +197,10 @@ final class GEMMBackendTests: XCTestCase {
       XCTAssertNil(GEMMPlan(encoded: bad), bad)
     }
     XCTAssertEqual(GEMMPlan(encoded: p.encoded)?.onednnShapes, [GEMMShape(transA: false, transB: true, d1: 576, d2: 192)])
+    let q = GEMMPlan(routes: [(GEMMShape(transA: false, transB: false, d1: 192, d2: 768), .onednnImage)])
+    XCTAssertEqual(q.encoded, "NN:192x768=onednn_image")
+    XCTAssertEqual(GEMMPlan(encoded: q.encoded)?.onednnImageShapes, [GEMMShape(transA: false, transB: false, d1: 192, d2: 768)])
+    XCTAssertEqual(q.description, "oneDNN per image for NN n=192 k=768; OpenBLAS for the rest")
   }
 
   /// The FMA loop does the operations it counts: its result equals `x <- fma(x, 0.999999, 1e-6)`

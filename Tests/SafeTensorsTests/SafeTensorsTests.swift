@@ -55,6 +55,16 @@ final class SafeTensorsTests: XCTestCase {
     var dst = [Float](repeating: 0, count: 6)
     XCTAssertThrowsError(try f.read("a", into: &dst, shape: [6, 2])) { XCTAssertTrue("\($0)".contains("expected [6, 2]")) }
     XCTAssertThrowsError(try f.read("perm", into: &dst)) { XCTAssertTrue("\($0)".contains("expected F32")) }
+    // The same failures by kind.
+    func kind(_ body: () throws -> Void) -> SafeTensorsError.Kind? {
+      do { try body(); return nil } catch { return (error as? SafeTensorsError)?.kind }
+    }
+    XCTAssertEqual(kind { _ = try SafeTensorsFile(data: good.prefix(5), path: "x.safetensors") }, .truncated(path: "x.safetensors"))
+    XCTAssertEqual(kind { _ = try SafeTensorsFile(data: badJSON, path: "x.safetensors") }, .badHeader(path: "x.safetensors", tensor: nil))
+    XCTAssertEqual(kind { _ = try f.info("missing") }, .missingTensor(path: "x.safetensors", tensor: "missing"))
+    XCTAssertEqual(kind { try f.read("a", into: &dst, shape: [6, 2]) }, .wrongShape(path: "x.safetensors", tensor: "a"))
+    XCTAssertEqual(kind { try f.read("perm", into: &dst) }, .wrongDType(path: "x.safetensors", tensor: "perm"))
+    XCTAssertEqual(kind { _ = try SafeTensorsFile(path: "/nonexistent/x.safetensors") }, .io(path: "/nonexistent/x.safetensors"))
   }
 
   /// A header with one tensor entry (written by hand: the writer only makes valid files).
@@ -86,6 +96,7 @@ final class SafeTensorsTests: XCTestCase {
     for (entry, want) in cases {
       XCTAssertThrowsError(try SafeTensorsFile(data: header(entry), path: "h.safetensors"), entry) {
         XCTAssertTrue("\($0)".hasPrefix("h.safetensors: tensor w: ") && "\($0)".contains(want), "\(entry): \($0)")
+        XCTAssertEqual(($0 as? SafeTensorsError)?.kind, .badHeader(path: "h.safetensors", tensor: "w"), entry)
         XCTAssertFalse("\($0)".contains("\n"))
       }
     }

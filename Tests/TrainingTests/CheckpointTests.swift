@@ -111,6 +111,7 @@ final class CheckpointTests: XCTestCase {
     XCTAssertTrue(warnings.lines[0].contains("step-00000030/model.safetensors: SHA-256 mismatch"), warnings.lines[0])
     XCTAssertThrowsError(try CheckpointStore.load(path: s.directory.appendingPathComponent("step-00000030").path)) {
       XCTAssertTrue("\($0)".contains("SHA-256 mismatch"))
+      XCTAssertEqual(($0 as? CheckpointError)?.kind, .corrupt(path: p))
     }
   }
 

@@ -106,6 +106,27 @@ final class ConfigTests: XCTestCase {
                    "--set optim.lr=null: expected a number")
   }
 
+  /// The errors of the two tests above, by kind.
+  func testConfigErrorKinds() {
+    func kind(_ body: () throws -> Any) -> ConfigError.Kind? {
+      do { _ = try body(); XCTFail("no error"); return nil } catch { return (error as? ConfigError)?.kind }
+    }
+    let y = "train:\n  steps: 1\n"
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "model:\n  widht: 3\ntrain:\n  steps: 10\n") }, .unknownKey("model.widht"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "optim:\n  lr: abc\ntrain:\n  steps: 1\n") }, .wrongType(key: "optim.lr"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "trian:\n  steps: 1\n") }, .unknownSection("trian"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "train:\n  steps: 10\n  epochs: 2\n") }, .exclusiveKeys("train.steps", "train.epochs"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "train: [1\n") }, .invalidYAML)
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: "optim:\n  lr: 0.1\n") }, .missingRunLength)
+    XCTAssertEqual(kind { try TrainConfig.load(path: "/nonexistent/c.yaml") }, .unreadable(path: "/nonexistent/c.yaml"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: y, overrides: ["optim.lrr=1"]) }, .unknownKey("optim.lrr"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: y, overrides: ["optim.lr"]) }, .badOverride)
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: y, overrides: ["train.global_batch=big"]) }, .wrongType(key: "train.global_batch"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: y, overrides: ["model.heads=5"]) }, .outOfRange(key: "model.heads"))
+    XCTAssertEqual(kind { try TrainConfig.parse(yaml: y, overrides: ["train.global_batch=10"]).validate(worldSize: 4) },
+                   .outOfRange(key: "train.global_batch"))
+  }
+
   func testRangeChecksNameTheKey() {
     let y = "train:\n  steps: 1\n"
     XCTAssertEqual(error { try TrainConfig.parse(yaml: y, source: "c.yaml", overrides: ["model.heads=5"]) },

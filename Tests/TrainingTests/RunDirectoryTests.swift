@@ -23,6 +23,7 @@ final class RunDirectoryTests: XCTestCase {
       XCTFail("second lock taken")
     } catch let e as TrainError {
       XCTAssertEqual(e.exitCode, TrainError.refusalExitCode)
+      XCTAssertEqual(e.kind, .runDirectoryInUse(path: run.path))
       XCTAssertTrue(e.description.contains("in use by another job (host "), e.description)
       XCTAssertTrue(e.description.contains(" pid \(getpid()) since "), e.description)
     }

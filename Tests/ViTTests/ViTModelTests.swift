@@ -33,6 +33,12 @@ final class ViTModelTests: XCTestCase {
     let model = try ViTModel(config: ViTConfig(width: 64, depth: 2, heads: 2, imageSize: 48))
     XCTAssertThrowsError(try model.load(path: fixturePath("Engine", "model_small.safetensors"))) { e in
       XCTAssertTrue("\(e)".contains("cls_token") && "\(e)".contains("model_small.safetensors"), "\(e)")
+      guard case .unreadableTensor(.wrongShape(_, "cls_token"))? = (e as? ViTError)?.kind else {
+        return XCTFail("\(e): not a ViTError.unreadableTensor of cls_token")
+      }
+    }
+    XCTAssertThrowsError(try model.makeActivations(batch: 1, height: 40, width: 48)) { e in
+      XCTAssertEqual((e as? ViTError)?.kind, .imageSize(height: 40, width: 48))
     }
   }
 }
