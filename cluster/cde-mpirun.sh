@@ -109,8 +109,9 @@ elif [ "$srun" = 0 ]; then
 fi
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads CDE_THREADS=$threads
 args+=(-x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x CDE_THREADS)
-# The OpenBLAS kernel choice reaches remote ranks too (cde picks the best kernel per node otherwise).
-for v in CDE_BLAS_CORE OPENBLAS_CORETYPE; do [ -n "${!v:-}" ] && args+=(-x "$v"); done
+# The OpenBLAS kernel choice and the GEMM mode reach remote ranks too (cde picks the best kernel per
+# node otherwise; the GEMM plan is rank 0's, wherever rank 0 runs).
+for v in CDE_BLAS_CORE OPENBLAS_CORETYPE CDE_GEMM; do [ -n "${!v:-}" ] && args+=(-x "$v"); done
 # shellcheck disable=SC2206
 [ -n "${MPIRUN_ARGS:-}" ] && args+=($MPIRUN_ARGS)
 

@@ -81,7 +81,8 @@ for s in 0 2; do cp "$T/data/d3synth-00000$s.tar" "$T/disk-$A/"; done
 for s in 1 3; do cp "$T/data/d3synth-00000$s.tar" "$T/disk-$B/"; done
 TINY=(--config "$REPO/configs/smoke.yaml" "${TINY_MODEL[@]}" --set train.global_batch=8
       --set train.steps=6 --set checkpoint.every_steps=6 --set train.log_every=2 --set optim.warmup_steps=2
-      --set data.loader_threads=1 --set eval.every_steps=0)
+      --set data.loader_threads=1 --set eval.every_steps=0
+      --gemm onednn)  # a plan from row checks, not from timings that can flip between the runs compared
 final() { echo "$1/checkpoints/step-00000006"; }
 same() {  # same RUN1 RUN2 WHAT
   for f in model.safetensors optimizer.safetensors; do

@@ -28,10 +28,6 @@ public enum FMAPeak {
     public var cores: Int
   }
 
-  /// CPU time of the calling thread in seconds: `CPUClock.threadSeconds()`, which new code calls
-  /// directly (this name stays for GEMMBackend's timing until that file moves to it).
-  @inline(__always) public static func threadCPUSeconds() -> Double { CPUClock.threadSeconds() }
-
   /// Measures `isa` (nil when the CPU lacks it): `repetitions` loops of `iterations`
   /// each, on one core and on `cores` cores at once.
   public static func measure(_ isa: ISA, cores: Int = ProcessInfo.processInfo.activeProcessorCount,

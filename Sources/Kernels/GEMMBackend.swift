@@ -1,5 +1,6 @@
 import CBLAS
 import CDNNL
+import Clock
 import Foundation
 
 /// A library that can run `sgemm`, and how it is called.
@@ -262,9 +263,9 @@ public enum GEMMBackend {
   static func seconds(_ library: GEMMLibrary, _ s: GEMMShape, batch: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                       c: UnsafeMutablePointer<Float>, calls: Int) -> Double {
     let (m, n, k) = s.dims(batch: batch)
-    let t0 = FMAPeak.threadCPUSeconds()
+    let t0 = CPUClock.threadSeconds()
     for _ in 0..<calls { call(library, s, m: m, n: n, k: k, a: a, b: b, c: c) }
-    return (FMAPeak.threadCPUSeconds() - t0) / Double(calls)
+    return (CPUClock.threadSeconds() - t0) / Double(calls)
   }
 
   /// One class's measurement: rows stable (oneDNN), single-thread GFLOP/s of each library, the choice.
