@@ -188,18 +188,15 @@ public enum GEMMBackend {
     parallelChunks(images) { s, e in run(s, e) }
   }
 
-  /// Rows of one image in `call`'s and `decide`'s timing of `.onednnImage` (ViT-Tiny at 224 px: 197 tokens).
-  nonisolated(unsafe) static var timingImageRows = 197
-
   /// Calls `library` once, single-threaded, for `C[m,n] = op(A) op(B)` (packed leading dimensions;
-  /// `.onednnImage`: images of `timingImageRows` rows when they divide `m`, else one call).
+  /// `.onednnImage`: images of `imageRows` rows when they divide `m`, else one call).
   static func call(_ library: GEMMLibrary, _ s: GEMMShape, m: Int, n: Int, k: Int, a: UnsafePointer<Float>,
-                   b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+                   b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, imageRows: Int = 0) {
     let lda = s.transA ? m : k, ldb = s.transB ? k : n
     switch library {
-    case .onednnImage where !s.transA && m % timingImageRows == 0:
+    case .onednnImage where !s.transA && imageRows > 0 && m % imageRows == 0:
       onednnImageSgemm(transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: n,
-                       rowBlock: timingImageRows, parallel: false)
+                       rowBlock: imageRows, parallel: false)
     case .onednnImage:
       dnnl(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
            ldc: n)
@@ -261,10 +258,10 @@ public enum GEMMBackend {
   /// Seconds of thread CPU time per call of `library` on `s` with `batch` rows: the best of
   /// `repetitions` (CPU time, so that preemption on a shared machine does not count).
   static func seconds(_ library: GEMMLibrary, _ s: GEMMShape, batch: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                      c: UnsafeMutablePointer<Float>, calls: Int) -> Double {
+                      c: UnsafeMutablePointer<Float>, calls: Int, imageRows: Int = 0) -> Double {
     let (m, n, k) = s.dims(batch: batch)
     let t0 = CPUClock.threadSeconds()
-    for _ in 0..<calls { call(library, s, m: m, n: n, k: k, a: a, b: b, c: c) }
+    for _ in 0..<calls { call(library, s, m: m, n: n, k: k, a: a, b: b, c: c, imageRows: imageRows) }
     return (CPUClock.threadSeconds() - t0) / Double(calls)
   }
 
@@ -308,14 +305,11 @@ public enum GEMMBackend {
         let calls = max(1, Int(2e8 / flop))
         var tb = Double.infinity, td = Double.infinity, ti = Double.infinity
         _ = seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: 1)  // oneDNN generates its kernel on the first call
-        if perImage {
-          timingImageRows = imageRows
-          _ = seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: 1)
-        }
+        if perImage { _ = seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: 1, imageRows: imageRows) }
         for _ in 0..<rounds {
           tb = min(tb, seconds(.openblas, s, batch: batch, a: a, b: b, c: c, calls: calls))
           td = min(td, seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: calls))
-          if perImage { ti = min(ti, seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: calls)) }
+          if perImage { ti = min(ti, seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: calls, imageRows: imageRows)) }
         }
         ob = flop / tb / 1e9
         od = flop / td / 1e9
