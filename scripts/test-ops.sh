@@ -43,7 +43,7 @@ end_or_kill() {  # pid, seconds, pids to kill -9 if it still runs then (a hang f
 rank_pid() {  # run directory, rank: pid of that rank's cde process
   local p
   for p in $(pgrep -f "cde train .*--out $1( |$)" || true); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return 0; }
+    grep -qx "OMPI_COMM_WORLD_RANK=$2" <<<"$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)" && { echo "$p"; return 0; }
   done
   return 1
 }
