@@ -19,7 +19,7 @@
 
 enum { LEAF1, LEAF7, LEAF7_1, LEAFX1 };        // cpuid 1, 7.0, 7.1, 0x80000001
 enum { EAX, EBX, ECX, EDX };
-enum { OS_NONE, OS_YMM, OS_ZMM };              // register state the OS must save (XCR0)
+enum { OS_NONE, OS_YMM, OS_ZMM, OS_TILE };     // register state the OS must save (XCR0)
 
 // Feature names as in /proc/cpuinfo (Linux's arch/x86/include/asm/cpufeatures.h; SSE3 and LZCNT,
 // which /proc/cpuinfo calls "pni" and "abm", as "sse3" and "lzcnt") and
@@ -43,7 +43,8 @@ static const struct { const char *name; unsigned char leaf, reg, bit, os; } tabl
   {"vpclmulqdq", LEAF7, ECX, 10, OS_YMM},  {"avx512_vnni", LEAF7, ECX, 11, OS_ZMM},
   {"avx512_bitalg", LEAF7, ECX, 12, OS_ZMM}, {"avx512_vpopcntdq", LEAF7, ECX, 14, OS_ZMM},
   {"avx512_fp16", LEAF7, EDX, 23, OS_ZMM}, {"avx_vnni", LEAF7_1, EAX, 4, OS_YMM},
-  {"avx512_bf16", LEAF7_1, EAX, 5, OS_ZMM}, {"lahf_lm", LEAFX1, ECX, 0, OS_NONE},
+  {"avx512_bf16", LEAF7_1, EAX, 5, OS_ZMM}, {"amx_bf16", LEAF7, EDX, 22, OS_TILE},
+  {"lahf_lm", LEAFX1, ECX, 0, OS_NONE},
   {"lzcnt", LEAFX1, ECX, 5, OS_NONE},      {"sse4a", LEAFX1, ECX, 6, OS_NONE},
   {"xop", LEAFX1, ECX, 11, OS_YMM},        {"fma4", LEAFX1, ECX, 16, OS_YMM},
 };
@@ -72,17 +73,18 @@ uint64_t cde_cpu_features(void) {
   }
   if (__get_cpuid(0x80000001u, &a, &b, &c, &d)) { r[LEAFX1][ECX] = c; r[LEAFX1][EDX] = d; }
   // AVX and AVX-512 registers are usable only when the OS saves them: XCR0 bits 1-2
-  // (SSE, AVX state), and 5-7 (opmask, ZMM upper halves, ZMM16-31) as well for AVX-512.
+  // (SSE, AVX state), and 5-7 (opmask, ZMM upper halves, ZMM16-31) as well for AVX-512,
+  // and 17-18 (XTILECFG, XTILEDATA) for AMX.
   uint64_t xcr0 = 0;
   if (r[LEAF1][ECX] & (1u << 27)) {  // OSXSAVE: xgetbv is available
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     xcr0 = ((uint64_t)hi << 32) | lo;
   }
-  int ymm = (xcr0 & 0x6) == 0x6, zmm = ymm && (xcr0 & 0xe0) == 0xe0;
+  int ymm = (xcr0 & 0x6) == 0x6, zmm = ymm && (xcr0 & 0xe0) == 0xe0, tile = (xcr0 & 0x60000) == 0x60000;
   for (int i = 0; i < COUNT; i++) {
     if (!(r[table[i].leaf][table[i].reg] & (1u << table[i].bit))) continue;
-    if ((table[i].os == OS_YMM && !ymm) || (table[i].os == OS_ZMM && !zmm)) continue;
+    if ((table[i].os == OS_YMM && !ymm) || (table[i].os == OS_ZMM && !zmm) || (table[i].os == OS_TILE && !tile)) continue;
     out |= (uint64_t)1 << i;
   }
 #endif

@@ -1,6 +1,8 @@
 /// Fully connected layer, `y = x W^T + b` (PyTorch `nn.Linear`).
 ///
 /// Shapes: `x [N, I]`, `W [O, I]`, `b [O]`, `y [N, O]`.
+/// Under `GEMMBackend.precision == .bf16` the three GEMMs take bf16 copies of their operands
+/// and sum in fp32 (GEMM+BF16.swift); the outputs, bias and gradients stay fp32.
 public enum Linear {
   /// Every row of `y` (and of `dx` in `backward`) is independent of `N` (`sgemmRows`).
   /// `rowBlock` (see `sgemm`): the `N` rows are whole images of that many tokens.
@@ -13,6 +15,16 @@ public enum Linear {
     y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
     b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int, residual: UnsafePointer<Float>? = nil, rowBlock: Int = 0
   ) {
+    let bf16 = GEMMBackend.precision == .bf16
+    var xb: UnsafeMutablePointer<UInt16>?, wb: UnsafeMutablePointer<UInt16>?
+    if bf16 {  // GEMM+BF16.swift: x and W rounded to bf16 copies
+      let tc = KernelProfiler.start()
+      xb = BF16Scratch.buffer(0, n * inF)
+      wb = BF16Scratch.buffer(1, outF * inF)
+      BF16.convert(x, rows: n, cols: inF, ld: inF, into: xb!)
+      BF16.convert(w, rows: outF, cols: inF, ld: inF, into: wb!)
+      KernelProfiler.stop(.bf16Convert, tc)
+    }
     let t0 = KernelProfiler.start()
     if let r = residual {
       parallelChunks(n, minChunk: 64) { s, e in
@@ -30,8 +42,13 @@ public enum Linear {
         for r in s..<e { (y + r * outF).update(from: b, count: outF) }
       }
     }
-    sgemmRows(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF,
-          beta: b == nil && residual == nil ? 0 : 1, c: y, ldc: outF, rowBlock: rowBlock)
+    if let xb, let wb {
+      GEMMBackend.bf16gemm(transA: false, transB: true, m: n, n: outF, k: inF, a: xb, lda: inF, b: wb, ldb: inF,
+                           accumulate: b != nil || residual != nil, c: y, ldc: outF, rowBlock: rowBlock)
+    } else {
+      sgemmRows(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF,
+                beta: b == nil && residual == nil ? 0 : 1, c: y, ldc: outF, rowBlock: rowBlock)
+    }
     KernelProfiler.stop(.linearForward, t0, flop: 2 * Double(n) * Double(inF) * Double(outF))
   }
 
@@ -51,6 +68,25 @@ public enum Linear {
     n: Int, inF: Int, outF: Int, accumulateInput: Bool = false, partial: UnsafeMutablePointer<Float>? = nil,
     dxRows: Int? = nil, rowBlock: Int = 0
   ) {
+    if GEMMBackend.precision == .bf16 {
+      backwardBF16(dx: dx, dw: dw, dy: dy, x: x, w: w, n: n, inF: inF, outF: outF, accumulateInput: accumulateInput,
+                   dxRows: dxRows, rowBlock: rowBlock)
+    } else {
+      backwardFP32(dx: dx, dw: dw, dy: dy, x: x, w: w, n: n, inF: inF, outF: outF, accumulateInput: accumulateInput,
+                   dxRows: dxRows, rowBlock: rowBlock)
+    }
+    if let db {
+      let t2 = KernelProfiler.start()
+      columnSums(dy, rows: n, cols: outF, into: db, partial: partial)
+      KernelProfiler.stop(.biasGradient, t2)
+    }
+  }
+
+  /// `dx` and `dW` of `backward` in fp32 (`sgemmRows`, `sgemm`).
+  static func backwardFP32(
+    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+    w: UnsafePointer<Float>, n: Int, inF: Int, outF: Int, accumulateInput: Bool, dxRows: Int?, rowBlock: Int
+  ) {
     let flop = 2 * Double(n) * Double(inF) * Double(outF)
     if let dx {
       let t0 = KernelProfiler.start()
@@ -61,11 +97,33 @@ public enum Linear {
     let t1 = KernelProfiler.start()
     sgemm(transA: true, m: outF, n: inF, k: n, a: dy, lda: outF, b: x, ldb: inF, beta: 1, c: dw, ldc: inF)
     KernelProfiler.stop(.linearBackwardWeight, t1, flop: flop)
-    if let db {
-      let t2 = KernelProfiler.start()
-      columnSums(dy, rows: n, cols: outF, into: db, partial: partial)
-      KernelProfiler.stop(.biasGradient, t2)
+  }
+
+  /// `dx` and `dW` of `backward` in mixed precision (`optim.precision: bf16`, GEMM+BF16.swift):
+  /// `dy`, `W` and `x` rounded to bf16 copies, products summed in fp32 into the fp32 `dx` and `dW`.
+  static func backwardBF16(
+    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+    w: UnsafePointer<Float>, n: Int, inF: Int, outF: Int, accumulateInput: Bool, dxRows: Int?, rowBlock: Int
+  ) {
+    let flop = 2 * Double(n) * Double(inF) * Double(outF)
+    let rows = dx == nil ? n : max(n, dxRows ?? n)
+    let tc = KernelProfiler.start()
+    let dyb = BF16Scratch.buffer(0, rows * outF), xb = BF16Scratch.buffer(2, n * inF)
+    BF16.convert(dy, rows: rows, cols: outF, ld: outF, into: dyb)
+    BF16.convert(x, rows: n, cols: inF, ld: inF, into: xb)
+    let wb = dx == nil ? nil : BF16Scratch.buffer(1, outF * inF)
+    if let wb { BF16.convert(w, rows: outF, cols: inF, ld: inF, into: wb) }
+    KernelProfiler.stop(.bf16Convert, tc)
+    if let dx, let wb {
+      let t0 = KernelProfiler.start()
+      GEMMBackend.bf16gemm(transA: false, transB: false, m: rows, n: inF, k: outF, a: dyb, lda: outF, b: wb, ldb: inF,
+                           accumulate: accumulateInput, c: dx, ldc: inF, rowBlock: rowBlock)
+      KernelProfiler.stop(.linearBackwardInput, t0, flop: flop)
     }
+    let t1 = KernelProfiler.start()
+    GEMMBackend.bf16gemm(transA: true, transB: false, m: outF, n: inF, k: n, a: dyb, lda: outF, b: xb, ldb: inF,
+                         accumulate: true, c: dw, ldc: inF)
+    KernelProfiler.stop(.linearBackwardWeight, t1, flop: flop)
   }
 }
 

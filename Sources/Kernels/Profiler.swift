@@ -11,6 +11,8 @@ public enum KernelProfiler {
   public enum Slot: Int, CaseIterable, Sendable {
     case patchEmbed, tokens, layerNormForward, linearForward, attentionForward, geluForward
     case layerNormBackward, linearBackwardInput, linearBackwardWeight, biasGradient, attentionBackward, geluBackward
+    /// Rounding the Linear layers' GEMM operands to bf16 (`optim.precision: bf16`).
+    case bf16Convert
 
     public var name: String {
       switch self {
@@ -26,6 +28,7 @@ public enum KernelProfiler {
       case .biasGradient: return "bias_grad"
       case .attentionBackward: return "attention_bwd"
       case .geluBackward: return "gelu_bwd"
+      case .bf16Convert: return "bf16_convert"
       }
     }
   }

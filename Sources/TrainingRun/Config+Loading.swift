@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Yams
 
 /// A configuration error: a `kind` that callers and tests can tell apart, and a
@@ -463,10 +464,14 @@ extension TrainConfig {
     try validateEval(fail)
   }
 
-  /// Checks that need the number of ranks.
+  /// Checks of the job that runs this config: the number of ranks, and what this machine
+  /// can run (`optim.precision: bf16`).
   public func validate(worldSize: Int) throws {
     if train.globalBatch % worldSize != 0 {
       throw ConfigError(.outOfRange(key: "train.global_batch"), "key 'train.global_batch': \(train.globalBatch) is not a multiple of the \(worldSize) ranks")
+    }
+    if optim.precision == .bf16, let why = GEMMBackend.bf16Unavailable {
+      throw ConfigError(.outOfRange(key: "optim.precision"), "key 'optim.precision': bf16 needs a CPU with avx512_bf16 or amx_bf16; \(why)")
     }
   }
 

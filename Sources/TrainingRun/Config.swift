@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A section of the training configuration: every field has a default, so a
 /// YAML file names only what it changes.
@@ -124,9 +125,15 @@ public struct OptimConfig: ConfigSection {
   /// the network once (`CoDEStep.deduplicateViews`). Same gradients up to summation order;
   /// false keeps every rank's work per step equal.
   public var deduplicateViews = true
+  /// The Linear layers' GEMMs: `fp32`, or `bf16` (mixed precision: bf16 operands, fp32
+  /// sums, fp32 master weights and AdamW; `GEMMPrecision`). `bf16` needs a CPU with
+  /// `avx512_bf16` or `amx_bf16`; elsewhere the run is refused at start.
+  public var precision = GEMMPrecision.fp32
 
   public init() {}
 }
+
+extension GEMMPrecision: ConfigChoice {}
 
 public struct CheckpointConfig: ConfigSection {
   /// Steps between checkpoints (0: only at the end and on a stop signal).

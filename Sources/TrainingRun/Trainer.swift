@@ -155,6 +155,7 @@ public final class Trainer {
     self.log = log
     run = URL(fileURLWithPath: runDirectory, isDirectory: true)
     try config.validate(worldSize: comm.size)
+    GEMMBackend.precision = config.optim.precision
     let vit = try ViTModel(config: config.model.vit)
     model = vit
     step = CoDEStep(model: vit, temperature: Float(config.loss.temperature),

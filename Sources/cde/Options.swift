@@ -98,6 +98,7 @@ func printErr(_ s: String) {
 /// `--preprocess center-crop|resize-crop` for embed and detect.
 extension EmbedPreprocess: ExpressibleByArgument {}
 extension GEMMMode: ExpressibleByArgument {}
+extension GEMMPrecision: ExpressibleByArgument {}
 
 /// Bytes this process may still allocate: MemAvailable of /proc/meminfo, or the cgroup v2
 /// limit minus current usage when that is lower; nil when neither can be read.

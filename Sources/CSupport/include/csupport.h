@@ -32,5 +32,8 @@ const char *const *cde_build_features_list(void);
 /// (NUL-terminated, cut to `cap`) and returns how many there are. A process whose CPU
 /// lacks one never reaches main(): a constructor prints one line and exits with status 1.
 int32_t cde_cpu_missing(char *buf, size_t cap);
+/// `dst[i]` = `src[i]` rounded to bfloat16, to nearest even (NaN: a quiet NaN), `i < n`;
+/// 32 at a time with AVX512_BF16 when the CPU has it.
+void cde_bf16_convert(const float *src, uint16_t *dst, size_t n);
 #include "fma_peak.h"
 #endif
