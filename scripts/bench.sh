@@ -14,7 +14,9 @@
 # pytorch_code_ddp.py, default ../shared/anchors), TORCH_COMPILE (1: also the torch.compile
 # anchor, the default; 0 skips it), PROFILE=1 (kernel breakdown
 # of the 2-rank run), IMAGES (images per inference pass, default 32; the inference
-# comparison with transformers' ViTModel needs transformers in TORCH_PYTHON).
+# comparison with transformers' ViTModel needs transformers in TORCH_PYTHON). On a CPU with
+# avx512_bf16 or amx_bf16, each size adds cde --precision bf16 (2x1) and the anchors under
+# CPU autocast to bf16 (scripts/torch_autocast_bf16.py).
 #
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
 # once per mode, alternating, AB_ROUNDS times (default 3), and the median of each is reported.
@@ -44,6 +46,8 @@ torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
 
 GEMMS=${GEMMS:-openblas auto}
+# bf16 rows (cde --precision bf16, the anchors under CPU autocast) where the CPU has bf16 instructions.
+BF16=$(grep -m1 '^flags' /proc/cpuinfo | grep -owE 'avx512_bf16|amx_bf16' | head -1 || true)
 AB_ROUNDS=${AB_ROUNDS:-3}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
 FMA=$("$BIN" bench --fma-peak --json --steps 3)
@@ -80,6 +84,15 @@ for L in $SIZES; do
   show 1x2 "$J12" "$S12" 2
   show 2x1 "$J21" "$S21" 2
   show 1x1 "$J11" "$S11" 1
+  # Mixed precision where the CPU has bf16 instructions: --precision bf16 (optim.precision in training).
+  RB=""
+  if [ -n "$BF16" ]; then
+    JB=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --precision bf16 \
+      ${CONFIG:+--config "$CONFIG"})
+    RB=$(echo "$JB" | json records_per_s); GB=$(echo "$JB" | json gflop_per_s)
+    printf "   cde   2x1 bf16 (--precision bf16): %6.3f records/s  %6.1f model GFLOP/s = %s of the fp32 FMA peak; %s x the fp32 2x1\n" \
+      "$RB" "$GB" "$(pct "$GB" 2)" "$(ratio "$RB" "$R2x1")"
+  fi
   # Old vs new GEMM routing, alternating, 2 ranks x 1 thread: median records/s per mode.
   declare -A AB=() ABC=()
   for ((round = 0; round < AB_ROUNDS; round++)); do
@@ -121,6 +134,15 @@ for L in $SIZES; do
     best=$(printf "%s\n%s\n%s\n" "$T2" "$TC" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
+    if [ -n "$RB" ]; then  # PyTorch's own mixed precision: the anchors under CPU autocast to bf16
+      TB2=$("$TORCH_PYTHON" "$HERE/scripts/torch_autocast_bf16.py" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
+        --threads 2 --steps "$STEPS" | torch_rate)
+      TBD=""
+      [ -x "$TORCHRUN" ] && TBD=$(OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$HERE/scripts/torch_autocast_bf16.py" \
+        "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" --local-size "$L" --steps "$STEPS" 2>/dev/null | torch_rate)
+      bestb=$(printf "%s\n%s\n" "$TB2" "$TBD" | grep . | sort -g | tail -1)
+      echo "   torch autocast bf16, 2 threads: ${TB2:-n/a} records/s   DDP 2x1: ${TBD:-n/a}; ratio cde 2x1 bf16 / torch best bf16: $(ratio "$RB" "$bestb"), / torch best fp32: $(ratio "$RB" "$best")"
+    fi
   else
     echo "   (PyTorch anchors skipped: set TORCH_PYTHON to a python with torch and timm)"
   fi

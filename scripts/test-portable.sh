@@ -44,6 +44,22 @@ else
   esac
 fi
 
+# bf16 is refused where the CPU has no bf16 instructions (the emulated Haswell): one line naming
+# the option (bench) or the key (train), non-zero exit, no run directory.
+"$BIN" shards synth --out "$work/data" --records 8 --shard-size 8 --seed 5 >/dev/null
+rcb=0; qemu-x86_64 -cpu Haswell "$BIN" bench --precision bf16 --steps 1 >"$work/bout" 2>"$work/berr" || rcb=$?
+rct=0; qemu-x86_64 -cpu Haswell "$BIN" train "${TINY_ARGS[@]}" --set "data.train=[$work/data]" --set train.steps=2 \
+  --set optim.precision=bf16 --out "$work/run" >"$work/tout" 2>"$work/terr" || rct=$?
+berr=$(grep -v "TCG doesn't support" "$work/berr" | head -1); terr=$(grep -v "TCG doesn't support" "$work/terr" || true)
+if [ "$rcb" = 0 ] || ! echo "$berr" | grep -q -- "--precision bf16 needs a CPU with avx512_bf16 or amx_bf16"; then
+  fail "test-portable: Haswell, bench --precision bf16: exit $rcb: $berr"
+elif [ "$rct" = 0 ] || [ "$(printf '%s' "$terr" | grep -c .)" != 1 ] || ! echo "$terr" | grep -q "key 'optim.precision': bf16 needs" \
+  || [ -e "$work/run" ]; then
+  fail "test-portable: Haswell, train with optim.precision=bf16: exit $rct: $terr"
+else
+  ok "test-portable: qemu -cpu Haswell refuses bf16: $terr"
+fi
+
 run SandyBridge
 lines=$(printf '%s' "$err" | grep -c . || true)
 if [ "$rc" = 132 ] || [ "$rc" = 0 ]; then

@@ -76,6 +76,26 @@ cmp "$(ckpt "$T/A" 20)/optimizer.safetensors" "$(ckpt "$T/B" 20)/optimizer.safet
   || fail "optimizer state after resume differs"
 ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-identical to the uninterrupted run"
 
+# optim.precision bf16 where the CPU has bf16 instructions (elsewhere test-portable checks the refusal):
+# the same kill -9 and resume, bit-identical again; and a resume of an fp32 checkpoint under bf16 is a config change.
+if grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_bf16; then
+  BF=("${TINY[@]}" --set optim.precision=bf16)
+  "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/E" >"$T/E.log" 2>&1 || { cat "$T/E.log"; fail "bf16 run E failed"; }
+  if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/EB" >"$T/EB1.log" 2>&1; then
+    fail "bf16 run EB should have died"
+  fi
+  "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/EB" --resume auto >"$T/EB2.log" 2>&1 || { cat "$T/EB2.log"; fail "bf16 resume failed"; }
+  for f in model optimizer; do
+    cmp "$(ckpt "$T/E" 20)/$f.safetensors" "$(ckpt "$T/EB" 20)/$f.safetensors" || fail "bf16: $f after kill -9 and resume differs"
+  done
+  cmp -s "$(ckpt "$T/A" 20)/model.safetensors" "$(ckpt "$T/E" 20)/model.safetensors" && fail "bf16 run E equals fp32 run A: bf16 not used"
+  rc=0; "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/Ebad" --resume "$(ckpt "$T/A" 10)" >"$T/Ebad.log" 2>&1 || rc=$?
+  [ "$rc" != 0 ] && grep -q 'optim.precision "fp32" -> "bf16"' "$T/Ebad.log" || { cat "$T/Ebad.log"; fail "fp32 checkpoint resumed under bf16 without --allow-config-change"; }
+  ok "optim.precision bf16: kill -9 at step 13 and resume bit-identical to the uninterrupted bf16 run; an fp32 checkpoint under bf16 is refused as a config change"
+else
+  echo "note: this CPU has no avx512_bf16: the bf16 resume check is left out (test-portable checks the refusal)"
+fi
+
 # The GEMM plan is part of the run: it is in the checkpoint, and a resume under `auto` reuses it.
 grep -q '"gemm" *: *"[^"]*onednn' "$(ckpt "$T/A" 10)/trainer.json" || fail "run A's step-10 checkpoint names no oneDNN GEMM plan"
 CDE_GEMM=auto "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.steps=11 --out "$T/Aauto" --resume "$(ckpt "$T/A" 10)" --allow-config-change \
