@@ -37,8 +37,9 @@ public enum PatchEmbed {
     dim: Int
   ) {
     im2col(cols: cols, images: images, n: n, channels: channels, height: height, width: width, patch: patch)
-    let rows = n * (height / patch) * (width / patch)
-    Linear.forward(y: out, x: cols, w: w, b: b, n: rows, inF: channels * patch * patch, outF: dim)
+    let grid = (height / patch) * (width / patch)
+    // rowBlock: each image's patches are whole blocks of `grid` rows (oneDNN per image, bf16; see `sgemm`).
+    Linear.forward(y: out, x: cols, w: w, b: b, n: n * grid, inF: channels * patch * patch, outF: dim, rowBlock: grid)
   }
 
   /// `dW += dOut^T cols`, `db += sum dOut` (no gradient for the pixels).
