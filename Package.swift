@@ -59,8 +59,10 @@ let package = Package(
     // any x86-64 (the FMA loop picks its instructions with target attributes).
     .target(name: "CSupport", dependencies: ["CBuildTarget"]),
 
-    // Tensor files (safetensors), no dependencies.
-    .target(name: "SafeTensors"),
+    // The one error shape of the modules: a kind of their own and a one-line description, no dependencies.
+    .target(name: "CodedError"),
+    // Tensor files (safetensors).
+    .target(name: "SafeTensors", dependencies: ["CodedError"]),
     // The on-disk layout of a run's checkpoints (step-N names, file names, trainer.json's model section), no dependencies.
     .target(name: "CheckpointLayout"),
     // Seeded random numbers (SplitMix64, Philox CounterRNG), no dependencies.
@@ -72,12 +74,12 @@ let package = Package(
     // Forward/backward kernels over flat fp32 buffers.
     .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
-    .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness"], swiftSettings: numeric),
+    .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness", "CodedError"], swiftSettings: numeric),
     // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
-    .target(name: "Imaging", dependencies: ["CVips", "Randomness"], swiftSettings: numeric),
+    .target(name: "Imaging", dependencies: ["CVips", "Randomness", "CodedError"], swiftSettings: numeric),
     // D3 on disk and the CoDE data recipe: tar shards, records, sampling, the eight views,
     // the generator draw, loader, synthetic D3, the loader benchmark.
-    .target(name: "Dataset", dependencies: ["Imaging", "Randomness", "Clock", "JSONOutput"], swiftSettings: numeric),
+    .target(name: "Dataset", dependencies: ["Imaging", "Randomness", "Clock", "JSONOutput", "CodedError"], swiftSettings: numeric),
     // Communicator protocol with MPI and single-process implementations.
     .target(name: "Collectives", dependencies: ["CMPI", "Clock"]),
     // The numerics of one step: loss, optimiser, schedule, step, gradient norms, embedding health.
@@ -85,16 +87,16 @@ let package = Package(
     // One training run: trainer, config, checkpoints, metrics, TensorBoard, signals, run directory.
     .target(name: "TrainingRun",
             dependencies: ["Training", "Kernels", "ViT", "Imaging", "Dataset", "Collectives", "SafeTensors",
-                           "Clock", "JSONOutput", "CheckpointLayout", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
+                           "Clock", "JSONOutput", "CheckpointLayout", "CodedError", "COpenSSL", "CSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: numeric),
     // Embeddings, classifiers, per-generator evaluation.
     .target(name: "Evaluation",
-            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "JSONOutput", "CheckpointLayout", "CBLAS", "CLinear", "CSVM"],
+            dependencies: ["ViT", "Imaging", "Dataset", "SafeTensors", "Randomness", "JSONOutput", "CheckpointLayout", "CodedError", "CBLAS", "CLinear", "CSVM"],
             swiftSettings: numeric),
     .executableTarget(
       name: "cde",
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
-                     "SafeTensors", "Randomness", "Clock", "JSONOutput", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                     "SafeTensors", "Randomness", "Clock", "JSONOutput", "CodedError", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                      .product(name: "Yams", package: "Yams")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),

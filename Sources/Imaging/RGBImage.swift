@@ -1,3 +1,4 @@
+import CodedError
 import Foundation
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved:
@@ -41,25 +42,17 @@ public struct RGBImage: Sendable, Equatable {
 
 /// Errors of the Imaging module: a `kind` that callers and tests can tell apart, and a
 /// `description` of one line naming the input.
-public struct ImagingError: Error, CustomStringConvertible, Sendable {
-  /// The failure cases of the Imaging module.
-  public enum Kind: Equatable, Sendable {
-    /// libvips could not be started.
-    case libvips
-    /// The bytes of `name` are not an image libvips can decode into RGB (empty, damaged,
-    /// an unsupported layout).
-    case decode(name: String)
-    /// The header of `name` claims more pixels than the limit (a possible decompression bomb).
-    case tooManyPixels(name: String, pixels: Int, limit: Int)
-    /// An image could not be encoded.
-    case encode
-  }
+public typealias ImagingError = CodedError<ImagingErrorKind>
 
-  public let kind: Kind
-  public let description: String
-
-  public init(_ kind: Kind, _ description: String) {
-    self.kind = kind
-    self.description = description
-  }
+/// The failure cases of the Imaging module.
+public enum ImagingErrorKind: Equatable, Sendable {
+  /// libvips could not be started.
+  case libvips
+  /// The bytes of `name` are not an image libvips can decode into RGB (empty, damaged,
+  /// an unsupported layout).
+  case decode(name: String)
+  /// The header of `name` claims more pixels than the limit (a possible decompression bomb).
+  case tooManyPixels(name: String, pixels: Int, limit: Int)
+  /// An image could not be encoded.
+  case encode
 }

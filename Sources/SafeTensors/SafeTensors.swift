@@ -1,3 +1,4 @@
+import CodedError
 import Foundation
 
 /// Element types of the safetensors format that this project reads and writes.
@@ -23,30 +24,22 @@ public enum DType: String, Sendable, CaseIterable {
 
 /// Errors from reading or writing a safetensors file. `description` is one line
 /// naming the file and, where there is one, the tensor.
-public struct SafeTensorsError: Error, CustomStringConvertible, Sendable {
-  /// The failure cases of reading and writing safetensors files.
-  public enum Kind: Equatable, Sendable {
-    /// The file at `path` cannot be read, written or renamed into place.
-    case io(path: String)
-    /// The file ends before its header (or its header size) does.
-    case truncated(path: String)
-    /// The header is not a valid safetensors header; `tensor` names the entry at fault, if one.
-    case badHeader(path: String, tensor: String?)
-    /// The file has no tensor `tensor`.
-    case missingTensor(path: String, tensor: String)
-    /// Tensor `tensor` has another dtype than the one asked for.
-    case wrongDType(path: String, tensor: String)
-    /// Tensor `tensor` has another shape than the one asked for.
-    case wrongShape(path: String, tensor: String)
-  }
+public typealias SafeTensorsError = CodedError<SafeTensorsErrorKind>
 
-  public let kind: Kind
-  public let description: String
-
-  public init(_ kind: Kind, _ description: String) {
-    self.kind = kind
-    self.description = description
-  }
+/// The failure cases of reading and writing safetensors files.
+public enum SafeTensorsErrorKind: Equatable, Sendable {
+  /// The file at `path` cannot be read, written or renamed into place.
+  case io(path: String)
+  /// The file ends before its header (or its header size) does.
+  case truncated(path: String)
+  /// The header is not a valid safetensors header; `tensor` names the entry at fault, if one.
+  case badHeader(path: String, tensor: String?)
+  /// The file has no tensor `tensor`.
+  case missingTensor(path: String, tensor: String)
+  /// Tensor `tensor` has another dtype than the one asked for.
+  case wrongDType(path: String, tensor: String)
+  /// Tensor `tensor` has another shape than the one asked for.
+  case wrongShape(path: String, tensor: String)
 }
 
 /// One tensor's entry in a safetensors header.

@@ -1,35 +1,28 @@
 import CheckpointLayout
+import CodedError
 import Foundation
 import JSONOutput
 
 /// A checkpoint (or run-log file) problem: a `kind` that callers and tests can tell
 /// apart, and a description of one line naming the path and what is wrong.
-public struct CheckpointError: Error, CustomStringConvertible {
-  /// The failure cases of writing and reading checkpoints and the run's log files.
-  public enum Kind: Equatable, Sendable {
-    /// A file or directory at `path` that cannot be created, opened, read, written,
-    /// synced or renamed.
-    case io(path: String)
-    /// A file of a checkpoint (or its trainer.json) at `path` is missing.
-    case missing(path: String)
-    /// A checkpoint file at `path` that does not verify (not JSON, no step or checksums,
-    /// wrong size, SHA-256 mismatch).
-    case corrupt(path: String)
-    /// The trainer state cannot be encoded or decoded.
-    case state
-    /// A run directory at `path` with no checkpoint that verifies.
-    case noValidCheckpoint(path: String)
-    /// `path` is neither a checkpoint directory nor a run directory.
-    case notACheckpoint(path: String)
-  }
+public typealias CheckpointError = CodedError<CheckpointErrorKind>
 
-  public let kind: Kind
-  public let description: String
-
-  public init(_ kind: Kind, _ description: String) {
-    self.kind = kind
-    self.description = description
-  }
+/// The failure cases of writing and reading checkpoints and the run's log files.
+public enum CheckpointErrorKind: Equatable, Sendable {
+  /// A file or directory at `path` that cannot be created, opened, read, written,
+  /// synced or renamed.
+  case io(path: String)
+  /// A file of a checkpoint (or its trainer.json) at `path` is missing.
+  case missing(path: String)
+  /// A checkpoint file at `path` that does not verify (not JSON, no step or checksums,
+  /// wrong size, SHA-256 mismatch).
+  case corrupt(path: String)
+  /// The trainer state cannot be encoded or decoded.
+  case state
+  /// A run directory at `path` with no checkpoint that verifies.
+  case noValidCheckpoint(path: String)
+  /// `path` is neither a checkpoint directory nor a run directory.
+  case notACheckpoint(path: String)
 }
 
 /// A checkpoint that verified: its directory, step and trainer.json.

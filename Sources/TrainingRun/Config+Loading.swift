@@ -1,45 +1,38 @@
+import CodedError
 import Foundation
 import Kernels
 import Yams
 
 /// A configuration error: a `kind` that callers and tests can tell apart, and a
 /// description of one line naming the file or option and the key.
-public struct ConfigError: Error, CustomStringConvertible, Equatable {
-  /// The failure cases of reading and checking a configuration.
-  public enum Kind: Equatable, Sendable {
-    /// The configuration file at `path` cannot be read.
-    case unreadable(path: String)
-    /// The file is not YAML.
-    case invalidYAML
-    /// The top level, a section or a key is not of the form sections / keys / values.
-    case notAMapping
-    /// A section name the schema does not have.
-    case unknownSection(String)
-    /// A key (`section.key`) the schema does not have.
-    case unknownKey(String)
-    /// A key set twice in one file.
-    case duplicateKey(String)
-    /// Two keys that exclude each other, both set in one layer.
-    case exclusiveKeys(String, String)
-    /// A value of the wrong type (or null) for `key`.
-    case wrongType(key: String)
-    /// A `--set` that is not `key=value`.
-    case badOverride
-    /// The merged layers do not decode as a configuration.
-    case undecodable
-    /// A value outside the range of `key`, or inconsistent with other keys.
-    case outOfRange(key: String)
-    /// Neither `train.steps` nor `train.epochs` is set.
-    case missingRunLength
-  }
+public typealias ConfigError = CodedError<ConfigErrorKind>
 
-  public let kind: Kind
-  public let description: String
-
-  public init(_ kind: Kind, _ description: String) {
-    self.kind = kind
-    self.description = description
-  }
+/// The failure cases of reading and checking a configuration.
+public enum ConfigErrorKind: Equatable, Sendable {
+  /// The configuration file at `path` cannot be read.
+  case unreadable(path: String)
+  /// The file is not YAML.
+  case invalidYAML
+  /// The top level, a section or a key is not of the form sections / keys / values.
+  case notAMapping
+  /// A section name the schema does not have.
+  case unknownSection(String)
+  /// A key (`section.key`) the schema does not have.
+  case unknownKey(String)
+  /// A key set twice in one file.
+  case duplicateKey(String)
+  /// Two keys that exclude each other, both set in one layer.
+  case exclusiveKeys(String, String)
+  /// A value of the wrong type (or null) for `key`.
+  case wrongType(key: String)
+  /// A `--set` that is not `key=value`.
+  case badOverride
+  /// The merged layers do not decode as a configuration.
+  case undecodable
+  /// A value outside the range of `key`, or inconsistent with other keys.
+  case outOfRange(key: String)
+  /// Neither `train.steps` nor `train.epochs` is set.
+  case missingRunLength
 }
 
 // MARK: - Schema (derived from the default configuration by reflection)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CodedError
 import Evaluation
 import Foundation
 import Kernels
@@ -35,34 +36,26 @@ struct ComputeOptions: ParsableArguments {
 
 /// A user-facing error: a `kind` the command line can tell apart, printed as its one-line
 /// `description`, exit status 1.
-struct CLIError: Error, CustomStringConvertible {
-  /// The failure cases of the command line itself.
-  enum Kind: Equatable {
-    /// A `--config` file at `path` that cannot be read as a model section.
-    case modelConfig(path: String)
-    /// An option or setting (flag, config key, environment variable) that cannot be used.
-    case invalidArgument
-    /// No images, records or classes to work on.
-    case noData
-    /// Embeddings and a classifier (or two classifiers) of different dimensions.
-    case dimensionMismatch
-    /// A file or directory at `path` that cannot be created.
-    case io(path: String)
-    /// A Python helper that cannot be found or run, or whose output is malformed.
-    case pythonTool
-    /// This CPU lacks what the command needs.
-    case unsupportedCPU
-    /// An error of the command's work (from a library module), as one line (`"\(error)"`).
-    case failed
-  }
+typealias CLIError = CodedError<CLIErrorKind>
 
-  let kind: Kind
-  let description: String
-
-  init(_ kind: Kind, _ d: String) {
-    self.kind = kind
-    description = d
-  }
+/// The failure cases of the command line itself.
+enum CLIErrorKind: Equatable, Sendable {
+  /// A `--config` file at `path` that cannot be read as a model section.
+  case modelConfig(path: String)
+  /// An option or setting (flag, config key, environment variable) that cannot be used.
+  case invalidArgument
+  /// No images, records or classes to work on.
+  case noData
+  /// Embeddings and a classifier (or two classifiers) of different dimensions.
+  case dimensionMismatch
+  /// A file or directory at `path` that cannot be created.
+  case io(path: String)
+  /// A Python helper that cannot be found or run, or whose output is malformed.
+  case pythonTool
+  /// This CPU lacks what the command needs.
+  case unsupportedCPU
+  /// An error of the command's work (from a library module), as one line (`"\(error)"`).
+  case failed
 }
 
 /// Reads the `model:` section of a YAML config (or a bare mapping of model keys)
