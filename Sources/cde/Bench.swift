@@ -43,10 +43,7 @@ struct Bench: ParsableCommand {
     resolution, as `cde embed` runs them; images/s.
     """)
   var inference = false
-  @Option(help: ArgumentHelp(
-    "The Linear layers' GEMMs, as optim.precision in training: fp32, or bf16 (bf16 operands, fp32 sums; needs avx512_bf16 or amx_bf16).",
-    valueName: "fp32|bf16"))
-  var precision: GEMMPrecision = .fp32
+  @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -56,9 +53,6 @@ struct Bench: ParsableCommand {
     if sgemmSize < 16 { throw ValidationError("--sgemm-size must be at least 16") }
     if warmup < 0 { throw ValidationError("--warmup must not be negative") }
     if gradCacheChunk < 0 { throw ValidationError("--grad-cache-chunk must not be negative") }
-    if precision == .bf16, let why = GEMMBackend.bf16Unavailable {
-      throw ValidationError("--precision bf16 needs a CPU with avx512_bf16 or amx_bf16; \(why)")
-    }
     // Sizes against memory before anything is allocated (Double: no overflow).
     let cfg = (try? loadModelConfig(config)) ?? .tiny
     let s = Double(cfg.imageSize), l = Double(localSize), c = Double(cfg.channels)
@@ -74,7 +68,7 @@ struct Bench: ParsableCommand {
 
   func run() throws {
     compute.apply()
-    GEMMBackend.precision = precision
+    precisionOption.apply()
     let comm = makeCommunicator()
     defer { comm.finalize() }
     if sgemm { return try runSGEMM(comm) }
@@ -175,7 +169,7 @@ struct Bench: ParsableCommand {
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
-      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
+      "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
       "cpu_s_per_step_rank0": t.cpuPerStep,
     ]
     let prof = KernelProfiler.totals
@@ -202,7 +196,7 @@ struct Bench: ParsableCommand {
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  records, ranks, localSize, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
     print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)"
-          + (precision == .bf16 ? "; Linear GEMMs in bf16 (oneDNN matmul, fp32 sums)" : ""))
+          + (precisionOption.precision == .bf16 ? "; Linear GEMMs in bf16 (oneDNN matmul, fp32 sums)" : ""))
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
     if profile {

@@ -34,6 +34,24 @@ struct ComputeOptions: ParsableArguments {
   }
 }
 
+/// `--precision fp32|bf16` of the commands that run the step outside training (`bench`,
+/// `step`); `cde train` takes `optim.precision` from its config.
+struct PrecisionOption: ParsableArguments {
+  @Option(help: ArgumentHelp(
+    "The Linear layers' GEMMs, as optim.precision in training: fp32, or bf16 (bf16 operands, fp32 sums; needs avx512_bf16 or amx_bf16).",
+    valueName: "fp32|bf16"))
+  var precision: GEMMPrecision = .fp32
+
+  func validate() throws {
+    if precision == .bf16, let why = GEMMBackend.bf16Unavailable {
+      throw ValidationError("--precision bf16 needs a CPU with avx512_bf16 or amx_bf16; \(why)")
+    }
+  }
+
+  /// Makes `precision` the precision of every following step.
+  func apply() { GEMMBackend.precision = precision }
+}
+
 /// A user-facing error: a `kind` the command line can tell apart, printed as its one-line
 /// `description`, exit status 1.
 typealias CLIError = CodedError<CLIErrorKind>

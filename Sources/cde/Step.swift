@@ -30,6 +30,7 @@ struct Step: ParsableCommand {
   @Option(help: "Output file (safetensors).") var out: String
   @Option(name: .customLong("grad-cache-chunk"), help: "Gradient caching: records per forward/backward chunk (0: off).")
   var gradCacheChunk: Int = 0
+  @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
   func validate() throws {
@@ -43,6 +44,7 @@ struct Step: ParsableCommand {
 
   func execute() throws {
     compute.apply()
+    precisionOption.apply()
     let cfg = try loadModelConfig(config)
     let vit = try ViTModel(config: cfg)
     if let model { try vit.load(path: model) } else { vit.initialize(seed: initSeed!) }
