@@ -211,6 +211,12 @@ PY
 done
 cmp "$(ckpt "$T/G1" 6)/model.safetensors" "$T/G1/checkpoints/best/model.safetensors" || fail "best checkpoint is not the evaluated model"
 ok "RUN/checkpoints/best holds the evaluated model"
+# Without --config, cde embed takes the shape from the checkpoint's trainer.json (which stores the config
+# under the Swift property names, imageSize, lnEps): the same embeddings as with the run's config.yaml.
+"$BIN" embed --model "$(ckpt "$T/G1" 6)" --preprocess resize-crop --quiet --out "$T/G1-probe-nocfg.safetensors" "$T/probe-cap" \
+  || fail "cde embed of a checkpoint without --config failed"
+cmp "$T/G1-probe.safetensors" "$T/G1-probe-nocfg.safetensors" || fail "cde embed without --config differs from --config config.yaml"
+ok "cde embed of a checkpoint reads its shape from trainer.json: the embeddings of --config config.yaml"
 
 # H: early stopping (patience 3, an evaluation every 2 steps) killed with SIGKILL after an evaluation that
 # did not improve, and resumed: the best metric and the patience count continue, the run stops at the

@@ -29,12 +29,27 @@ public enum CheckpointLayout {
   }
 
   /// The `config.model` object of a trainer.json's contents `data` (read from `path`,
-  /// which names it in errors); nil when trainer.json has no such object.
+  /// which names it in errors), with its keys spelt as a config file's `model:` section spells
+  /// them (`image_size`, `ln_eps`); nil when trainer.json has no such object. The trainer
+  /// state stores the config under its Swift property names (`imageSize`, `lnEps`), so
+  /// camel-case keys are turned into snake case; snake-case keys pass unchanged.
   public static func modelSection(trainerJSON data: Data, path: String) throws(CheckpointLayoutError) -> [String: Any]? {
     guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw CheckpointLayoutError(.notJSONObject(path: path))
     }
-    return (object["config"] as? [String: Any])?["model"] as? [String: Any]
+    guard let model = (object["config"] as? [String: Any])?["model"] as? [String: Any] else { return nil }
+    var out: [String: Any] = [:]
+    for (k, v) in model { out[snakeCase(k)] = v }
+    return out
+  }
+
+  /// "imageSize" -> "image_size", "ln_eps" -> "ln_eps".
+  static func snakeCase(_ key: String) -> String {
+    var out = ""
+    for c in key {
+      if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+    }
+    return out
   }
 }
 
