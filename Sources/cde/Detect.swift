@@ -36,6 +36,7 @@ struct Detect: ParsableCommand {
   @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
   var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
 
+  @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
   @Argument(help: "Image files (or folders, shards).") var images: [String]
@@ -66,6 +67,7 @@ struct Detect: ParsableCommand {
     quietImageWarnings()
     ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
     compute.apply()
+    precisionOption.apply()
     let model = try modelOptions.load()
     try requireBatchMemory(batch, model: model)
     if let c = bundle.classifiers.first(where: { $0.dimension != model.dimension }) {

@@ -56,6 +56,7 @@ struct Embed: ParsableCommand {
   @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
   var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
 
+  @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
   @Argument(help: "Images, folders or shards.") var paths: [String]
@@ -77,6 +78,7 @@ struct Embed: ParsableCommand {
     quietImageWarnings()
     ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
     compute.apply()
+    precisionOption.apply()
     let model: EmbeddingModel
     var meta: [String: String]
     if let seed = initSeed {

@@ -48,6 +48,7 @@ struct Eval: ParsableCommand {
   @Option(name: .customLong("index-dir"), help: "Image inputs: directory for shard indexes (default: beside the shards).")
   var indexDir: String?
 
+  @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
   @Option(name: .long, help: "Save the fitted classifiers in this directory instead.")
@@ -87,6 +88,7 @@ struct Eval: ParsableCommand {
       if let loaded { return loaded }
       quietImageWarnings()
       compute.apply()
+      precisionOption.apply()
       let m = try modelOptions.load()
       loaded = m
       return m
