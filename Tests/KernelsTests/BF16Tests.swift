@@ -109,7 +109,9 @@ final class BF16Tests: XCTestCase {
   /// Double; products of bf16 values are exact in fp32.
   func testGEMMMatchesDoubleSumsOfBF16Operands() throws {
     try requireBF16()
-    let (m, n, k) = (3 * 37, 24, 70)  // m: three images of 37 rows; m > 64 for the row blocks of transA
+    // m: six images of 37 rows, and more than bf16RowBlock rows for the row blocks of transA (a block and a tail).
+    let (m, n, k) = (6 * 37, 24, 70)
+    XCTAssertGreaterThan(m, GEMMBackend.bf16RowBlock)
     for transA in [false, true] {
       for transB in [false, true] {
         for accumulate in [false, true] {
@@ -150,10 +152,11 @@ final class BF16Tests: XCTestCase {
                              ldb: k, accumulate: false, c: &one, ldc: n, rowBlock: t)
       }
       XCTAssertEqual(one, Array(all[(3 * t * n)..<(4 * t * n)]), "image 3 alone, \(threads) thread(s)")
-      // Weight gradient dW[n, k] += dY^T[n, 5t] X[5t, k], n = 160 output rows: 3 blocks of 64.
-      let dy = Self.matrix(5 * t * 160, seed: 6).map(BF16.round)
-      var dw = Self.matrix(160 * k, seed: 7)
-      GEMMBackend.bf16gemm(transA: true, transB: false, m: 160, n: k, k: 5 * t, a: dy, lda: 160, b: a, ldb: k,
+      // Weight gradient dW[o, k] += dY^T[o, 5t] X[5t, k], o output rows: two blocks and a tail.
+      let o = 2 * GEMMBackend.bf16RowBlock + 40
+      let dy = Self.matrix(5 * t * o, seed: 6).map(BF16.round)
+      var dw = Self.matrix(o * k, seed: 7)
+      GEMMBackend.bf16gemm(transA: true, transB: false, m: o, n: k, k: 5 * t, a: dy, lda: o, b: a, ldb: k,
                            accumulate: true, c: &dw, ldc: k)
       outs.append(dw)
     }
