@@ -97,16 +97,17 @@ extension GEMMBackend {
       : BF16Matmul.primitive(m: m % rows, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
                              accumulate: accumulate)
     // One scratchpad per worker (oneDNN's own is shared by all primitives: see cde_matmul_bf16_create).
-    let scratch = BF16Scratch.scratchpads(workers: min(Threads.count, calls), bytes: max(full.scratchBytes, tail.scratchBytes))
+    // Per worker: a scratchpad (oneDNN's own is shared by all primitives: see cde_matmul_bf16_create)
+    // and a stream, made on this thread before the workers start and then kept.
+    let workers = BF16Scratch.prepare(workers: min(Threads.count, calls), bytes: max(full.scratchBytes, tail.scratchBytes))
     parallelWorkers(calls) { w, s, e in
       ompSetNumThreads?(1)
-      let stream = BF16Matmul.stream()
-      defer { dnnl_stream_destroy(stream) }
+      let stream = workers.streams[w]!, scratch = workers.pads[w]
       for i in s..<e {
         let r0 = i * rows
         let p = r0 + rows <= m ? full : tail
         let ap = a + (transA ? r0 : r0 * lda)
-        p.run(stream, a: ap, b: b, c: c + r0 * ldc, scratch: scratch[w])
+        p.run(stream, a: ap, b: b, c: c + r0 * ldc, scratch: scratch)
       }
     }
   }
@@ -138,7 +139,7 @@ final class BF16Matmul: @unchecked Sendable {
     return e!
   }()
 
-  /// A new stream on `engine` (the caller destroys it).
+  /// A new stream on `engine` (kept by `BF16Scratch.prepare` for one worker).
   static func stream() -> dnnl_stream_t {
     var s: dnnl_stream_t?
     let st = dnnl_stream_create(&s, engine, dnnl_stream_default_flags.rawValue)
@@ -199,18 +200,34 @@ enum BF16Scratch {
     return buffers[slot]!
   }
 
-  nonisolated(unsafe) static var pads: [UnsafeMutableRawPointer?] = []
+  /// Per worker `w`: `pads[w]` (`padBytes` of scratchpad) and `streams[w]`.
+  nonisolated(unsafe) static var pads = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 0)
+  nonisolated(unsafe) static var streams = UnsafeMutablePointer<dnnl_stream_t?>.allocate(capacity: 0)
+  nonisolated(unsafe) static var workerCount = 0
   nonisolated(unsafe) static var padBytes = 0
 
-  /// `workers` scratchpads of at least `bytes` each (nil when 0), grown on the step's thread
-  /// before the workers start and then kept.
-  static func scratchpads(workers: Int, bytes: Int) -> [UnsafeMutableRawPointer?] {
-    if bytes == 0 { return [UnsafeMutableRawPointer?](repeating: nil, count: max(workers, 1)) }
-    if padBytes < bytes || pads.count < workers {
-      for p in pads { p?.deallocate() }
-      padBytes = max(padBytes, bytes)
-      pads = (0..<max(workers, pads.count, 1)).map { _ in UnsafeMutableRawPointer.allocate(byteCount: padBytes, alignment: 64) }
+  /// Scratchpads of at least `bytes` and streams for `workers` workers, grown on the step's
+  /// thread before the workers start and then kept (nothing is allocated once they suffice).
+  static func prepare(workers: Int, bytes: Int)
+    -> (pads: UnsafeMutablePointer<UnsafeMutableRawPointer?>, streams: UnsafeMutablePointer<dnnl_stream_t?>)
+  {
+    let n = max(workers, 1)
+    if workerCount < n || padBytes < bytes {
+      let grown = max(n, workerCount), bigger = max(bytes, padBytes, 64)
+      let newPads = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: grown)
+      let newStreams = UnsafeMutablePointer<dnnl_stream_t?>.allocate(capacity: grown)
+      for w in 0..<grown {
+        if w < workerCount { pads[w]?.deallocate() }
+        newPads[w] = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 64)
+        newStreams[w] = w < workerCount ? streams[w] : BF16Matmul.stream()
+      }
+      pads.deallocate()
+      streams.deallocate()
+      pads = newPads
+      streams = newStreams
+      workerCount = grown
+      padBytes = bigger
     }
-    return pads
+    return (pads, streams)
   }
 }
