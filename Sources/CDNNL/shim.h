@@ -44,15 +44,6 @@ static inline dnnl_status_t cde_matmul_bf16_create(dnnl_engine_t engine, int64_t
   return st;
 }
 
-/// The implementation oneDNN chose for a primitive ("brg:avx512_core_bf16", ...), or NULL.
-static inline const char *cde_primitive_impl(dnnl_primitive_t primitive) {
-  const_dnnl_primitive_desc_t pd = NULL;
-  const char *impl = NULL;
-  if (dnnl_primitive_get_primitive_desc(primitive, &pd) != dnnl_success) return NULL;
-  if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success) return NULL;
-  return impl;
-}
-
 /// Runs a primitive of `cde_matmul_bf16_create` on `a`, `b`, `c` with `scratch` (its
 /// `scratch_bytes`, NULL when 0) on `stream`, which it waits for.
 static inline dnnl_status_t cde_matmul_execute(dnnl_primitive_t primitive, dnnl_engine_t engine,

@@ -172,9 +172,6 @@ final class BF16Matmul: @unchecked Sendable {
     return p
   }
 
-  /// The implementation oneDNN chose ("brg:avx512_core_bf16", ...).
-  var implementation: String { cde_primitive_impl(primitive).map { String(cString: $0) } ?? "?" }
-
   /// Runs the primitive on `a`, `b`, `c` on `stream` with `scratch` (`scratchBytes`, this
   /// thread's own); any thread, the primitive is shared read-only.
   @inline(__always) func run(_ stream: dnnl_stream_t, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>,
