@@ -47,7 +47,7 @@ ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1
 
 GEMMS=${GEMMS:-openblas auto}
 # bf16 rows (cde --precision bf16, the anchors under CPU autocast) where the CPU has bf16 instructions.
-BF16=$(grep -m1 '^flags' /proc/cpuinfo | grep -owE 'avx512_bf16|amx_bf16' | head -1 || true)
+BF16=$(bf16_cpu && echo 1 || true)
 AB_ROUNDS=${AB_ROUNDS:-3}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
 FMA=$("$BIN" bench --fma-peak --json --steps 3)

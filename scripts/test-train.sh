@@ -78,7 +78,7 @@ ok "kill -9 of rank 1 at step 13, resume from step 10: model.safetensors bit-ide
 
 # optim.precision bf16 where the CPU has bf16 instructions (elsewhere test-portable checks the refusal):
 # the same kill -9 and resume, bit-identical again; and a resume of an fp32 checkpoint under bf16 is a config change.
-if grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_bf16; then
+if bf16_cpu; then
   BF=("${TINY[@]}" --set optim.precision=bf16)
   "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/E" >"$T/E.log" 2>&1 || { cat "$T/E.log"; fail "bf16 run E failed"; }
   if CDE_FAULT_KILL_AT_STEP=13 CDE_FAULT_RANK=1 "${MPIRUN[@]}" -np 2 "$BIN" train "${BF[@]}" --out "$T/EB" >"$T/EB1.log" 2>&1; then
@@ -93,7 +93,7 @@ if grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_bf16; then
   [ "$rc" != 0 ] && grep -q 'optim.precision "fp32" -> "bf16"' "$T/Ebad.log" || { cat "$T/Ebad.log"; fail "fp32 checkpoint resumed under bf16 without --allow-config-change"; }
   ok "optim.precision bf16: kill -9 at step 13 and resume bit-identical to the uninterrupted bf16 run; an fp32 checkpoint under bf16 is refused as a config change"
 else
-  echo "note: this CPU has no avx512_bf16: the bf16 resume check is left out (test-portable checks the refusal)"
+  echo "note: this CPU has neither avx512_bf16 nor amx_bf16: the bf16 resume check is left out (test-portable checks the refusal)"
 fi
 
 # The GEMM plan is part of the run: it is in the checkpoint, and a resume under `auto` reuses it.

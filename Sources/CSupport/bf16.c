@@ -38,15 +38,20 @@ static uint16_t round_one(float x) {
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+#if defined(__x86_64__)
+// Whether cpuid reports the feature `name` (a name of cpu.c's table).
+static int has(uint64_t features, const char *name) {
+  int32_t i = cde_cpu_feature_index(name);
+  return i >= 0 && ((features >> i) & 1);
+}
+#endif
+
 void cde_bf16_convert(const float *src, uint16_t *dst, size_t n) {
 #if defined(__x86_64__)
   static int fast = -1;  // the same value whichever thread sets it first
   if (__atomic_load_n(&fast, __ATOMIC_RELAXED) < 0) {
-    int32_t i = cde_cpu_feature_index("avx512_bf16"), j = cde_cpu_feature_index("avx512bw");
     uint64_t f = cde_cpu_features();
-    int32_t k = cde_cpu_feature_index("avx512vl");
-    int v = i >= 0 && j >= 0 && k >= 0 && ((f >> i) & 1) && ((f >> j) & 1) && ((f >> k) & 1);
-    __atomic_store_n(&fast, v, __ATOMIC_RELAXED);
+    __atomic_store_n(&fast, has(f, "avx512_bf16") && has(f, "avx512bw") && has(f, "avx512vl"), __ATOMIC_RELAXED);
   }
   if (__atomic_load_n(&fast, __ATOMIC_RELAXED)) { convert_avx512bf16(src, dst, n); return; }
 #endif

@@ -43,8 +43,10 @@ public enum CheckpointLayout {
     return out
   }
 
-  /// "imageSize" -> "image_size", "ln_eps" -> "ln_eps".
-  static func snakeCase(_ key: String) -> String {
+  /// A config key as config files and trainer.json readers spell it, from its Swift property
+  /// name: "imageSize" -> "image_size", "ln_eps" -> "ln_eps" (the config schema derives its
+  /// key names with it too).
+  public static func snakeCase(_ key: String) -> String {
     var out = ""
     for c in key {
       if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }

@@ -1,3 +1,4 @@
+import CheckpointLayout
 import CodedError
 import Foundation
 import Kernels
@@ -63,15 +64,6 @@ struct ConfigLeaf: Equatable {
 protocol OptionalMarker { static var wrappedType: Any.Type { get } }
 extension Optional: OptionalMarker { static var wrappedType: Any.Type { Wrapped.self } }
 
-/// "mlpRatio" -> "mlp_ratio".
-func snakeCase(_ s: String) -> String {
-  var out = ""
-  for c in s {
-    if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
-  }
-  return out
-}
-
 enum ConfigSchema {
   /// Section name -> key -> leaf type, e.g. ["optim"]["warmup_epochs"] = double, optional.
   static let sections: [String: [String: ConfigLeaf]] = {
@@ -81,9 +73,9 @@ enum ConfigSchema {
       var keys: [String: ConfigLeaf] = [:]
       for field in Mirror(reflecting: child.value).children {
         guard let name = field.label else { continue }
-        keys[snakeCase(name)] = leaf(for: type(of: field.value))
+        keys[CheckpointLayout.snakeCase(name)] = leaf(for: type(of: field.value))
       }
-      out[snakeCase(label)] = keys
+      out[CheckpointLayout.snakeCase(label)] = keys
     }
     return out
   }()
@@ -394,7 +386,7 @@ extension TrainConfig {
   }
 
   static func describe(_ e: DecodingError) -> String {
-    func path(_ c: [CodingKey]) -> String { c.map { snakeCase($0.stringValue) }.joined(separator: ".") }
+    func path(_ c: [CodingKey]) -> String { c.map { CheckpointLayout.snakeCase($0.stringValue) }.joined(separator: ".") }
     switch e {
     case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
       return "key '\(path(c.codingPath))': \(c.debugDescription)"
