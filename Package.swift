@@ -109,6 +109,7 @@ let package = Package(
     .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Imaging", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
     .testTarget(name: "ClockTests", dependencies: ["Clock"]),
+    .testTarget(name: "RandomnessTests", dependencies: ["Randomness"]),
     .testTarget(name: "JSONOutputTests", dependencies: ["JSONOutput"]),
     .testTarget(name: "TrainingTests",
                 dependencies: ["Training", "TrainingRun", "ViT", "Dataset", "Kernels", "SafeTensors", "Randomness", "TestSupport"]),

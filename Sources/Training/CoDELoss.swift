@@ -250,15 +250,15 @@ final class Normalised {
 /// the roll by one); for `n <= 1`, where no derangement exists, the identity. The CoDE
 /// loss takes each global term's positive from another record of the same class this way.
 ///
-/// Each shuffle index is `next() % (i + 1)`: its bias is below (i + 1) / 2^64, far under
-/// anything a run can detect, and the training trajectory fixtures were recorded with it.
+/// Each shuffle index is `below(i + 1)`, an unbiased draw, so every derangement of `n` is
+/// equally likely.
 public func derangement(_ n: Int, seed: UInt64) -> [Int] {
   if n <= 1 { return Array(0..<n) }
   var rng = SplitMix64(seed: seed)
   for _ in 0..<100 {
     var p = Array(0..<n)
     for i in stride(from: n - 1, to: 0, by: -1) {
-      let j = Int(rng.next() % UInt64(i + 1))
+      let j = Int(rng.below(UInt64(i + 1)))
       p.swapAt(i, j)
     }
     if !p.enumerated().contains(where: { $0.offset == $0.element }) { return p }
