@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TestSupport
 import XCTest
 @testable import Dataset
 
@@ -9,7 +10,7 @@ final class BadDataTests: XCTestCase {
   /// Shard A: 6 good records, except r1 lacks gen_2 and r3 has a corrupt real image.
   /// Shard B: 6 records, cut inside record b4 (b5 lost). Shard C: not a tar file.
   func badShards() throws -> String {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let shards = dir + "/shards"
     try FileManager.default.createDirectory(atPath: shards, withIntermediateDirectories: true)
     let a = try TarWriter(path: shards + "/a.tar")
@@ -89,7 +90,7 @@ final class BadDataTests: XCTestCase {
   }
 
   func testMissingPathAndEmptySetAreOneLineErrors() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     func message(_ paths: [String]) -> String {
       do {
         _ = try D3Loader(config: LoaderConfig(paths: paths, seed: 1, globalBatch: 2, spec: LoaderTests.spec), cursor: DataCursor())
@@ -118,7 +119,7 @@ final class BadDataTests: XCTestCase {
 /// The synthetic D3 writer (tar shards and folders) and the `check` pass over it.
 final class SyntheticWriterTests: XCTestCase {
   func testWriterIsDeterministicAndChecksClean() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let make: (Int) throws -> [(role: RecordRole, ext: String, data: Data)] = { try smallMembers(index: $0) }
     let s1 = try writeRecords(out: dir + "/a", records: 7, shardSize: 3, layout: .wds, threads: 1, make: make)
     let s2 = try writeRecords(out: dir + "/b", records: 7, shardSize: 3, layout: .wds, threads: 2, make: make)
@@ -140,7 +141,7 @@ final class SyntheticWriterTests: XCTestCase {
 
   /// The real synthetic D3 (one record: rendering is slow in debug builds).
   func testSyntheticD3RecordIsWrittenAsIs() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let s = try writeSyntheticD3(out: dir + "/a", records: 1, shardSize: 5, seed: 9, layout: .wds, threads: 1)
     let shard = try TarShardSource(path: s.files[0], useCache: false)
     let rec = SyntheticD3.record(seed: 9, index: 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TestSupport
 import XCTest
 @testable import Dataset
 
@@ -9,7 +10,7 @@ final class LoaderTests: XCTestCase {
 
   /// 24 small records in 3 shards of 8.
   func synthShards(records: Int = 24, shardSize: Int = 8) throws -> String {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     try writeSmallData(dir + "/shards", records: records, shardSize: shardSize)
     return dir
   }
@@ -224,7 +225,7 @@ final class LoaderTests: XCTestCase {
   }
 
   func testFolderLayoutTrainsAndLists() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     try writeSmallData(dir + "/test/no_augm", records: 6, shardSize: 4, folders: true)
     let images = try listLabelledImages([dir + "/test"])
     XCTAssertEqual(images.count, 30)

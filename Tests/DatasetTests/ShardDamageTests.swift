@@ -33,7 +33,7 @@ final class ShardDamageTests: XCTestCase {
   }
 
   func testFlippedHeaderByteLosesOneMemberAndScanningResumes() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let (whole, headers) = try shardBytes(dir)
     let (bytes, damaged) = try flippedShard(dir)
     var members: [String] = []
@@ -55,7 +55,7 @@ final class ShardDamageTests: XCTestCase {
   }
 
   func testZeroedBlockInsideTheArchiveIsDamageNotTheEnd() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     var (bytes, headers) = try shardBytes(dir)
     let (_, at) = headers.first { $0.0.hasPrefix("r0005.real") }!
     for i in at..<(at + 512) { bytes[i] = 0 }
@@ -70,7 +70,7 @@ final class ShardDamageTests: XCTestCase {
     let junk = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7919 >> 3) }
     let i1 = try TarScanner(source: MemoryByteSource(junk)).scan { _ in }
     XCTAssertEqual(i1.map(\.kind), [.notTar])
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let (bytes, headers) = try shardBytes(dir)
     let cut = Array(bytes.prefix(headers[20].1 + 100))
     let i2 = try TarScanner(source: MemoryByteSource(cut)).scan { _ in }
@@ -80,7 +80,7 @@ final class ShardDamageTests: XCTestCase {
   /// Shards: a.tar with a flipped header byte in r0008, b.tar whole (r0016 ... r0031),
   /// c.tar random bytes, notes.json beside them.
   func damagedSet() throws -> String {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let set = dir + "/set"
     try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: true)
     try Data(try flippedShard(dir).bytes).write(to: URL(fileURLWithPath: set + "/a.tar"))
@@ -138,7 +138,7 @@ final class ShardDamageTests: XCTestCase {
   }
 
   func testOnlySourceNotATarIsAnError() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     try Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 2) }).write(to: URL(fileURLWithPath: dir + "/x.tar"))
     XCTAssertThrowsError(try D3Loader(config: LoaderConfig(paths: [dir + "/x.tar"], seed: 1, globalBatch: 2, spec: LoaderTests.spec),
                                       cursor: DataCursor())) {
@@ -150,7 +150,7 @@ final class ShardDamageTests: XCTestCase {
   /// Damaged images inside a well-formed shard (the D3 cases) are bad records named by
   /// shard and key; the pixel limit applies to shards too.
   func testDamagedImagesInShardAreBadRecords() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let fix = fixtureDirectory("Imaging/damaged").path
     let jpeg = try Data(contentsOf: URL(fileURLWithPath: fix + "/d3-jpeg-3000.jpg"))
     let png = try Data(contentsOf: URL(fileURLWithPath: fix + "/d3-png-idat.png"))
@@ -183,7 +183,7 @@ final class ShardDamageTests: XCTestCase {
       XCTAssertEqual(r.good, r.records)
       XCTAssertFalse(r.damaged)
     }
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let s = try writeSyntheticD3(out: dir + "/s", records: 6, shardSize: 3, seed: 3, layout: .wds, threads: 2, strength: 4)
     XCTAssertEqual(s.files.count, 2)
     let r = try checkData(paths: [dir + "/s"], threads: 2)

@@ -23,13 +23,6 @@ func fnv1a64(_ bytes: [UInt8]) -> String {
   return String(repeating: "0", count: 16 - s.count) + s
 }
 
-/// A fresh temporary directory, removed at the end of the test.
-func temporaryDirectory(_ test: XCTestCase) -> String {
-  let d = FileManager.default.temporaryDirectory.appendingPathComponent("cde-dataset-\(UUID().uuidString)").path
-  try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-  test.addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
-  return d
-}
 
 /// Thread-safe collector of loader warnings.
 final class WarningLog: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Randomness
+import TestSupport
 import XCTest
 
 @testable import Dataset
@@ -251,7 +252,7 @@ final class SyntheticPreview: XCTestCase {
   /// otherwise to a temporary directory), then reads them back: each file holds its image's
   /// bytes and decodes to the size the record says.
   func testWritePreview() throws {
-    let dir = ProcessInfo.processInfo.environment["CDE_SYNTH_PREVIEW"] ?? temporaryDirectory(self)
+    let dir = ProcessInfo.processInfo.environment["CDE_SYNTH_PREVIEW"] ?? temporaryDirectory(self, prefix: "dataset")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var written: [(path: String, image: SyntheticImage)] = []
     for i in 0..<3 {

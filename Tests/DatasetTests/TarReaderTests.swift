@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TestSupport
 import XCTest
 @testable import Dataset
 
@@ -116,7 +117,7 @@ final class TarReaderTests: XCTestCase {
   }
 
   func testWriterRoundTripWithLongNames() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let path = dir + "/w.tar"
     let w = try TarWriter(path: path)
     let long = String(repeating: "n", count: 150)
@@ -132,7 +133,7 @@ final class TarReaderTests: XCTestCase {
   }
 
   func testIndexCacheRoundTripAndInvalidation() throws {
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let shard = dir + "/s.tar"
     try FileManager.default.copyItem(atPath: Fixture.path("py_pax.tar"), toPath: shard)
     let idxDir = dir + "/idx"
@@ -157,7 +158,7 @@ final class TarReaderTests: XCTestCase {
 
   func testGenuineD3Record() throws {
     guard let sample = Fixture.d3Sample else { throw XCTSkip("../shared/d3-sample/elsa_v2-0000.tar not present") }
-    let dir = temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "dataset")
     let shard = try TarShardSource(path: sample, indexDirectory: dir)
     XCTAssertEqual(shard.count, 1)
     XCTAssertEqual(shard.key(0), "elsa_v2__train__1275001022128")

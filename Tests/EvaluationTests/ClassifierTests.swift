@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -121,7 +122,7 @@ final class ClassifierTests: XCTestCase {
   }
 
   func testSaveLoadRoundTrip() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     let (_, fitted) = try runEvaluation(probe: probe, test: test)
     let bundle = DetectorBundle(classifiers: fitted)
     let paths = try bundle.save(to: DetectorBundle.directory(forModel: dir + "/model.safetensors"))

@@ -1,6 +1,7 @@
 import Foundation
 import SafeTensors
 import ViT
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -53,7 +54,7 @@ final class EmbedTests: XCTestCase {
       XCTAssertEqual((e as? EvaluationError)?.kind, .shapeMismatch(path: hfDir + "/model.safetensors"))
     }
     // A tensor whose shape disagrees with the others.
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     var t = try TensorDict.read(SafeTensorsFile(path: hfDir + "/timm.safetensors"))
     t["blocks.1.attn.proj.weight"] = NamedTensor(shape: [32, 16], values: [Float](repeating: 0, count: 512))
     try t.writer().write(to: dir + "/bad.safetensors")
@@ -65,7 +66,7 @@ final class EmbedTests: XCTestCase {
   }
 
   func testRunDirectoryTakesNewestCheckpointAndItsConfig() throws {
-    let run = try temporaryDirectory(self)
+    let run = temporaryDirectory(self, prefix: "eval")
     for step in ["step-00000002", "step-00000010"] {
       let dir = run + "/checkpoints/" + step
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -85,7 +86,7 @@ final class EmbedTests: XCTestCase {
 
   func testExportedModelEmbedsTheSame() throws {
     let m = try EmbeddingModel(path: hfDir)
-    let dir = try temporaryDirectory(self) + "/hf"
+    let dir = temporaryDirectory(self, prefix: "eval") + "/hf"
     try exportHuggingFace(tensors: m.tensors(), config: HFViTConfig(vit: m.config), to: dir)
     let again = try EmbeddingModel(path: dir)
     XCTAssertEqual(again.config, m.config)
@@ -133,7 +134,7 @@ final class EmbedTests: XCTestCase {
   }
 
   func testListingPathsAndErrors() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     // A single file: its label comes from the path.
     let one = try listImageItems(path: embedDir + "/gen_1/c.png")
     XCTAssertEqual(one.map(\.label), [2])

@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -19,7 +20,7 @@ final class EmbeddingFileTests: XCTestCase {
   }
 
   func testWriteReadRoundTrip() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     let e = try EmbeddingFile(embeddings: [1, 2, 3, 4, 5, 6], dimension: 3, labels: [0, 2],
                               sources: ["a \"quoted\".png", "b/ü.jpg"], metadata: ["model": "m.safetensors"])
     try e.write(to: dir + "/e.safetensors")
@@ -34,7 +35,7 @@ final class EmbeddingFileTests: XCTestCase {
   }
 
   func testBadInputsGiveOneClearLine() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     func write(_ name: String, _ build: (inout SafeTensorsWriter) -> Void) throws -> String {
       var w = SafeTensorsWriter()
       build(&w)

@@ -21,10 +21,3 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
   return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
 }
 
-/// A temporary directory removed at the end of the test.
-func temporaryDirectory(_ test: XCTestCase) throws -> String {
-  let dir = NSTemporaryDirectory() + "cde-eval-\(UUID().uuidString)"
-  try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-  test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-  return dir
-}

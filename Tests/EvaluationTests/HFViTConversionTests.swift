@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -28,7 +29,7 @@ final class HFViTConversionTests: XCTestCase {
   }
 
   func testExportWritesTransformersLayout() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     let timm = try TensorDict.read(SafeTensorsFile(path: hfDir + "/timm.safetensors"))
     let cfg = HFViTConfig(hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 64,
                           patchSize: 16, imageSize: 32, layerNormEps: 1e-12)
@@ -66,7 +67,7 @@ final class HFViTConversionTests: XCTestCase {
   }
 
   func testBadInputsGiveOneLine() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     func expectError(_ body: () throws -> Void, contains: String, line: UInt = #line) {
       XCTAssertThrowsError(try body(), line: line) { e in
         let s = "\(e)"

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -6,7 +7,7 @@ final class HTMLReportTests: XCTestCase {
   /// A run directory with a synthetic training log, an evaluation of the fixture
   /// embeddings and the fixture test embeddings.
   func makeRun(metrics: Bool = true, eval: Bool = true, embeddings: Bool = true) throws -> String {
-    let run = try temporaryDirectory(self) + "/run <&> \"1\""
+    let run = temporaryDirectory(self, prefix: "eval") + "/run <&> \"1\""
     try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
     if metrics {
       var lines: [String] = []
@@ -89,7 +90,7 @@ final class HTMLReportTests: XCTestCase {
   }
 
   func testBadRunsGiveOneLine() throws {
-    let dir = try temporaryDirectory(self)
+    let dir = temporaryDirectory(self, prefix: "eval")
     XCTAssertThrowsError(try HTMLReport.load(run: dir)) { e in
       XCTAssertEqual("\(e)", "\(dir): nothing to report (no metrics.jsonl, eval.json or embeddings-test.safetensors)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Evaluation
 
@@ -34,7 +35,7 @@ final class ProbeReportTests: XCTestCase {
   }
 
   func testReportShowsProbeAccuracyOverSteps() throws {
-    let run = try temporaryDirectory(self) + "/run"
+    let run = temporaryDirectory(self, prefix: "eval") + "/run"
     try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
     try jsonl().write(toFile: run + "/metrics.jsonl", atomically: true, encoding: .utf8)
     let r = try HTMLReport.load(run: run)

@@ -88,32 +88,18 @@ final class GEMMBackendTests: XCTestCase {
       let (m, n, k) = s.dims(batch: rows)
       let a = randomMatrix(m * k, seed: 7), b = randomMatrix(k * n, seed: 8)
       defer { a.deallocate(); b.deallocate() }
-      func product(rows lo: Int, _ hi: Int, threads: Int) -> [Float] {
-        Threads.configure(threads)
-        var c = [Float](repeating: 0, count: (hi - lo) * n)
-        c.withUnsafeMutableBufferPointer { cp in
-          if s.transA && (lo, hi) == (0, m) {
-            sgemm(transA: true, transB: s.transB, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: s.transB ? k : n,
-                  c: cp.baseAddress!, ldc: n)
-          } else if s.transA {
-            // A share of a weight gradient's rows is only ever computed inside the routed call (the worker split).
-            GEMMBackend.onednnSgemm(transA: true, transB: s.transB, m: hi - lo, n: n, k: k, alpha: 1, a: a + lo, lda: m, b: b,
-                                    ldb: s.transB ? k : n, beta: 0, c: cp.baseAddress!, ldc: n, parallel: true)
-          } else {
-            sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: s.transB ? k : n,
-                      c: cp.baseAddress!, ldc: n)
-          }
-        }
-        return c
-      }
-      let whole = product(rows: 0, m, threads: 1)
-      XCTAssertEqual(product(rows: 0, m, threads: 2), whole, "\(s): 2 threads")
       // Shares of the batch: whole images (a rank's records), one image, the worker split's 16-row units.
       let shares = s.transA ? [(0, 16), (16, m), (32, 64)]
                             : [(0, 5 * tokens), (5 * tokens, m), (7 * tokens, 8 * tokens), (3 * tokens, 11 * tokens)]
-      for (lo, hi) in shares where hi <= m {
-        for t in [1, 2] {
-          XCTAssertEqual(product(rows: lo, hi, threads: t), Array(whole[(lo * n)..<(hi * n)]), "\(s): rows \(lo)..<\(hi), \(t) thread(s)")
+      assertRowsStable("\(s)", m: m, n: n, shares: shares) { lo, hi, c in
+        if s.transA && (lo, hi) == (0, m) {
+          sgemm(transA: true, transB: s.transB, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: s.transB ? k : n, c: c, ldc: n)
+        } else if s.transA {
+          // A share of a weight gradient's rows is only ever computed inside the routed call (the worker split).
+          GEMMBackend.onednnSgemm(transA: true, transB: s.transB, m: hi - lo, n: n, k: k, alpha: 1, a: a + lo, lda: m, b: b,
+                                  ldb: s.transB ? k : n, beta: 0, c: c, ldc: n, parallel: true)
+        } else {
+          sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: s.transB ? k : n, c: c, ldc: n)
         }
       }
     }
@@ -137,21 +123,9 @@ final class GEMMBackendTests: XCTestCase {
       let ldb = s.transB ? k : n
       let a = randomMatrix(m * k, seed: 11), b = randomMatrix(k * n, seed: 12)
       defer { a.deallocate(); b.deallocate() }
-      func product(rows lo: Int, _ hi: Int, threads: Int) -> [Float] {
-        Threads.configure(threads)
-        var c = [Float](repeating: 0, count: (hi - lo) * n)
-        c.withUnsafeMutableBufferPointer { cp in
-          sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: ldb, c: cp.baseAddress!, ldc: n,
-                    rowBlock: tokens)
-        }
-        return c
-      }
-      let whole = product(rows: 0, m, threads: 1)
-      XCTAssertEqual(product(rows: 0, m, threads: 2), whole, "\(s): 2 threads")
-      for (lo, hi) in [(0, 5 * tokens), (5 * tokens, m), (7 * tokens, 8 * tokens), (3 * tokens, 11 * tokens)] {
-        for t in [1, 2] {
-          XCTAssertEqual(product(rows: lo, hi, threads: t), Array(whole[(lo * n)..<(hi * n)]), "\(s): rows \(lo)..<\(hi), \(t) thread(s)")
-        }
+      let whole = assertRowsStable("\(s)", m: m, n: n,
+                                   shares: [(0, 5 * tokens), (5 * tokens, m), (7 * tokens, 8 * tokens), (3 * tokens, 11 * tokens)]) { lo, hi, c in
+        sgemmRows(transB: s.transB, m: hi - lo, n: n, k: k, a: a + lo * k, lda: k, b: b, ldb: ldb, c: c, ldc: n, rowBlock: tokens)
       }
       var alone = [Float](repeating: 0, count: tokens * n)
       alone.withUnsafeMutableBufferPointer { cp in
@@ -225,4 +199,28 @@ final class GEMMBackendTests: XCTestCase {
     }
     if tested == 0 { throw XCTSkip("no AVX2 / AVX-512 on this CPU") }
   }
+}
+
+/// Runs `product(lo, hi, c)`, which writes rows lo..<hi of an m x n product into the zeroed
+/// `c`, for the whole product and for each share on 1 and 2 threads: every run's rows must
+/// equal the whole product's on 1 thread, bit for bit. Returns that whole product.
+@discardableResult
+func assertRowsStable(_ what: String, m: Int, n: Int, shares: [(Int, Int)],
+                      file: StaticString = #filePath, line: UInt = #line,
+                      _ product: (_ lo: Int, _ hi: Int, _ c: UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+  func run(_ lo: Int, _ hi: Int, threads: Int) -> [Float] {
+    Threads.configure(threads)
+    var c = [Float](repeating: 0, count: (hi - lo) * n)
+    c.withUnsafeMutableBufferPointer { product(lo, hi, $0.baseAddress!) }
+    return c
+  }
+  let whole = run(0, m, threads: 1)
+  XCTAssertEqual(run(0, m, threads: 2), whole, "\(what): 2 threads", file: file, line: line)
+  for (lo, hi) in shares where hi <= m {
+    for t in [1, 2] {
+      XCTAssertEqual(run(lo, hi, threads: t), Array(whole[(lo * n)..<(hi * n)]), "\(what): rows \(lo)..<\(hi), \(t) thread(s)",
+                     file: file, line: line)
+    }
+  }
+  return whole
 }

@@ -32,3 +32,12 @@ public func assertClose(_ a: [Float], _ b: [Float], atol: Float, _ what: String,
   let e = maxAbsDiff(a, b)
   XCTAssertLessThanOrEqual(e, atol, "\(what): max abs error \(e) > \(atol)", file: file, line: line)
 }
+
+/// A fresh path `<tmp>/cde-<prefix>-<UUID>`, removed with everything under it when `test`
+/// ends; made as an empty directory unless `create` is false.
+public func temporaryDirectory(_ test: XCTestCase, prefix: String = "test", create: Bool = true) -> String {
+  let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cde-\(prefix)-\(UUID().uuidString)").path
+  if create { try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+  test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+  return dir
+}

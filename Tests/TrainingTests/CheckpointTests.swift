@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Training
 @testable import TrainingRun
@@ -6,11 +7,7 @@ import XCTest
 final class CheckpointTests: XCTestCase {
   var run: URL!
 
-  override func setUp() {
-    run = FileManager.default.temporaryDirectory.appendingPathComponent("cde-ckpt-\(UUID().uuidString)")
-  }
-
-  override func tearDown() { try? FileManager.default.removeItem(at: run) }
+  override func setUp() { run = URL(fileURLWithPath: temporaryDirectory(self, prefix: "ckpt", create: false)) }
 
   struct State: Codable, Equatable { var epoch: Int; var cursor: Int; var seed: Int; var worldSize: Int }
 

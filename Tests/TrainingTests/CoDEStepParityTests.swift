@@ -74,8 +74,8 @@ final class GradientCacheTests: XCTestCase {
     let cfg = CoDEStepParityTests.smallConfig
     var rng = SplitMix64(seed: 11)
     let b = 5, s = 48, l = 32
-    let global = (0..<(6 * b * 3 * s * s)).map { _ in Float(rng.normal()) }
-    let local = (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) }
+    let global = normals(6 * b * 3 * s * s, &rng)
+    let local = normals(2 * b * 3 * l * l, &rng)
     let perm = derangement(b, seed: 3)
     func grads(chunk: Int) throws -> (Double, [Float], [Float]) {
       let model = try ViTModel(config: cfg)
@@ -116,7 +116,7 @@ final class StepReuseTests: XCTestCase {
     var rng = SplitMix64(seed: 21)
     let b = 4, s = 48, l = 32
     func views() -> ([Float], [Float]) {
-      ((0..<(6 * b * 3 * s * s)).map { _ in Float(rng.normal()) }, (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) })
+      (normals(6 * b * 3 * s * s, &rng), normals(2 * b * 3 * l * l, &rng))
     }
     let (g1, l1) = views(), (g2, l2) = views()
     let perm = derangement(b, seed: 9)
@@ -147,9 +147,9 @@ final class ViewDeduplicationTests: XCTestCase {
     let cfg = CoDEStepParityTests.smallConfig
     var rng = SplitMix64(seed: 31)
     let b = 4, s = 48, l = 32, per = 3 * s * s
-    var global = (0..<(6 * b * per)).map { _ in Float(rng.normal()) }
-    let local = (0..<(2 * b * 3 * l * l)).map { _ in Float(rng.normal()) }
-    let other = (0..<(6 * b * per)).map { _ in Float(rng.normal()) }
+    var global = normals(6 * b * per, &rng)
+    let local = normals(2 * b * 3 * l * l, &rng)
+    let other = normals(6 * b * per, &rng)
     // aug_real = real for records 0 and 2, aug_fake = fake for record 1 (views are view-major).
     for (view, base, rec) in [(2, 0, 0), (2, 0, 2), (3, 1, 1)] {
       for i in 0..<per { global[(view * b + rec) * per + i] = global[(base * b + rec) * per + i] }
@@ -190,3 +190,6 @@ final class ViewDeduplicationTests: XCTestCase {
     XCTAssertEqual(g2, g3)
   }
 }
+
+/// `count` standard normal floats drawn from `rng`, in order (the tests' random views).
+func normals(_ count: Int, _ rng: inout SplitMix64) -> [Float] { (0..<count).map { _ in Float(rng.normal()) } }

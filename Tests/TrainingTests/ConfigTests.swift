@@ -68,23 +68,18 @@ final class ConfigTests: XCTestCase {
   }
 
   func testUnknownKeysAndWrongTypesNameTheKey() {
-    let yaml = "model:\n  width: 192\n  widht: 3\ntrain:\n  steps: 10\n"
-    let e1 = error { try TrainConfig.parse(yaml: yaml, source: "x.yaml") }
-    XCTAssertEqual(e1, "x.yaml:3: unknown key 'model.widht' (did you mean 'model.width'?)")
-    let e2 = error { try TrainConfig.parse(yaml: "optim:\n  lr: abc\ntrain:\n  steps: 1\n", source: "x.yaml") }
-    XCTAssertEqual(e2, "x.yaml:2: key 'optim.lr': expected a number, got 'abc'")
-    let e3 = error { try TrainConfig.parse(yaml: "train:\n  global_batch: 1.5\n  steps: 1\n", source: "x.yaml") }
-    XCTAssertEqual(e3, "x.yaml:2: key 'train.global_batch': expected an integer, got '1.5'")
-    let e4 = error { try TrainConfig.parse(yaml: "train:\n  steps: [1, 2]\n", source: "x.yaml") }
-    XCTAssertEqual(e4, "x.yaml:2: key 'train.steps': expected an integer, got a list")
+    let cases: [(yaml: String, message: String)] = [
+      ("model:\n  width: 192\n  widht: 3\ntrain:\n  steps: 10\n", "x.yaml:3: unknown key 'model.widht' (did you mean 'model.width'?)"),
+      ("optim:\n  lr: abc\ntrain:\n  steps: 1\n", "x.yaml:2: key 'optim.lr': expected a number, got 'abc'"),
+      ("train:\n  global_batch: 1.5\n  steps: 1\n", "x.yaml:2: key 'train.global_batch': expected an integer, got '1.5'"),
+      ("train:\n  steps: [1, 2]\n", "x.yaml:2: key 'train.steps': expected an integer, got a list"),
+      ("data:\n  sampling: random\ntrain:\n  steps: 1\n", "x.yaml:2: key 'data.sampling': expected one of global, shard-local, got 'random'"),
+      ("train:\n  steps: 10\n  epochs: 2\n", "x.yaml: 'train.steps' and 'train.epochs' are both set; keep one"),
+      ("optim:\n  lr: \"0.1\"\ntrain:\n  steps: 1\n", "x.yaml:2: key 'optim.lr': expected a number, got '0.1'"),
+    ]
+    for c in cases { XCTAssertEqual(error { try TrainConfig.parse(yaml: c.yaml, source: "x.yaml") }, c.message, c.yaml) }
     let e5 = error { try TrainConfig.parse(yaml: "trian:\n  steps: 1\n", source: "x.yaml") }
     XCTAssertTrue(e5.hasPrefix("x.yaml:1: unknown section 'trian'"), e5)
-    let e6 = error { try TrainConfig.parse(yaml: "data:\n  sampling: random\ntrain:\n  steps: 1\n", source: "x.yaml") }
-    XCTAssertEqual(e6, "x.yaml:2: key 'data.sampling': expected one of global, shard-local, got 'random'")
-    let e7 = error { try TrainConfig.parse(yaml: "train:\n  steps: 10\n  epochs: 2\n", source: "x.yaml") }
-    XCTAssertEqual(e7, "x.yaml: 'train.steps' and 'train.epochs' are both set; keep one")
-    let e8 = error { try TrainConfig.parse(yaml: "optim:\n  lr: \"0.1\"\ntrain:\n  steps: 1\n", source: "x.yaml") }
-    XCTAssertEqual(e8, "x.yaml:2: key 'optim.lr': expected a number, got '0.1'")
     let e9 = error { try TrainConfig.parse(yaml: "train: [1\n", source: "x.yaml") }
     XCTAssertTrue(e9.hasPrefix("x.yaml: invalid YAML: "), e9)
     XCTAssertFalse(e9.contains("\n"))

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Training
 @testable import TrainingRun
@@ -6,11 +7,7 @@ import XCTest
 final class RunDirectoryTests: XCTestCase {
   var run: URL!
 
-  override func setUp() {
-    run = FileManager.default.temporaryDirectory.appendingPathComponent("cde-run-\(UUID().uuidString)")
-  }
-
-  override func tearDown() { try? FileManager.default.removeItem(at: run) }
+  override func setUp() { run = URL(fileURLWithPath: temporaryDirectory(self, prefix: "run", create: false)) }
 
   /// flock(2) locks belong to the open file description: a second open of RUN/lock in the same
   /// process conflicts like another process's would, and closing the first releases it.

@@ -25,8 +25,7 @@ final class TensorBoardTests: XCTestCase {
   func testEventFileMatchesTensorBoardReference() throws {
     let reference = try Data(contentsOf: Self.fixtures.appendingPathComponent("reference.tfevents"))
     let specs = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("events.json"))) as! [[String: Any]]
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cde-tb-\(UUID().uuidString)")
-    defer { try? FileManager.default.removeItem(at: dir) }
+    let dir = URL(fileURLWithPath: temporaryDirectory(self, prefix: "tb", create: false))
     var writer: TensorBoardWriter?
     for spec in specs {
       let wall = spec["wall_time"] as! Double
@@ -57,9 +56,7 @@ final class TensorBoardTests: XCTestCase {
 
 final class TensorBoardMetricsTests: XCTestCase {
   func testMetricsLinesAndResumeTruncation() throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cde-metrics-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
+    let dir = URL(fileURLWithPath: temporaryDirectory(self, prefix: "metrics"))
     let url = dir.appendingPathComponent("metrics.jsonl")
     do {
       let log = try MetricsLog(url: url)
