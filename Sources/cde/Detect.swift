@@ -25,17 +25,10 @@ struct Detect: ParsableCommand {
   @Option(name: .customLong("classifiers-dir"), help: "Directory of fitted classifiers (default: MODEL_DIR/classifiers, as `cde eval` saves them).")
   var classifiersDir: String?
 
-  @Option(help: "center-crop (the authors' inference) or resize-crop (the training base view).")
-  var preprocess: EmbedPreprocess = .centerCrop
-
   @Flag(help: "One JSON object per line: {\"image\": PATH, \"<classifier>\": {\"label\": \"real\"|\"fake\", \"score\": S}}.")
   var json = false
 
-  @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
-
-  @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
-  var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
-
+  @OptionGroup var imageOptions: ImageOptions
   @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
@@ -43,19 +36,10 @@ struct Detect: ParsableCommand {
 
   func validate() throws {
     if modelOptions.model == nil { throw ValidationError("--model is required") }
-    if batch < 1 { throw ValidationError("--batch must be at least 1") }
-    try validateImageOptions(batch: batch, maxImagePixels: maxImagePixels)
     if images.isEmpty { throw ValidationError("give at least one image") }
   }
 
   func run() throws {
-    do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError(.failed, "\(error)")
-    }
-  }
-
-  func execute() throws {
-    let pre = preprocess
     // "all": every classifier saved for the model.
     let kinds: [ClassifierKind]? = classifier == "all" ? nil : try ClassifierKind.parseList(classifier, option: "--classifier")
     let bundle: DetectorBundle
@@ -65,11 +49,11 @@ struct Detect: ParsableCommand {
       bundle = try DetectorBundle.load(modelPath: modelOptions.model!, kinds: kinds)
     }
     quietImageWarnings()
-    ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
+    ImageCodec.policy = DecodePolicy(maxPixels: imageOptions.maxImagePixels)
     compute.apply()
     precisionOption.apply()
     let model = try modelOptions.load()
-    try requireBatchMemory(batch, model: model)
+    try requireBatchMemory(imageOptions.batch, model: model)
     if let c = bundle.classifiers.first(where: { $0.dimension != model.dimension }) {
       throw CLIError(.dimensionMismatch, "the \(c.kind.rawValue) classifier was fitted on embeddings of dimension \(c.dimension), the model gives \(model.dimension)")
     }
@@ -85,7 +69,7 @@ struct Detect: ParsableCommand {
         }
       } catch { outcomes.append((p, nil, "\(error)")) }
     }
-    let result = try ImageEmbedder(model: model, preprocess: pre, batchSize: batch).run(items)
+    let result = try ImageEmbedder(model: model, preprocess: imageOptions.preprocess, batchSize: imageOptions.batch).run(items)
     var failed: [Int: String] = [:]
     for f in result.failures { failed[f.index] = f.message }
     let detections = result.rows.isEmpty ? [] : try bundle.detect(embeddings: result.embeddings, count: result.rows.count)

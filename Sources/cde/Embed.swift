@@ -44,18 +44,11 @@ struct Embed: ParsableCommand {
 
   @Option(help: "Output file (safetensors).") var out: String
 
-  @Option(help: "center-crop: the authors' inference (centre crop at native resolution, padded if smaller); resize-crop: the training base view (shorter side to S/0.9, bicubic, centre crop S).")
-  var preprocess: EmbedPreprocess = .centerCrop
-
-  @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
-
   @Option(name: .customLong("index-dir"), help: "Directory for shard indexes (default: beside the shards).") var indexDir: String?
 
   @Flag(help: "No progress bar and no summary.") var quiet = false
 
-  @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
-  var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
-
+  @OptionGroup var imageOptions: ImageOptions
   @OptionGroup var precisionOption: PrecisionOption
   @OptionGroup var compute: ComputeOptions
 
@@ -63,20 +56,12 @@ struct Embed: ParsableCommand {
 
   func validate() throws {
     if (modelOptions.model == nil) == (initSeed == nil) { throw ValidationError("give exactly one of --model and --init-seed") }
-    if batch < 1 { throw ValidationError("--batch must be at least 1") }
     if paths.isEmpty { throw ValidationError("give at least one image, folder or shard") }
-    try validateImageOptions(batch: batch, maxImagePixels: maxImagePixels)
   }
 
   func run() throws {
-    do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError(.failed, "\(error)")
-    }
-  }
-
-  func execute() throws {
     quietImageWarnings()
-    ImageCodec.policy = DecodePolicy(maxPixels: maxImagePixels)
+    ImageCodec.policy = DecodePolicy(maxPixels: imageOptions.maxImagePixels)
     compute.apply()
     precisionOption.apply()
     let model: EmbeddingModel
@@ -88,9 +73,9 @@ struct Embed: ParsableCommand {
       model = try modelOptions.load()
       meta = modelOptions.metadata(model)
     }
-    try requireBatchMemory(batch, model: model)
+    try requireBatchMemory(imageOptions.batch, model: model)
     let t0 = MonotonicClock.seconds()
-    let (file, items, skipped) = try embedImages(paths, model: model, metadata: meta, preprocess: preprocess, batch: batch,
+    let (file, items, skipped) = try embedImages(paths, model: model, metadata: meta, preprocess: imageOptions.preprocess, batch: imageOptions.batch,
                                                  indexDir: indexDir, progress: !quiet)
     try file.write(to: out)
     if !quiet {
@@ -184,17 +169,6 @@ func absolutePath(_ p: String) -> String {
   URL(fileURLWithPath: p).standardizedFileURL.path
 }
 
-/// libvips prints its own warnings about damaged files to stderr (several lines per
-/// file); the decoder's error already names the file and the reason, so they are
-/// silenced unless the user set VIPS_WARNING.
-/// Checks shared by embed and detect: --batch against memory with the smallest
-/// possible image (one patch; the model's own size is checked once it is loaded, by
-/// `requireBatchMemory`) and --max-image-pixels positive.
-func validateImageOptions(batch: Int, maxImagePixels: Int) throws {
-  if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1 (got \(maxImagePixels))") }
-  try requireMemory("--batch", batch, bytes: Double(batch) * 2 * 3 * 16 * 16 * 4, what: "two input batches of \(batch) images")
-}
-
 /// --batch against memory for the loaded model: two input batches [batch, 3, S, S] and
 /// the forward activations of one.
 func requireBatchMemory(_ batch: Int, model: EmbeddingModel) throws {
@@ -205,6 +179,9 @@ func requireBatchMemory(_ batch: Int, model: EmbeddingModel) throws {
   }
 }
 
+/// libvips prints its own warnings about damaged files to stderr (several lines per
+/// file); the decoder's error already names the file and the reason, so they are
+/// silenced unless the user set VIPS_WARNING.
 func quietImageWarnings() {
   setenv("VIPS_WARNING", "0", 0)
 }

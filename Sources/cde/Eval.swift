@@ -67,12 +67,6 @@ struct Eval: ParsableCommand {
   /// Inputs named *.safetensors are embedding files; anything else is images.
   static func isEmbeddingFile(_ path: String) -> Bool { path.lowercased().hasSuffix(".safetensors") }
 
-  func run() throws {
-    do { try execute() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-      throw CLIError(.failed, "\(error)")
-    }
-  }
-
   /// The embeddings of an input: read (embedding file) or computed with the model (images).
   func embeddings(_ path: String, model: () throws -> EmbeddingModel) throws -> EmbeddingFile {
     if Self.isEmbeddingFile(path) { return try EmbeddingFile(path: path) }
@@ -81,7 +75,7 @@ struct Eval: ParsableCommand {
                            indexDir: indexDir, progress: !json).0
   }
 
-  func execute() throws {
+  func run() throws {
     let kinds = try ClassifierKind.parseList(classifiers)
     var loaded: EmbeddingModel? = nil
     func model() throws -> EmbeddingModel {

@@ -26,10 +26,6 @@ struct Export: ParsableCommand {
   }
 
   func run() throws {
-    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError(.failed, "\(error)") }
-  }
-
-  func execute() throws {
     let model = try modelOptions.load()
     let tensors = model.tensors()
     let c = model.config

@@ -38,9 +38,7 @@ struct ImportClassifiers: ParsableCommand {
   }
 
   func run() throws {
-    do { try execute() } catch let e as ExitCode { throw e } catch is PythonTool.ExitStatus { throw ExitCode(1) } catch {
-      throw CLIError(.failed, "\(error)")
-    }
+    do { try execute() } catch is PythonTool.ExitStatus { throw ExitCode(1) }  // the tool printed its error line
   }
 
   func execute() throws {

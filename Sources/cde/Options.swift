@@ -2,11 +2,33 @@ import ArgumentParser
 import CodedError
 import Evaluation
 import Foundation
+import Imaging
 import Kernels
 import Training
 import TrainingRun
 import ViT
 import Yams
+
+/// The image-input options of `cde embed` and `cde detect`: how an image becomes the model's
+/// input, how many go through one forward pass, and the largest image decoded.
+struct ImageOptions: ParsableArguments {
+  @Option(help: "center-crop: the authors' inference (centre crop at native resolution, padded if smaller); resize-crop: the training base view (shorter side to S/0.9, bicubic, centre crop S).")
+  var preprocess: EmbedPreprocess = .centerCrop
+
+  @Option(help: "Images per forward pass (activations take about 30 MB per ViT-Tiny image at 224).") var batch: Int = 4
+
+  @Option(name: .customLong("max-image-pixels"), help: "Largest image (width x height) decoded; larger ones are skipped (default: Pillow's 89478485).")
+  var maxImagePixels: Int = DecodePolicy.pillowMaxPixels
+
+  /// --batch positive and within memory for the smallest possible image (one patch; the
+  /// model's own size is checked once it is loaded, by `requireBatchMemory`), and
+  /// --max-image-pixels positive.
+  func validate() throws {
+    if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    if maxImagePixels < 1 { throw ValidationError("--max-image-pixels must be at least 1 (got \(maxImagePixels))") }
+    try requireMemory("--batch", batch, bytes: Double(batch) * 2 * 3 * 16 * 16 * 4, what: "two input batches of \(batch) images")
+  }
+}
 
 /// Options shared by the commands that run the model.
 struct ComputeOptions: ParsableArguments {
@@ -74,8 +96,6 @@ enum CLIErrorKind: Equatable, Sendable {
   case pythonTool
   /// This CPU lacks what the command needs.
   case unsupportedCPU
-  /// An error of the command's work (from a library module), as one line (`"\(error)"`).
-  case failed
 }
 
 /// Reads the `model:` section of a YAML config (or a bare mapping of model keys)

@@ -50,10 +50,7 @@ extension Shards {
 
     func run() throws {
       setenv("VIPS_WARNING", "0", 0)  // an unreadable image is one line in the report
-      do { try execute() } catch let e as ExitCode { throw e } catch let e as PythonTool.ExitStatus {
-        _ = e
-        throw ExitCode(1)  // the tool printed its error line
-      } catch { throw CLIError(.failed, "\(error)") }
+      do { try execute() } catch is PythonTool.ExitStatus { throw ExitCode(1) }  // the tool printed its error line
     }
 
     func execute() throws {

@@ -39,10 +39,6 @@ struct Step: ParsableCommand {
   }
 
   func run() throws {
-    do { try execute() } catch let e as ValidationError { throw e } catch { throw CLIError(.failed, "\(error)") }
-  }
-
-  func execute() throws {
     compute.apply()
     precisionOption.apply()
     let cfg = try loadModelConfig(config)

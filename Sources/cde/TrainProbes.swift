@@ -60,7 +60,7 @@ final class TrainingProbes: ProbeEvaluator {
   /// errors are one line naming the key.
   static func list(_ paths: [String], key: String, cap: Int) throws -> [ImageItem] {
     let items: [ImageItem]
-    do { items = try listImageItems(paths) } catch { throw CLIError(.failed, "\(key): \(error)") }
+    do { items = try listImageItems(paths) } catch { throw CLIError(.invalidArgument, "\(key): \(error)") }
     let labelled = items.filter { $0.label >= 0 }
     if labelled.isEmpty {
       throw CLIError(.noData, "\(key): \(paths.joined(separator: " ")): no labelled images (real/ or gen_k/ folders, or shard members)")
