@@ -5,6 +5,7 @@
 // and is only called after the CPU reported that instruction set.
 #include "include/fma_peak.h"
 #include <immintrin.h>
+#include <string.h>
 
 // Accumulators per variant: enough to hide a 4-cycle FMA latency on 2 pipes (8 needed)
 // with margin, and few enough to stay in registers with the two constants (16 ymm
@@ -13,38 +14,30 @@
 #define ACC512 24
 
 // acc = acc * m + c with m slightly below 1: converges to c / (1 - m), no overflow
-// or subnormals however long it runs.
-__attribute__((target("avx512f")))
-static double run_avx512(int64_t iters, float *sink) {
-  __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
-  __m512 a[ACC512];
-  for (int i = 0; i < ACC512; i++) a[i] = _mm512_set1_ps((float)i);
-  for (int64_t it = 0; it < iters; it++) {
-#pragma clang loop unroll(full)
-    for (int i = 0; i < ACC512; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+// or subnormals however long it runs. One loop for every instruction set: ACC
+// accumulators of type VEC (LANES floats), compiled for TARGET; the sum of the
+// accumulators goes to *sink so that the loop is not optimised away. Returns the
+// FLOPs done (2 per lane per FMA).
+#define FMA_PEAK_LOOP(NAME, TARGET, VEC, ACC, LANES, SET1, FMADD, ADD)             \
+  __attribute__((target(TARGET))) static double NAME(int64_t iters, float *sink) { \
+    VEC m = SET1(0.999999f), c = SET1(1e-6f);                                      \
+    VEC a[ACC];                                                                    \
+    for (int i = 0; i < ACC; i++) a[i] = SET1((float)i);                           \
+    for (int64_t it = 0; it < iters; it++) {                                       \
+      _Pragma("clang loop unroll(full)")                                           \
+      for (int i = 0; i < ACC; i++) a[i] = FMADD(a[i], m, c);                      \
+    }                                                                              \
+    VEC s = a[0];                                                                  \
+    for (int i = 1; i < ACC; i++) s = ADD(s, a[i]);                                \
+    float t[LANES], total = 0;                                                     \
+    memcpy(t, &s, sizeof t);                                                       \
+    for (int i = 0; i < LANES; i++) total += t[i];                                 \
+    *sink = total;                                                                 \
+    return (double)iters * ACC * LANES * 2;                                        \
   }
-  __m512 s = a[0];
-  for (int i = 1; i < ACC512; i++) s = _mm512_add_ps(s, a[i]);
-  *sink = _mm512_reduce_add_ps(s);
-  return (double)iters * ACC512 * 16 * 2;
-}
 
-__attribute__((target("avx2,fma")))
-static double run_avx2(int64_t iters, float *sink) {
-  __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
-  __m256 a[ACC2];
-  for (int i = 0; i < ACC2; i++) a[i] = _mm256_set1_ps((float)i);
-  for (int64_t it = 0; it < iters; it++) {
-#pragma clang loop unroll(full)
-    for (int i = 0; i < ACC2; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-  }
-  __m256 s = a[0];
-  for (int i = 1; i < ACC2; i++) s = _mm256_add_ps(s, a[i]);
-  float t[8];
-  _mm256_storeu_ps(t, s);
-  *sink = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-  return (double)iters * ACC2 * 8 * 2;
-}
+FMA_PEAK_LOOP(run_avx512, "avx512f", __m512, ACC512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
+FMA_PEAK_LOOP(run_avx2, "avx2,fma", __m256, ACC2, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
 
 int cde_fma_isa_supported(int isa) {
   __builtin_cpu_init();
