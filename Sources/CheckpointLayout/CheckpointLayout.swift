@@ -29,23 +29,38 @@ public enum CheckpointLayout {
   }
 
   /// The `config.model` object of a trainer.json's contents `data` (read from `path`,
-  /// which names it in errors), with its keys spelt as a config file's `model:` section spells
-  /// them (`image_size`, `ln_eps`); nil when trainer.json has no such object. The trainer
-  /// state stores the config under its Swift property names (`imageSize`, `lnEps`), so
-  /// camel-case keys are turned into snake case; snake-case keys pass unchanged.
-  public static func modelSection(trainerJSON data: Data, path: String) throws(CheckpointLayoutError) -> [String: Any]? {
+  /// which names it in errors), decoded as `M`: ViT's `ModelConfig`, the type the trainer
+  /// encoded it from, so the keys are its property names (`imageSize`, `lnEps`). Nil when
+  /// trainer.json has no such object.
+  public static func modelSection<M: Decodable>(_ type: M.Type, trainerJSON data: Data, path: String) throws(CheckpointLayoutError) -> M? {
     guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw CheckpointLayoutError(.notJSONObject(path: path))
     }
     guard let model = (object["config"] as? [String: Any])?["model"] as? [String: Any] else { return nil }
-    var out: [String: Any] = [:]
-    for (k, v) in model { out[snakeCase(k)] = v }
-    return out
+    do {
+      return try JSONDecoder().decode(M.self, from: JSONSerialization.data(withJSONObject: model))
+    } catch {
+      throw CheckpointLayoutError(.badModelSection(path: path, detail: oneLine(error)))
+    }
   }
 
-  /// A config key as config files and trainer.json readers spell it, from its Swift property
-  /// name: "imageSize" -> "image_size", "ln_eps" -> "ln_eps" (the config schema derives its
-  /// key names with it too).
+  /// A decoding failure of the model section in one line: the key (`config.model.heads`) and
+  /// what is wrong with it.
+  static func oneLine(_ error: Error) -> String {
+    func key(_ path: [CodingKey], _ last: CodingKey? = nil) -> String {
+      (["config", "model"] + (path + (last.map { [$0] } ?? [])).map(\.stringValue)).joined(separator: ".")
+    }
+    switch error {
+    case DecodingError.typeMismatch(let type, let c): return "\(key(c.codingPath)): expected \(type)"
+    case DecodingError.valueNotFound(let type, let c): return "\(key(c.codingPath)): expected \(type), got null"
+    case DecodingError.keyNotFound(let k, let c): return "\(key(c.codingPath, k)): missing"
+    case DecodingError.dataCorrupted(let c): return "\(key(c.codingPath)): \(c.debugDescription)"
+    default: return "\(error)"
+    }
+  }
+
+  /// A config key as config files spell it, from its Swift property name: "imageSize" ->
+  /// "image_size", "ln_eps" -> "ln_eps" (the config schema derives its key names with it).
   public static func snakeCase(_ key: String) -> String {
     var out = ""
     for c in key {
@@ -61,6 +76,8 @@ public struct CheckpointLayoutError: Error, CustomStringConvertible, Equatable, 
   public enum Kind: Equatable, Sendable {
     /// trainer.json at `path` is not a JSON object.
     case notJSONObject(path: String)
+    /// The `config.model` object of trainer.json at `path` does not decode as a model section.
+    case badModelSection(path: String, detail: String)
   }
 
   public let kind: Kind
@@ -71,6 +88,7 @@ public struct CheckpointLayoutError: Error, CustomStringConvertible, Equatable, 
   public var description: String {
     switch kind {
     case .notJSONObject(let path): return "\(path): not a JSON object"
+    case .badModelSection(let path, let detail): return "\(path): \(detail)"
     }
   }
 }

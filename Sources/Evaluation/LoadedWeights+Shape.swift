@@ -68,7 +68,7 @@ extension LoadedWeights {
       cfg.lnEps = Float(hf.layerNormEps)
     } else if let section = try checkpointModelSection() {
       heads = section.heads
-      if let eps = section.eps { cfg.lnEps = Float(eps) }
+      cfg.lnEps = Float(section.lnEps)
     }
     if heads == nil {
       guard d % 64 == 0 else {
@@ -81,18 +81,13 @@ extension LoadedWeights {
     return cfg
   }
 
-  /// `heads` and `ln_eps` of the `config.model` section of `trainer.json` next to the
-  /// weights file (a cde checkpoint, `CheckpointLayout`), parsed by `ViTConfig.Section`;
-  /// nil when there is no such file.
-  func checkpointModelSection() throws -> (heads: Int?, eps: Double?)? {
+  /// The `config.model` section of the `trainer.json` next to the weights file (a cde
+  /// checkpoint, `CheckpointLayout`), as the trainer wrote it; nil when there is no such
+  /// file or section.
+  func checkpointModelSection() throws -> ModelConfig? {
     let tj = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(CheckpointLayout.trainerFile)
     guard let data = FileManager.default.contents(atPath: tj) else { return nil }
-    guard let model = try CheckpointLayout.modelSection(trainerJSON: data, path: tj) else { return (nil, nil) }
-    let section: ViTConfig.Section
-    do { section = try ViTConfig.Section(parsing: model, keyPrefix: "config.model.") } catch {
-      throw EvaluationError(.badFile(path: tj), "\(tj): \(error)")
-    }
-    return (section.heads, section.lnEps)
+    return try CheckpointLayout.modelSection(ModelConfig.self, trainerJSON: data, path: tj)
   }
 }
 

@@ -402,19 +402,7 @@ extension TrainConfig {
   /// Range and consistency checks; the error names the key.
   public func validate(source: String = "<config>") throws {
     func fail(_ key: String, _ why: String) -> ConfigError { ConfigError(.outOfRange(key: key), "\(source): key '\(key)': \(why)") }
-    if model.width <= 0 { throw fail("model.width", "must be positive") }
-    if model.depth <= 0 { throw fail("model.depth", "must be positive") }
-    if model.heads <= 0 || model.width % model.heads != 0 {
-      throw fail("model.heads", "must be positive and divide model.width (\(model.width))")
-    }
-    if !(model.mlpRatio > 0) || (Double(model.width) * model.mlpRatio).rounded() != Double(model.width) * model.mlpRatio {
-      throw fail("model.mlp_ratio", "must be positive and give a whole MLP width")
-    }
-    if model.patch <= 0 { throw fail("model.patch", "must be positive") }
-    if model.imageSize <= 0 || model.imageSize % model.patch != 0 {
-      throw fail("model.image_size", "must be a positive multiple of model.patch (\(model.patch))")
-    }
-    if !(model.lnEps > 0) { throw fail("model.ln_eps", "must be positive") }
+    if let p = model.problem { throw fail(p.key, p.why) }
     if data.localSize <= 0 || data.localSize % model.patch != 0 {
       throw fail("data.local_size", "must be a positive multiple of model.patch (\(model.patch))")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import ViT
 
 /// A section of the training configuration: every field has a default, so a
 /// YAML file names only what it changes.
@@ -25,26 +26,8 @@ public struct TrainConfig: Codable, Equatable {
   public init() {}
 }
 
-/// ViT backbone. Defaults: timm `vit_tiny_patch16_224` (5,524,416 parameters).
-/// Tokens per view = 1 + (side / patch)^2; MLP hidden = width * mlp_ratio.
-public struct ModelConfig: ConfigSection {
-  /// Embedding width D (192).
-  public var width = 192
-  /// Number of transformer blocks (12).
-  public var depth = 12
-  /// Attention heads; width must be a multiple (3).
-  public var heads = 3
-  /// MLP hidden width / width (4).
-  public var mlpRatio = 4.0
-  /// Patch side in pixels (16).
-  public var patch = 16
-  /// Side of the base (global) views and of the position-embedding grid, image_size / patch (224).
-  public var imageSize = 224
-  /// LayerNorm epsilon (1e-6).
-  public var lnEps = 1e-6
-
-  public init() {}
-}
+/// The model section is ViT's `ModelConfig`, read and written like the other sections.
+extension ModelConfig: ConfigSection {}
 
 /// How records are drawn from the training shards.
 public enum SamplingMode: String, ConfigChoice {

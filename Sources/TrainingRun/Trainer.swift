@@ -448,11 +448,3 @@ public func localRanks() -> Int {
   let env = ProcessInfo.processInfo.environment
   return Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
 }
-
-extension ModelConfig {
-  /// The ViT shape this section describes.
-  public var vit: ViTConfig {
-    ViTConfig(width: width, depth: depth, heads: heads, mlpRatio: mlpRatio, patch: patch, imageSize: imageSize,
-              lnEps: Float(lnEps))
-  }
-}

@@ -1,5 +1,6 @@
 import CheckpointLayout
 import Foundation
+import ViT
 import XCTest
 
 final class CheckpointLayoutTests: XCTestCase {
@@ -18,12 +19,28 @@ final class CheckpointLayoutTests: XCTestCase {
     }
   }
 
+  /// trainer.json's `config.model` decodes as ViT's `ModelConfig` from the property names
+  /// `JSONEncoder` wrote; a value of the wrong type or a missing key is one line naming it.
   func testModelSectionOfTrainerJSON() throws {
-    let json = #"{"step": 10, "config": {"model": {"width": 32, "heads": 2}}}"#
-    let m = try XCTUnwrap(CheckpointLayout.modelSection(trainerJSON: Data(json.utf8), path: "t.json"))
-    XCTAssertEqual(m["heads"] as? Int, 2)
-    XCTAssertNil(try CheckpointLayout.modelSection(trainerJSON: Data(#"{"step": 1}"#.utf8), path: "t.json"))
-    XCTAssertThrowsError(try CheckpointLayout.modelSection(trainerJSON: Data("{\"step\":".utf8), path: "t.json")) { e in
+    var model = ModelConfig()
+    model.width = 32
+    model.heads = 2
+    model.lnEps = 1e-12
+    let encoded = String(decoding: try JSONEncoder().encode(model), as: UTF8.self)
+    XCTAssertTrue(encoded.contains("\"imageSize\"") && encoded.contains("\"lnEps\""), encoded)
+    func section(_ modelJSON: String) throws -> ModelConfig? {
+      try CheckpointLayout.modelSection(ModelConfig.self, trainerJSON: Data(#"{"step": 10, "config": {"model": \#(modelJSON)}}"#.utf8),
+                                        path: "t.json")
+    }
+    XCTAssertEqual(try section(encoded), model)
+    XCTAssertNil(try CheckpointLayout.modelSection(ModelConfig.self, trainerJSON: Data(#"{"step": 1}"#.utf8), path: "t.json"))
+    func message(_ modelJSON: String) -> String? {
+      do { _ = try section(modelJSON); return nil } catch { return "\(error)" }
+    }
+    XCTAssertEqual(message(encoded.replacingOccurrences(of: "\"heads\":2", with: "\"heads\":true")), "t.json: config.model.heads: expected Int")
+    XCTAssertEqual(message(encoded.replacingOccurrences(of: "\"heads\":2", with: "\"heads\":\"2\"")), "t.json: config.model.heads: expected Int")
+    XCTAssertEqual(message(#"{"width": 32}"#), "t.json: config.model.depth: missing")
+    XCTAssertThrowsError(try CheckpointLayout.modelSection(ModelConfig.self, trainerJSON: Data("{\"step\":".utf8), path: "t.json")) { e in
       XCTAssertEqual((e as? CheckpointLayoutError)?.kind, .notJSONObject(path: "t.json"))
       XCTAssertEqual("\(e)", "t.json: not a JSON object")
     }

@@ -71,7 +71,10 @@ final class EmbedTests: XCTestCase {
       let dir = run + "/checkpoints/" + step
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
       try FileManager.default.copyItem(atPath: hfDir + "/timm.safetensors", toPath: dir + "/model.safetensors")
-      let json = "{\"step\": 10, \"config\": {\"model\": {\"width\": 32, \"depth\": 2, \"heads\": 2, \"mlp_ratio\": 2.0, \"ln_eps\": 1e-12}}}"
+      // As the trainer writes it: the config's model section encoded under its property names.
+      var section = ModelConfig()
+      section.width = 32; section.depth = 2; section.heads = 2; section.mlpRatio = 2; section.imageSize = 32; section.lnEps = 1e-12
+      let json = "{\"step\": 10, \"config\": {\"model\": \(String(decoding: try JSONEncoder().encode(section), as: UTF8.self))}}"
       try Data(json.utf8).write(to: URL(fileURLWithPath: dir + "/trainer.json"))
     }
     // A newer step directory without weights (e.g. being written) is passed over.
