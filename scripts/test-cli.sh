@@ -23,6 +23,13 @@ core_of() { json_get blas_core; }
 XRTOL=1e-5
 case "$("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | core_of)" in Haswell | Zen) XRTOL=3e-5 ;; esac
 
+# The attention key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared by a
+# query's scores), so their computed gradient is rounding noise (about 1e-10 here) and AdamW's first step
+# moves them by lr * g / (|g| + eps): noise of either sign, up to lr. Across rank splits their updated
+# values are compared within 2 lr (the step's --lr is 1e-3), as scripts/parity_train.py leaves them out;
+# their gradients stay in the rtol comparison with every other gradient.
+KEY_BIAS=(--atol-prefix param.blocks.0.attn.qkv.bias=2e-3 --atol-prefix param.blocks.1.attn.qkv.bias=2e-3)
+
 # cde step under mpirun -np 2 and -np 4 equals one rank (B=4 records split over the ranks).
 "$BIN" random-views --records 4 --size 48 --local-size 32 --seed 3 --out "$T/views4.safetensors"
 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" --config $FIX/small.yaml \
@@ -30,7 +37,7 @@ case "$("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --json | core_of)" in Has
 for np in 2 4; do
   "${MPIRUN[@]}" -np $np "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
     --config $FIX/small.yaml --out "$T/np$np.safetensors" --threads 1 >/dev/null
-  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 --verbose \
+  "$BIN" compare "$T/np$np.safetensors" "$T/one.safetensors" --rtol $XRTOL "${KEY_BIAS[@]}" --atol-prefix param.=2e-5 --verbose \
     >"$T/cmp$np.txt" || { grep -v '^ok ' "$T/cmp$np.txt"; exit 1; }
   ok "mpirun -np $np cde step equals one rank: $(tail -1 "$T/cmp$np.txt")"
   # Among them the training health figures (4 loss terms, collapse value and ratio, 3 embedding figures,
@@ -48,7 +55,7 @@ if bf16_cpu; then
   "$BIN" "${STEP[@]}" --out "$T/one16.safetensors" >/dev/null
   for np in 2 4; do
     "${MPIRUN[@]}" -np $np "$BIN" "${STEP[@]}" --out "$T/np${np}b16.safetensors" >/dev/null
-    "$BIN" compare "$T/np${np}b16.safetensors" "$T/one16.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 --verbose \
+    "$BIN" compare "$T/np${np}b16.safetensors" "$T/one16.safetensors" --rtol $XRTOL "${KEY_BIAS[@]}" --atol-prefix param.=2e-5 --verbose \
       >"$T/cmp${np}b16.txt" || { grep -v '^ok ' "$T/cmp${np}b16.txt"; exit 1; }
     ok "mpirun -np $np cde step --precision bf16 equals one rank: $(tail -1 "$T/cmp${np}b16.txt")"
   done
@@ -62,7 +69,7 @@ fi
 # Gradient caching (chunks of 1 record, under mpirun -np 2) gives the direct step's results.
 "${MPIRUN[@]}" -np 2 "$BIN" step --model $FIX/model_small.safetensors --views "$T/views4.safetensors" \
   --config $FIX/small.yaml --out "$T/gc.safetensors" --threads 1 --grad-cache-chunk 1 >/dev/null
-"$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol $XRTOL --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
+"$BIN" compare "$T/gc.safetensors" "$T/one.safetensors" --rtol $XRTOL "${KEY_BIAS[@]}" --atol-prefix param.=2e-5 >"$T/cmpgc.txt" \
   || { cat "$T/cmpgc.txt"; exit 1; }
 ok "gradient caching (chunks of 1 record, 2 ranks) equals the direct step: $(tail -1 "$T/cmpgc.txt")"
 
