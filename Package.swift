@@ -96,8 +96,7 @@ let package = Package(
     .executableTarget(
       name: "cde",
       dependencies: ["Kernels", "ViT", "Imaging", "Dataset", "Collectives", "Training", "TrainingRun", "Evaluation",
-                     "SafeTensors", "Randomness", "Clock", "JSONOutput", "CodedError", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                     .product(name: "Yams", package: "Yams")]),
+                     "SafeTensors", "Randomness", "Clock", "JSONOutput", "CodedError", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).

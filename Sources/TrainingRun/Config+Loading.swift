@@ -2,6 +2,7 @@ import CheckpointLayout
 import CodedError
 import Foundation
 import Kernels
+import ViT
 import Yams
 
 /// A configuration error: a `kind` that callers and tests can tell apart, and a
@@ -186,13 +187,26 @@ extension TrainConfig {
   /// the schema; `null` unsets an optional key; lists as `a,b` or `[a, b]`).
   /// Throws `ConfigError` naming the file or option and the key.
   public static func load(path: String, overrides: [String] = []) throws -> TrainConfig {
-    let text: String
+    try parse(yaml: try text(path: path), source: path, overrides: overrides)
+  }
+
+  /// The model section of the configuration file at `path`, read by the rules of `load`
+  /// (known sections and keys, values typed by the schema) with the checks of the model
+  /// section only, so that a file with just `model:` serves the commands that run a model
+  /// (`cde embed`, `eval`, `detect`, `step`, `bench`). Throws `ConfigError` naming the file
+  /// and the key.
+  public static func loadModel(path: String) throws -> ModelConfig {
+    let model = try build(layers: [try fileLayer(yaml: try text(path: path), source: path)], source: path).model
+    if let p = model.problem { throw ConfigError(.outOfRange(key: p.key), "\(path): key '\(p.key)': \(p.why)") }
+    return model
+  }
+
+  static func text(path: String) throws -> String {
     do {
-      text = try String(contentsOfFile: path, encoding: .utf8)
+      return try String(contentsOfFile: path, encoding: .utf8)
     } catch {
       throw ConfigError(.unreadable(path: path), "\(path): cannot read the configuration file")
     }
-    return try parse(yaml: text, source: path, overrides: overrides)
   }
 
   /// As `load`, from YAML text; `source` names it in errors.

@@ -7,7 +7,6 @@ import Kernels
 import Training
 import TrainingRun
 import ViT
-import Yams
 
 /// The image-input options of `cde embed` and `cde detect`: how an image becomes the model's
 /// input, how many go through one forward pass, and the largest image decoded.
@@ -82,8 +81,6 @@ typealias CLIError = CodedError<CLIErrorKind>
 
 /// The failure cases of the command line itself.
 enum CLIErrorKind: Equatable, Sendable {
-  /// A `--config` file at `path` that cannot be read as a model section.
-  case modelConfig(path: String)
   /// An option or setting (flag, config key, environment variable) that cannot be used.
   case invalidArgument
   /// No images, records or classes to work on.
@@ -98,23 +95,11 @@ enum CLIErrorKind: Equatable, Sendable {
   case unsupportedCPU
 }
 
-/// Reads the `model:` section of a YAML config (or a bare mapping of model keys)
-/// into a ViT shape, with the rules of `ViTConfig.Section` (unknown keys of a `model:`
-/// section and wrong types are errors naming the key), then validates it.
+/// The ViT shape of the `model:` section of a config file (`TrainConfig.loadModel`, the
+/// rules of `cde train`); ViT-Tiny without a file.
 func loadModelConfig(_ path: String?) throws -> ViTConfig {
   guard let path else { return .tiny }
-  guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError(.modelConfig(path: path), "\(path): cannot read config file") }
-  let node: Any?
-  do { node = try Yams.load(yaml: text) } catch { throw CLIError(.modelConfig(path: path), "\(path): invalid YAML: \(error)") }
-  guard let top = node as? [String: Any] else { throw CLIError(.modelConfig(path: path), "\(path): expected a mapping at the top level") }
-  // A file with a model: section is read strictly; a bare mapping may hold other keys.
-  let m = (top["model"] as? [String: Any]) ?? top
-  let c: ViTConfig
-  do {
-    c = try ViTConfig.Section(parsing: m, ignoreUnknownKeys: top["model"] == nil).applied(to: .tiny)
-  } catch { throw CLIError(.modelConfig(path: path), "\(path): \(error)") }
-  do { try c.validate() } catch { throw CLIError(.modelConfig(path: path), "\(path): \(error)") }
-  return c
+  return try TrainConfig.loadModel(path: path).vit
 }
 
 /// Peak resident set size of this process in MiB (getrusage).

@@ -3,6 +3,7 @@ import TestSupport
 import XCTest
 @testable import Training
 @testable import TrainingRun
+import ViT
 
 final class ConfigTests: XCTestCase {
   func config(_ name: String) -> String { repositoryPath("configs/\(name)") }
@@ -145,5 +146,26 @@ final class ConfigTests: XCTestCase {
     XCTAssertEqual((obj["model"] as! [String: Any])["mlp_ratio"] as? Double, 4)
     XCTAssertEqual(try TrainConfig.fromJSON(json), c)
     XCTAssertEqual(try TrainConfig.parse(yaml: c.toYAML()), c)
+  }
+
+  /// `loadModel`: the model section of a file by the rules of `load`, with the model checks
+  /// only. A model-only file (the engine fixtures' small.yaml) and a full training config
+  /// load; a bare mapping, a wrong type and an impossible shape are one line naming the key.
+  func testLoadModelReadsTheModelSectionByTheTrainingRules() throws {
+    let small = try TrainConfig.loadModel(path: fixturePath("Engine", "small.yaml"))
+    XCTAssertEqual(small.vit, ViTConfig(width: 32, depth: 2, heads: 2, mlpRatio: 4, patch: 16, imageSize: 48))
+    XCTAssertEqual(try TrainConfig.loadModel(path: config("smoke.yaml")), try TrainConfig.load(path: config("smoke.yaml")).model)
+    let dir = temporaryDirectory(self, prefix: "model-config")
+    func message(_ yaml: String) -> String {
+      let path = dir + "/m.yaml"
+      try! yaml.write(toFile: path, atomically: true, encoding: .utf8)
+      return error { try TrainConfig.loadModel(path: path) }.replacingOccurrences(of: path, with: "m.yaml")
+    }
+    XCTAssertTrue(message("width: 32\nheads: 2\n").hasPrefix("m.yaml:1: unknown section 'width'"), message("width: 32\n"))
+    XCTAssertEqual(message("model:\n  heads: 2.5\n"), "m.yaml:2: key 'model.heads': expected an integer, got '2.5'")
+    XCTAssertEqual(message("model:\n  heads: true\n"), "m.yaml:2: key 'model.heads': expected an integer, got 'true'")
+    XCTAssertEqual(message("model:\n  widht: 32\n"), "m.yaml:2: unknown key 'model.widht' (did you mean 'model.width'?)")
+    XCTAssertEqual(message("model:\n  heads: 5\n"), "m.yaml: key 'model.heads': must be positive and divide model.width (192)")
+    XCTAssertEqual(error { try TrainConfig.loadModel(path: dir + "/none.yaml") }, dir + "/none.yaml: cannot read the configuration file")
   }
 }
