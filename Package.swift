@@ -101,7 +101,7 @@ let package = Package(
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "TestSupport"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "CheckpointLayoutTests", dependencies: ["CheckpointLayout", "ViT"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),
