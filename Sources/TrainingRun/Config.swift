@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import Kernels
 import ViT
 
@@ -54,7 +55,7 @@ public struct DataConfig: ConfigSection {
   public var test: String? = nil
   /// Largest image (width x height) decoded, read from the header before decoding; a
   /// larger one is a bad record (Pillow's MAX_IMAGE_PIXELS, 89,478,485, by default).
-  public var maxImagePixels = 89_478_485
+  public var maxImagePixels = DecodePolicy.pillowMaxPixels
 
   public init() {}
 }
