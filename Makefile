@@ -48,6 +48,7 @@ test: deps
 	bash scripts/test-portable.sh $(BIN)
 	bash scripts/test-hosts.sh $(BIN)
 	bash scripts/test-import.sh $(BIN)
+	bash scripts/test-bench.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.

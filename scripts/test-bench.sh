@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make bench` end to end on a tiny model, so that the benchmark script cannot rot unseen: every
+# cde layout (1x2, 2x1, 1x1; bf16 on CPUs with bf16), the GEMM A/B, the FMA peak, the GEMM
+# classes and inference print their lines with numbers. The PyTorch anchors are left out
+# (TORCH_PYTHON=none; CI has no torch); the figures are not checked, only that they are there.
+#
+#   scripts/test-bench.sh [path/to/cde]
+set -euo pipefail
+BIN=$(realpath "${1:-.build/release/cde}")
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+. "$HERE/scripts/lib.sh"
+[ -x "$BIN" ] || fail "$BIN is not an executable (build cde first)"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+printf 'model: {width: 32, depth: 1, heads: 2, mlp_ratio: 2, patch: 16, image_size: 32}\n' >"$T/tiny.yaml"
+CONFIG="$T/tiny.yaml" SIZES=16 STEPS=1 RECORDS=2 AB_ROUNDS=1 IMAGES=2 TORCH_PYTHON=none \
+  bash "$HERE/scripts/bench.sh" "$BIN" >"$T/out" 2>"$T/err" || { rc=$?; cat "$T/out" "$T/err"; fail "bench.sh exited with status $rc"; }
+# expect WHAT REGEX: one line of the output matches.
+expect() { grep -qE -- "$2" "$T/out" || { cat "$T/out"; fail "bench.sh printed no $1 line (/$2/)"; }; }
+NUM='[0-9]+\.[0-9]+'
+expect "FMA peak" "^== FMA peak \([a-z0-9]+ loop\): $NUM GFLOP/s per core"
+expect "GEMM class" "^   .*(openblas|onednn)"
+for l in 1x2 2x1 1x1; do
+  expect "cde $l" "^   cde   $l \(ranks x threads\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of FMA peak"
+done
+if bf16_cpu; then expect "cde bf16" "^   cde   2x1 bf16 \(--precision bf16\): +$NUM records/s"; fi
+expect "GEMM A/B" "^   A/B 2x1, 1 alternating rounds, medians: --gemm openblas $NUM records/s \(1\.00\).* --gemm auto $NUM records/s"
+expect "anchors skipped" "PyTorch anchors skipped"
+expect "inference" "^   cde   1x2: $NUM images/s   2x1: $NUM images/s   1x1: $NUM images/s"
+if grep -q "n/a" "$T/out"; then cat "$T/out"; fail "bench.sh printed n/a where a cde figure belongs"; fi
+ok "make bench runs end to end on a tiny model: $(grep -c . "$T/out") lines, every cde layout$(bf16_cpu && echo ', bf16') and inference measured"
+echo "bench: all passed"
