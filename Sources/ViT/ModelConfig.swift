@@ -4,23 +4,24 @@ import Foundation
 /// written down: a config file and `--set` (`TrainConfig.model`, keys in snake case:
 /// `mlp_ratio`, `image_size`, `ln_eps`), and a checkpoint's trainer.json (`config.model`,
 /// encoded and decoded with `JSONEncoder` / `JSONDecoder` under the property names).
-/// Every field has a default, timm `vit_tiny_patch16_224` (5,524,416 parameters), so a file
-/// names only what it changes. Tokens per view = 1 + (side / patch)^2; MLP hidden =
+/// Every field has a default, `ViTConfig.tiny` (timm `vit_tiny_patch16_224`, 5,524,416
+/// parameters), so a file names only what it changes. Tokens per view = 1 + (side / patch)^2; MLP hidden =
 /// width * mlp_ratio.
 public struct ModelConfig: Codable, Equatable, Sendable {
   /// Embedding width D (192).
-  public var width = 192
+  public var width = ViTConfig.tiny.width
   /// Number of transformer blocks (12).
-  public var depth = 12
+  public var depth = ViTConfig.tiny.depth
   /// Attention heads; width must be a multiple (3).
-  public var heads = 3
+  public var heads = ViTConfig.tiny.heads
   /// MLP hidden width / width (4).
-  public var mlpRatio = 4.0
+  public var mlpRatio = ViTConfig.tiny.mlpRatio
   /// Patch side in pixels (16).
-  public var patch = 16
+  public var patch = ViTConfig.tiny.patch
   /// Side of the base (global) views and of the position-embedding grid, image_size / patch (224).
-  public var imageSize = 224
-  /// LayerNorm epsilon (1e-6).
+  public var imageSize = ViTConfig.tiny.imageSize
+  /// LayerNorm epsilon (1e-6): ViTConfig.tiny's, written as a Double literal, because the
+  /// Float widened to Double is not 1e-6 (and configs and checkpoints hold 1e-6).
   public var lnEps = 1e-6
 
   public init() {}
