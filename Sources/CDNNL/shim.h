@@ -11,16 +11,26 @@
 /// `sum` post-op adds to `C` instead of overwriting it when `accumulate`. The scratchpad is the
 /// caller's (`dnnl_scratchpad_mode_user`, `*scratch_bytes` of it per call): oneDNN's own is one
 /// buffer shared by every primitive, which calls on several threads at once would overwrite.
-static inline dnnl_status_t cde_matmul_bf16_create(dnnl_engine_t engine, int64_t m, int64_t n, int64_t k,
-                                                   int trans_a, int trans_b, int64_t lda, int64_t ldb,
-                                                   int64_t ldc, int accumulate, dnnl_memory_desc_t mds[4],
+///
+/// With `batch > 1` the matmul is batched: `batch` independent products, the `i`-th on
+/// `A + i * stride_a`, `B + i * stride_b` and `C + i * stride_c` (elements), the attention
+/// heads of one image (Attention+BF16.swift). With `batch == 1` the strides are unused and the
+/// descriptors are two-dimensional.
+static inline dnnl_status_t cde_matmul_bf16_create(dnnl_engine_t engine, int64_t batch, int64_t m, int64_t n,
+                                                   int64_t k, int trans_a, int trans_b, int64_t lda,
+                                                   int64_t ldb, int64_t ldc, int64_t stride_a, int64_t stride_b,
+                                                   int64_t stride_c, int accumulate, dnnl_memory_desc_t mds[4],
                                                    size_t *scratch_bytes, dnnl_primitive_t *primitive) {
-  dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
-  dnnl_dims_t as = {lda, 1}, ast = {1, lda}, bs = {ldb, 1}, bst = {1, ldb}, cs = {ldc, 1};
+  int r = batch > 1 ? 3 : 2, o = r - 2;  // rank, and the index of the first matrix dimension
+  dnnl_dims_t ad = {batch, m, k}, bd = {batch, k, n}, cd = {batch, m, n};
+  dnnl_dims_t as = {stride_a, lda, 1}, ast = {stride_a, 1, lda}, bs = {stride_b, ldb, 1}, bst = {stride_b, 1, ldb},
+              cs = {stride_c, ldc, 1};
   dnnl_status_t st;
-  if ((st = dnnl_memory_desc_init_by_strides(&mds[0], 2, ad, dnnl_bf16, trans_a ? ast : as)) != dnnl_success) return st;
-  if ((st = dnnl_memory_desc_init_by_strides(&mds[1], 2, bd, dnnl_bf16, trans_b ? bst : bs)) != dnnl_success) return st;
-  if ((st = dnnl_memory_desc_init_by_strides(&mds[2], 2, cd, dnnl_f32, cs)) != dnnl_success) return st;
+  if ((st = dnnl_memory_desc_init_by_strides(&mds[0], r, ad + 1 - o, dnnl_bf16, (trans_a ? ast : as) + 1 - o)) != dnnl_success)
+    return st;
+  if ((st = dnnl_memory_desc_init_by_strides(&mds[1], r, bd + 1 - o, dnnl_bf16, (trans_b ? bst : bs) + 1 - o)) != dnnl_success)
+    return st;
+  if ((st = dnnl_memory_desc_init_by_strides(&mds[2], r, cd + 1 - o, dnnl_f32, cs + 1 - o)) != dnnl_success) return st;
   dnnl_matmul_desc_t md;
   if ((st = dnnl_matmul_desc_init(&md, &mds[0], &mds[1], NULL, &mds[2])) != dnnl_success) return st;
   dnnl_primitive_attr_t attr = NULL;

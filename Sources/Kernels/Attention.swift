@@ -6,30 +6,44 @@ import CBLAS
 /// per image n and head h: `S = scale * Q K^T` (`[T,T]`, `scale = 1/sqrt(hd)`),
 /// `P = softmax_rows(S)` (saved, `[N, H, T, T]`), `O = P V` written to
 /// `out [N, T, D]` at columns `h*hd ..< (h+1)*hd` (heads concatenated).
+///
+/// Under `GEMMBackend.precision == .bf16` the four products run on bf16 copies of their
+/// operands with fp32 sums (Attention+BF16.swift).
 public enum Attention {
-  /// Floats of scratch per worker thread that `forward` and `backward` need.
-  public static func scratchCount(t: Int, headDim: Int) -> Int {
-    headDim == HeadTiles.width ? max(t * t, HeadTiles.scratchCount(t: t)) : t * t
+  /// Floats of scratch per worker thread that `forward` and `backward` need, in either
+  /// precision.
+  public static func scratchCount(t: Int, heads: Int, headDim: Int) -> Int {
+    let fp32 = headDim == HeadTiles.width ? max(t * t, HeadTiles.scratchCount(t: t)) : t * t
+    return max(fp32, heads * t * probsStride(t: t, headDim: headDim))
   }
 
-  /// Floats of `probs` for `n` images: `[N, H, T, T]`, rows padded to a multiple
-  /// of 32 floats when the head width is 64 (the tiled path).
+  /// Floats from one row of `probs` to the next: `t`, padded to a multiple of the tiles'
+  /// column width when the head width is 64 (the tiled path).
+  public static func probsStride(t: Int, headDim: Int) -> Int {
+    headDim == HeadTiles.width ? HeadTiles.padded(t) : t
+  }
+
+  /// Floats of `probs` for `n` images: `[N, H, T, probsStride]`.
   public static func probsCount(n: Int, t: Int, heads: Int, headDim: Int) -> Int {
-    n * heads * t * (headDim == HeadTiles.width ? HeadTiles.padded(t) : t)
+    n * heads * t * probsStride(t: t, headDim: headDim)
   }
 
   /// `probs` holds `probsCount(n:t:heads:headDim:)` floats; `scratch` (optional)
-  /// `Threads.count * scratchCount(t:headDim:)` floats.
+  /// `Threads.count * scratchCount(t:heads:headDim:)` floats.
   public static func forward(
     out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
     n: Int, t: Int, heads: Int, headDim: Int, scratch: UnsafeMutablePointer<Float>? = nil
   ) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.attentionForward, t0, flop: 4 * Double(n * t * t * heads * headDim)) }
+    if GEMMBackend.precision == .bf16 {
+      forwardBF16(out: out, probs: probs, qkv: qkv, n: n, t: t, heads: heads, headDim: headDim)
+      return
+    }
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
     if headDim == HeadTiles.width {
-      let per = scratchCount(t: t, headDim: headDim)
+      let per = scratchCount(t: t, heads: heads, headDim: headDim)
       let buf = scratch ?? .allocate(capacity: Threads.count * per)
       defer { if scratch == nil { buf.deallocate() } }
       parallelWorkers(n * heads) { worker, s, e in
@@ -59,17 +73,22 @@ public enum Attention {
   /// Backward. Given `dOut [N, T, D]`, writes `dqkv [N, T, 3D]` (overwritten):
   /// `dP = dO V^T`, `dV = P^T dO`, `dS = P * (dP - rowsum(dP * P))`,
   /// `dQ = scale dS K`, `dK = scale dS^T Q`.
-  /// `scratch` holds `Threads.count * scratchCount(t:headDim:)` floats.
+  /// `scratch` holds `Threads.count * scratchCount(t:heads:headDim:)` floats.
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, probs: UnsafePointer<Float>,
     qkv: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, n: Int, t: Int, heads: Int, headDim: Int
   ) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.attentionBackward, t0, flop: 8 * Double(n * t * t * heads * headDim)) }
+    if GEMMBackend.precision == .bf16 {
+      backwardBF16(dqkv: dqkv, dOut: dOut, probs: probs, qkv: qkv, scratch: scratch, n: n, t: t, heads: heads,
+                   headDim: headDim)
+      return
+    }
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
     if headDim == HeadTiles.width {
-      let per = scratchCount(t: t, headDim: headDim)
+      let per = scratchCount(t: t, heads: heads, headDim: headDim)
       parallelWorkers(n * heads) { worker, s, e in
         for task in s..<e {
           let img = task / heads, h = task % heads
@@ -180,11 +199,12 @@ extension Attention {
   }
 }
 
-/// In-place softmax of one row of `n` values: `p_i = exp(x_i - max) / sum_j exp(x_j - max)`.
-/// (Kept out of line: inlined into the large attention loops, `vexp` itself
+/// In-place softmax of one row of `n` values scaled by `scale > 0`:
+/// `p_i = exp(scale (x_i - max)) / sum_j exp(scale (x_j - max))` (`scale` 1: the same bits
+/// as without it). (Kept out of line: inlined into the large attention loops, `vexp` itself
 /// stopped being inlined and ran 4x slower.)
 @inline(never)
-public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float = 1) {
   var vmx = V16(repeating: -Float.infinity)
   var k = 0
   while k + 16 <= n {
@@ -196,11 +216,11 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     mx = max(mx, x[k])
     k += 1
   }
-  let m = V16(repeating: mx)
+  let m = V16(repeating: mx), sv = V16(repeating: scale)
   var acc = V16(repeating: 0)
   var i = 0
   while i + 16 <= n {
-    let e = vexp(load16(x + i) - m)
+    let e = vexp((load16(x + i) - m) * sv)
     store16(e, x + i)
     acc += e
     i += 16
@@ -215,13 +235,13 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     if n >= 16 {
       let fresh = lane .>= Float(16 - rest)
       let old = load16(x + n - 16)
-      let e = V16(repeating: 0).replacing(with: vexp(old - m), where: fresh)
+      let e = V16(repeating: 0).replacing(with: vexp((old - m) * sv), where: fresh)
       sum += hsum16(e)
       store16(old.replacing(with: e, where: fresh), x + n - 16)
     } else {
       var v = V16(repeating: 0)
       withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: x + i, byteCount: rest * 4) }
-      var e = vexp(v - m)
+      var e = vexp((v - m) * sv)
       e.replace(with: 0, where: lane .>= Float(rest))
       withUnsafeBytes(of: e) { UnsafeMutableRawPointer(x + i).copyMemory(from: $0.baseAddress!, byteCount: rest * 4) }
       sum += hsum16(e)

@@ -2,13 +2,14 @@ import CDNNL
 import CSupport
 import Foundation
 
-/// The precision of the Linear layers' GEMMs (`optim.precision`).
+/// The precision of the step's GEMMs (`optim.precision`).
 ///
-/// `fp32`: every GEMM in single precision. `bf16`: mixed precision, the Linear layers'
-/// GEMMs (forward, input gradient, weight gradient) multiply bfloat16 copies of their
-/// operands, rounded to nearest even, and accumulate in fp32 into fp32 outputs; the master
-/// weights, the gradients, AdamW's moments and every other kernel (attention, LayerNorm,
-/// GELU, the patch embedding, the loss) stay fp32.
+/// `fp32`: every GEMM in single precision. `bf16`: mixed precision, the GEMMs of the Linear
+/// layers and the patch embedding (forward, input gradient, weight gradient) and the attention
+/// products (`Q K^T`, `P V` and their four backward products, Attention+BF16.swift) multiply
+/// bfloat16 copies of their operands, rounded to nearest even, and accumulate in fp32 into fp32
+/// outputs; the master weights, the gradients, AdamW's moments and every other kernel (softmax,
+/// the last block's class-token attention, LayerNorm, GELU, the loss) stay fp32.
 public enum GEMMPrecision: String, CaseIterable, Codable, Sendable {
   case fp32, bf16
 }
@@ -50,7 +51,8 @@ public enum BF16 {
 }
 
 extension GEMMBackend {
-  /// The precision of the Linear layers' GEMMs; set before a step runs (`Trainer`, `cde bench`).
+  /// The precision of the step's GEMMs (Linear layers and attention); set before a step runs
+  /// (`Trainer`, `cde bench`).
   nonisolated(unsafe) public static var precision: GEMMPrecision = .fp32
 
   /// Why this process cannot run `bf16`, or nil when it can: the CPU must have `avx512_bf16`
@@ -96,7 +98,6 @@ extension GEMMBackend {
       ? full
       : BF16Matmul.primitive(m: m % rows, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
                              accumulate: accumulate)
-    // One scratchpad per worker (oneDNN's own is shared by all primitives: see cde_matmul_bf16_create).
     // Per worker: a scratchpad (oneDNN's own is shared by all primitives: see cde_matmul_bf16_create)
     // and a stream, made on this thread before the workers start and then kept.
     let workers = BF16Scratch.prepare(workers: min(Threads.count, calls), bytes: max(full.scratchBytes, tail.scratchBytes))
@@ -120,6 +121,9 @@ final class BF16Matmul: @unchecked Sendable {
   struct Key: Hashable {
     var m, n, k, lda, ldb, ldc: Int
     var transA, transB, accumulate: Bool
+    /// Products per call and the elements between consecutive ones' `A`, `B` and `C` (1: one
+    /// two-dimensional product, strides unused).
+    var batch = 1, strideA = 0, strideB = 0, strideC = 0
   }
 
   let primitive: dnnl_primitive_t
@@ -152,11 +156,12 @@ final class BF16Matmul: @unchecked Sendable {
     mds.initialize(repeating: dnnl_memory_desc_t(), count: 4)
     var p: dnnl_primitive_t?
     var bytes = 0
-    let st = cde_matmul_bf16_create(BF16Matmul.engine, Int64(key.m), Int64(key.n), Int64(key.k), key.transA ? 1 : 0,
-                                    key.transB ? 1 : 0, Int64(key.lda), Int64(key.ldb), Int64(key.ldc),
+    let st = cde_matmul_bf16_create(BF16Matmul.engine, Int64(key.batch), Int64(key.m), Int64(key.n), Int64(key.k),
+                                    key.transA ? 1 : 0, key.transB ? 1 : 0, Int64(key.lda), Int64(key.ldb),
+                                    Int64(key.ldc), Int64(key.strideA), Int64(key.strideB), Int64(key.strideC),
                                     key.accumulate ? 1 : 0, mds, &bytes, &p)
     precondition(st == dnnl_success && p != nil,
-                 "oneDNN: no bf16 matmul for \(key.m)x\(key.n)x\(key.k) (status \(st.rawValue))")
+                 "oneDNN: no bf16 matmul for \(key.batch)x\(key.m)x\(key.n)x\(key.k) (status \(st.rawValue))")
     primitive = p!
     descriptors = mds
     scratchBytes = bytes
@@ -165,7 +170,11 @@ final class BF16Matmul: @unchecked Sendable {
   /// The primitive of this shape, made on first use.
   static func primitive(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
                         accumulate: Bool) -> BF16Matmul {
-    let key = Key(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transA: transA, transB: transB, accumulate: accumulate)
+    primitive(Key(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, transA: transA, transB: transB, accumulate: accumulate))
+  }
+
+  /// The primitive of `key`, made on first use (the step's thread only).
+  static func primitive(_ key: Key) -> BF16Matmul {
     if let p = cache[key] { return p }
     let p = BF16Matmul(key)
     cache[key] = p
@@ -182,10 +191,11 @@ final class BF16Matmul: @unchecked Sendable {
 }
 
 /// Scratch for the bf16 copies of GEMM operands: one buffer per slot, grown to the largest
-/// request and then kept, so a step allocates nothing after its first call.
+/// request and then kept, so a step allocates nothing after its first call. Slots 0-2: the
+/// Linear layers' operands; 3: the attention workers' (Attention+BF16.swift).
 enum BF16Scratch {
-  nonisolated(unsafe) static var buffers: [UnsafeMutablePointer<UInt16>?] = [nil, nil, nil]
-  nonisolated(unsafe) static var sizes: [Int] = [0, 0, 0]
+  nonisolated(unsafe) static var buffers: [UnsafeMutablePointer<UInt16>?] = [nil, nil, nil, nil]
+  nonisolated(unsafe) static var sizes: [Int] = [0, 0, 0, 0]
 
   /// Slot `slot`'s buffer with room for at least `count` values (the step's thread only).
   static func buffer(_ slot: Int, _ count: Int) -> UnsafeMutablePointer<UInt16> {

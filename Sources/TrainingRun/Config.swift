@@ -109,8 +109,8 @@ public struct OptimConfig: ConfigSection {
   /// the network once (`CoDEStep.deduplicateViews`). Same gradients up to summation order;
   /// false keeps every rank's work per step equal.
   public var deduplicateViews = true
-  /// The Linear layers' GEMMs: `fp32`, or `bf16` (mixed precision: bf16 operands, fp32
-  /// sums, fp32 master weights and AdamW; `GEMMPrecision`). `bf16` needs a CPU with
+  /// The step's GEMMs (the Linear layers' and attention's): `fp32`, or `bf16` (mixed
+  /// precision: bf16 operands, fp32 sums, fp32 master weights and AdamW; `GEMMPrecision`). `bf16` needs a CPU with
   /// `avx512_bf16` or `amx_bf16`; elsewhere the run is refused at start.
   public var precision = GEMMPrecision.fp32
 

@@ -76,7 +76,7 @@ public final class ViTActivations {
     for _ in 0..<c.depth { sizes.append(nt * d) }
     sizes.append(cr * d)
     for l in 0..<c.depth { sizes += l == c.depth - 1 ? last() : full() }
-    let attnCount: Int = threads * Attention.scratchCount(t: t, headDim: c.headDim)
+    let attnCount: Int = threads * Attention.scratchCount(t: t, heads: h, headDim: c.headDim)
     let rowsMax: Int = Swift.max(nt, cr)
     let dHiddenCount: Int = rowsMax * Swift.max(3 * d, m)
     let tail: [Int] = [n * g * c.patchDim, n * g * d, g * d, n * d, n, n, nt * d, rowsMax * d, dHiddenCount, cr * d]

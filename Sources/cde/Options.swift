@@ -61,7 +61,7 @@ struct ComputeOptions: ParsableArguments {
 /// takes `optim.precision` from its config.
 struct PrecisionOption: ParsableArguments {
   @Option(help: ArgumentHelp(
-    "The Linear layers' GEMMs, as optim.precision in training: fp32, or bf16 (bf16 operands, fp32 sums; needs avx512_bf16 or amx_bf16).",
+    "The GEMMs of the Linear layers and attention, as optim.precision in training: fp32, or bf16 (bf16 operands, fp32 sums; needs avx512_bf16 or amx_bf16).",
     valueName: "fp32|bf16"))
   var precision: GEMMPrecision = .fp32
 

@@ -237,7 +237,7 @@ final class AttentionTilesTests: XCTestCase {
       let tp = probs.count / (n * h * t)
       XCTAssertGreaterThanOrEqual(tp, t)
       var dqkv = [Float](repeating: .nan, count: qkv.count)
-      var scratch = [Float](repeating: .nan, count: threads * Attention.scratchCount(t: t, headDim: hd))
+      var scratch = [Float](repeating: .nan, count: threads * Attention.scratchCount(t: t, heads: h, headDim: hd))
       Attention.forward(out: &out, probs: &probs, qkv: qkv, n: n, t: t, heads: h, headDim: hd, scratch: &scratch)
       Attention.backward(dqkv: &dqkv, dOut: dOut, probs: probs, qkv: qkv, scratch: &scratch, n: n, t: t, heads: h, headDim: hd)
       let scale = 1 / Double(hd).squareRoot()
