@@ -36,8 +36,9 @@ extension Attention {
     BF16Scratch.buffer(3, min(Threads.count, max(n, 1)) * bf16ScratchCount(t: t, heads: heads, headDim: headDim))
   }
 
-  /// The batched primitive of one product over the heads of an image: `op(A) [T, m x k]`,
-  /// `op(B)`, fp32 `C`; strides between heads `sa`, `sb`, `sc`.
+  /// The batched primitive of one product over the heads of an image: per head `i`,
+  /// `C_i [m, n] = op(A_i) [m, k] op(B_i) [k, n]`, bf16 `A` and `B`, fp32 `C`; `sa`, `sb`, `sc`
+  /// elements from one head's `A`, `B`, `C` to the next.
   private static func headsProduct(
     heads: Int, m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
     sa: Int, sb: Int, sc: Int
