@@ -1,6 +1,6 @@
-/// The attention core under `optim.precision: bf16` (GEMM+BF16.swift): its four products per
-/// head, forward and backward, multiply bfloat16 copies of their operands (rounded to nearest
-/// even) with fp32 sums, as PyTorch's autocast runs `Q K^T` and `P V` in bf16; the softmax,
+/// The attention core under `optim.precision: bf16` (GEMM+BF16.swift): its six products per
+/// head (two forward, four backward) multiply bfloat16 copies of their operands (rounded to
+/// nearest even) with fp32 sums, as PyTorch's autocast runs `Q K^T` and `P V` in bf16; the softmax,
 /// its backward and every output stay fp32, and `probs` holds the fp32 `P`.
 ///
 /// Per image, one oneDNN matmul call per product, batched over the `H` heads, on one thread:
@@ -9,7 +9,8 @@
 /// Forward, per image and head: `S = Q K^T` (`[T, T]`), `P = softmax_rows(scale S)`,
 /// `O = bf16(P) V`. Backward: `dP = dO V^T`, `dV = bf16(P)^T dO`,
 /// `dS = scale P * (dP - rowsum(dP * P))`, `dQ = bf16(dS) K`, `dK = bf16(dS)^T Q`; `Q`, `K`,
-/// `V` and `dO` enter as bf16 copies.
+/// `V` and `dO` enter as bf16 copies. The backward rounds `Q`, `K`, `V` and `P` again rather
+/// than keeping the forward's bf16 copies, which would cost `N·T·(3D + H·ld)` halves per block.
 extension Attention {
   /// bf16 values of per-worker scratch of the bf16 path (in `BF16Scratch` slot 3): the copies
   /// of one image's `qkv` (`T·3D`), of its `dO` (`T·D`) and of its `P` or `dS` (`H·T·ld`,

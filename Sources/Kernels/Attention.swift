@@ -7,8 +7,8 @@ import CBLAS
 /// `P = softmax_rows(S)` (saved, `[N, H, T, T]`), `O = P V` written to
 /// `out [N, T, D]` at columns `h*hd ..< (h+1)*hd` (heads concatenated).
 ///
-/// Under `GEMMBackend.precision == .bf16` the four products run on bf16 copies of their
-/// operands with fp32 sums (Attention+BF16.swift).
+/// Under `GEMMBackend.precision == .bf16` the six products (forward and backward) run on bf16
+/// copies of their operands with fp32 sums (Attention+BF16.swift).
 public enum Attention {
   /// Floats of scratch per worker thread that `forward` and `backward` need, in either
   /// precision.
