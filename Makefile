@@ -35,7 +35,8 @@ build: deps
 
 # Unit tests (release build: the numeric tests run full-size models), then the
 # multi-process tests under mpirun, the portable binary under qemu-user (Haswell runs,
-# Sandy Bridge gets one line) and a two-host run over network namespaces (as root).
+# Sandy Bridge gets one line), a two-host run over network namespaces (as root), and
+# training and embedding under ThreadSanitizer (a second build, in .build/tsan).
 test: export CDE_NATIVE := 0
 test: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
@@ -49,6 +50,7 @@ test: deps
 	bash scripts/test-hosts.sh $(BIN)
 	bash scripts/test-import.sh $(BIN)
 	bash scripts/test-bench.sh $(BIN)
+	SWIFT="$(SWIFT)" bash scripts/test-races.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.

@@ -148,8 +148,7 @@ public struct CoDEViewMaker: Sendable {
       default: break
       }
     }
-    batch.unchangedAugmented[slot] = unchanged.0
-    batch.unchangedAugmented[batch.records + slot] = unchanged.1
+    batch.setUnchanged(slot, augReal: unchanged.0, augFake: unchanged.1)
     return unchanged
   }
 

@@ -154,9 +154,7 @@ final class LoaderState: @unchecked Sendable {
       }
       guard let real = decode(source, r, .real, local), let fake = decode(source, r, .generator(k), local) else { continue }
       maker.make(real: real, fake: fake, seed: config.seed, epoch: epoch, record: drawn, into: b, slot: slot)
-      b.recordIDs[slot] = plan.publicID(local)
-      b.drawnIDs[slot] = drawn
-      b.generators[slot] = k
+      b.setSlot(slot, record: plan.publicID(local), drawn: drawn, generator: k)
       return
     }
     throw DatasetError(.noRecords, "\(config.paths.joined(separator: " ")): no readable record left (all \(R) records are bad)")

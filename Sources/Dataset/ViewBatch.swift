@@ -17,16 +17,38 @@ public final class ViewBatch {
   public let localSize: Int
   public let global: UnsafeMutablePointer<Float>
   public let local: UnsafeMutablePointer<Float>
+  /// Per-slot bookkeeping, allocated once: `[3, B]` ints (record ids, generators, drawn ids),
+  /// then `[2B]` flags (`unchangedAugmented`). Several loader workers fill slots of one batch
+  /// at once, each writing only its own slot's entries (`setSlot`, `setUnchanged`): disjoint
+  /// memory, where per-slot stores into Swift arrays raced on the array property itself.
+  private let slotInts: UnsafeMutablePointer<Int>
+  private let unchangedFlags: UnsafeMutablePointer<Bool>
+
   /// The record whose images fill each slot (after any replacement of bad records).
-  public var recordIDs: [Int]
+  public var recordIDs: [Int] { Array(UnsafeBufferPointer(start: slotInts, count: records)) }
   /// The generator k (0..<4) of each slot's fake image.
-  public var generators: [Int]
+  public var generators: [Int] { Array(UnsafeBufferPointer(start: slotInts + records, count: records)) }
   /// The record id that keyed each slot's random choices (the record the sampler drew).
-  public var drawnIDs: [Int]
+  public var drawnIDs: [Int] { Array(UnsafeBufferPointer(start: slotInts + 2 * records, count: records)) }
   /// Per slot, whether T drew no operation for aug_real (`[0 ..< B]`) and aug_fake
   /// (`[B ..< 2B]`), so that the view equals the real / fake view bit for bit: what
   /// `CoDEStep` deduplicates (`unchangedAugmented`).
-  public var unchangedAugmented: [Bool]
+  public var unchangedAugmented: [Bool] { Array(UnsafeBufferPointer(start: unchangedFlags, count: 2 * records)) }
+
+  /// Records what fills slot `slot`: its record, the record drawn for it, its generator.
+  public func setSlot(_ slot: Int, record: Int, drawn: Int, generator: Int) {
+    precondition(slot >= 0 && slot < records, "slot \(slot) outside a batch of \(records)")
+    slotInts[slot] = record
+    slotInts[records + slot] = generator
+    slotInts[2 * records + slot] = drawn
+  }
+
+  /// Records whether slot `slot`'s aug_real and aug_fake views equal their base views.
+  public func setUnchanged(_ slot: Int, augReal: Bool, augFake: Bool) {
+    precondition(slot >= 0 && slot < records, "slot \(slot) outside a batch of \(records)")
+    unchangedFlags[slot] = augReal
+    unchangedFlags[records + slot] = augFake
+  }
   public var epoch: Int = 0
   public var step: Int = 0
 
@@ -43,15 +65,18 @@ public final class ViewBatch {
     global.initialize(repeating: 0, count: g)
     local = .allocate(capacity: l)
     local.initialize(repeating: 0, count: l)
-    recordIDs = Array(repeating: -1, count: records)
-    generators = Array(repeating: 0, count: records)
-    drawnIDs = Array(repeating: -1, count: records)
-    unchangedAugmented = Array(repeating: false, count: 2 * records)
+    slotInts = .allocate(capacity: 3 * records)
+    slotInts.initialize(repeating: -1, count: 3 * records)
+    (slotInts + records).update(repeating: 0, count: records)  // generators
+    unchangedFlags = .allocate(capacity: 2 * records)
+    unchangedFlags.initialize(repeating: false, count: 2 * records)
   }
 
   deinit {
     global.deallocate()
     local.deallocate()
+    slotInts.deallocate()
+    unchangedFlags.deallocate()
   }
 
   /// Start of global view `view` (0..<6) of slot `slot`: 3 x S x S floats.
