@@ -49,6 +49,7 @@ public final class ViewBatch {
     unchangedFlags[slot] = augReal
     unchangedFlags[records + slot] = augFake
   }
+
   public var epoch: Int = 0
   public var step: Int = 0
 
