@@ -36,7 +36,8 @@ build: deps
 # Unit tests (release build: the numeric tests run full-size models), then the
 # multi-process tests under mpirun, the portable binary under qemu-user (Haswell runs,
 # Sandy Bridge gets one line), a two-host run over network namespaces (as root), and
-# training and embedding under ThreadSanitizer (a second build, in .build/tsan).
+# training, embedding and ViT-Tiny steps under ThreadSanitizer and AddressSanitizer (two
+# more builds, in .build/tsan and .build/asan).
 test: export CDE_NATIVE := 0
 test: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
@@ -50,7 +51,7 @@ test: deps
 	bash scripts/test-hosts.sh $(BIN)
 	bash scripts/test-import.sh $(BIN)
 	bash scripts/test-bench.sh $(BIN)
-	SWIFT="$(SWIFT)" bash scripts/test-races.sh $(BIN)
+	SWIFT="$(SWIFT)" bash scripts/test-sanitizers.sh $(BIN)
 
 # The README's main command: synthetic D3 (train shards, probe and test folders),
 # configs/smoke.yaml under mpirun -np $(NP), evaluation and an HTML report.
