@@ -36,8 +36,8 @@ build: deps
 # Unit tests (release build: the numeric tests run full-size models), then the
 # multi-process tests under mpirun, the portable binary under qemu-user (Haswell runs,
 # Sandy Bridge gets one line), a two-host run over network namespaces (as root), and
-# training, embedding and ViT-Tiny steps under ThreadSanitizer and AddressSanitizer (two
-# more builds, in .build/tsan and .build/asan).
+# training, embedding and ViT-Tiny steps under ThreadSanitizer and AddressSanitizer, and the
+# unit tests under AddressSanitizer (two more builds, in .build/tsan and .build/asan).
 test: export CDE_NATIVE := 0
 test: deps
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing

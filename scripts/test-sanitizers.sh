@@ -5,8 +5,9 @@
 #   The loader's workers fill slots of one batch at once: per-slot stores into Swift arrays of
 #   the batch raced on the array property (copy-on-write), which this catches.
 # - AddressSanitizer (out-of-bounds and use-after-free accesses, in the Swift code and the C
-#   shims; the C libraries are not instrumented): the same runs, then ViT-Tiny steps at 32 px
-#   local views on the tiled attention path, fp32 and (on bf16 CPUs) bf16.
+#   shims; the C libraries are not instrumented): the whole XCTest suite (every kernel on its
+#   test shapes), the same runs, then ViT-Tiny steps at 32 px local views on the tiled
+#   attention path, fp32 and (on bf16 CPUs) bf16.
 #
 #   scripts/test-sanitizers.sh [path/to/cde]   (the release binary makes the data)
 # Environment: SWIFT (the swift command), SANITIZERS (default "thread address").
@@ -30,9 +31,23 @@ for san in ${SANITIZERS:-thread address}; do
     address) dir=asan; report="ERROR: AddressSanitizer" ;;
     *) fail "SANITIZERS: unknown sanitizer $san (thread, address)" ;;
   esac
-  $SWIFT build -c release -Xswiftc -sanitize=$san --build-path .build/$dir --product cde >"$T/build-$dir.log" 2>&1 \
+  # AddressSanitizer also builds the tests (and cde with them).
+  what=(--product cde)
+  [ $san = address ] && what=(--build-tests -Xswiftc -enable-testing)
+  $SWIFT build -c release -Xswiftc -sanitize=$san --build-path .build/$dir "${what[@]}" >"$T/build-$dir.log" 2>&1 \
     || { tail -30 "$T/build-$dir.log"; fail "the $san sanitizer build failed (swift build -c release -Xswiftc -sanitize=$san --build-path .build/$dir)"; }
   SAN=$HERE/.build/$dir/release/cde
+  if [ $san = address ]; then
+    rc=0
+    $SWIFT test -c release -Xswiftc -enable-testing -Xswiftc -sanitize=$san --build-path .build/$dir --skip-build \
+      >"$T/xctest-$dir.log" 2>&1 || rc=$?
+    if grep -q "$report" "$T/xctest-$dir.log"; then
+      sed -n "/$report/,/^SUMMARY/p" "$T/xctest-$dir.log" | head -60
+      fail "$dir XCTest: the $san sanitizer reported an error"
+    fi
+    [ $rc = 0 ] || { grep -E "error|failed" "$T/xctest-$dir.log" | head -20; fail "$dir XCTest: exit status $rc"; }
+    ok "$dir XCTest: $(grep -oE 'Executed [0-9]+ tests' "$T/xctest-$dir.log" | tail -1), nothing reported"
+  fi
   # san_run NAME ARGS...: one cde command under the sanitizer; fails on any report.
   san_run() {
     local name="$dir $1"; shift
