@@ -25,6 +25,26 @@ export ASAN_OPTIONS="halt_on_error=1 exitcode=66 detect_leaks=0"
 "$BIN" shards synth --records 24 --seed 5 --out "$T/data" >/dev/null
 "$BIN" shards synth --layout folders --records 4 --seed 6 --out "$T/images" >/dev/null
 
+# check NAME LOG STATUS: fails on a report of the current sanitizer in LOG, then on a non-zero
+# STATUS; else one ok line (NAME, and DETAIL when given).
+check() {
+  local name="$dir $1" log=$2 rc=$3 detail=${4:-}
+  if grep -q "$report" "$log"; then
+    sed -n "/$report/,/^SUMMARY/p" "$log" | head -60
+    fail "$name: the $san sanitizer reported an error"
+  fi
+  [ "$rc" = 0 ] || { tail -20 "$log"; fail "$name: exit status $rc under the $san sanitizer"; }
+  ok "$name: ${detail}nothing reported"
+}
+# san_run NAME ARGS...: one cde command under the current sanitizer, checked.
+runs=0
+san_run() {
+  local name=$1; shift
+  local rc=0 log="$T/$dir-$((runs += 1)).log"
+  "$SAN" "$@" >"$log" 2>&1 || rc=$?
+  check "$name" "$log" $rc
+}
+
 for san in ${SANITIZERS:-thread address}; do
   case $san in
     thread) dir=tsan; report="WARNING: ThreadSanitizer" ;;
@@ -41,25 +61,8 @@ for san in ${SANITIZERS:-thread address}; do
     rc=0
     $SWIFT test -c release -Xswiftc -enable-testing -Xswiftc -sanitize=$san --build-path .build/$dir --skip-build \
       >"$T/xctest-$dir.log" 2>&1 || rc=$?
-    if grep -q "$report" "$T/xctest-$dir.log"; then
-      sed -n "/$report/,/^SUMMARY/p" "$T/xctest-$dir.log" | head -60
-      fail "$dir XCTest: the $san sanitizer reported an error"
-    fi
-    [ $rc = 0 ] || { grep -E "error|failed" "$T/xctest-$dir.log" | head -20; fail "$dir XCTest: exit status $rc"; }
-    ok "$dir XCTest: $(grep -oE 'Executed [0-9]+ tests' "$T/xctest-$dir.log" | tail -1), nothing reported"
+    check XCTest "$T/xctest-$dir.log" $rc "$(grep -oE 'Executed [0-9]+ tests' "$T/xctest-$dir.log" | tail -1), "
   fi
-  # san_run NAME ARGS...: one cde command under the sanitizer; fails on any report.
-  san_run() {
-    local name="$dir $1"; shift
-    local rc=0 log="$T/$dir-$RANDOM.log"
-    "$SAN" "$@" >"$log" 2>&1 || rc=$?
-    if grep -q "$report" "$log"; then
-      sed -n "/$report/,/^SUMMARY/p" "$log" | head -60
-      fail "$name: the $san sanitizer reported an error"
-    fi
-    [ $rc = 0 ] || { tail -20 "$log"; fail "$name: exit status $rc under the $san sanitizer"; }
-    ok "$name: nothing reported"
-  }
   rm -rf "$T/run"
   RUN=("${TINY_ARGS[@]}" --set "data.train=[$T/data]" --set checkpoint.every_steps=6 --set data.loader_threads=3 --threads 2
        --out "$T/run")

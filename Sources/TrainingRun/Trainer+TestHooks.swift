@@ -33,9 +33,10 @@ struct TestHooks {
     if let f = killAtStep, f == step { kill(getpid(), SIGKILL) }
   }
 
-  /// After the batch of step `step` is read: its record ids, if tracing.
-  func trace(step: Int, rank: Int, records: [Int]) {
+  /// After the batch of step `step` is read: its record ids, if tracing (`records` is read
+  /// only then: `ViewBatch.recordIDs` copies).
+  func trace(step: Int, rank: Int, records: @autoclosure () -> [Int]) {
     guard let t = traceRecords else { return }
-    t.write(Data(("\(step) \(rank) " + records.map(String.init).joined(separator: " ") + "\n").utf8))
+    t.write(Data(("\(step) \(rank) " + records().map(String.init).joined(separator: " ") + "\n").utf8))
   }
 }
