@@ -6,43 +6,14 @@ public enum GELU {
   public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluForward, t0) }
-    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
-      var i = s
-      while i + 16 <= e {
-        let v = load16(x + i)
-        store16(v * vnormalCDF(v), y + i)
-        i += 16
-      }
-      while i < e {
-        var v = V16(repeating: 0)
-        v[0] = x[i]
-        y[i] = (v * vnormalCDF(v))[0]
-        i += 1
-      }
-    }
+    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in GELULoops.forward(y: y, x: x, s, e) }
   }
 
   /// `dx[i] = dy[i] * gelu'(x[i])` (in place allowed: `dx == dy`).
   public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluBackward, t0) }
-    let invSqrt2Pi: Float = 0.398_942_280_401_432_7
-    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
-      var i = s
-      while i + 16 <= e {
-        let v = load16(x + i)
-        let d = vnormalCDF(v) + v * invSqrt2Pi * vexp(-0.5 * v * v)
-        store16(load16(dy + i) * d, dx + i)
-        i += 16
-      }
-      while i < e {
-        var v = V16(repeating: 0)
-        v[0] = x[i]
-        let d = vnormalCDF(v) + v * invSqrt2Pi * vexp(-0.5 * v * v)
-        dx[i] = dy[i] * d[0]
-        i += 1
-      }
-    }
+    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in GELULoops.backward(dx: dx, dy: dy, x: x, s, e) }
   }
 }
 
@@ -55,26 +26,8 @@ extension GELU {
                              x: UnsafePointer<Float>, count: Int) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluForward, t0) }
-    let invSqrt2Pi: Float = 0.398_942_280_401_432_7
     parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
-      var i = s
-      while i + 16 <= e {
-        let v = load16(x + i)
-        let cdf = vnormalCDF(v)
-        store16(v * cdf, g + i)
-        store16(cdf + v * invSqrt2Pi * vexp(-0.5 * v * v), derivative + i)
-        i += 16
-      }
-      if i < e {
-        var v = V16(repeating: 0)
-        for j in i..<e { v[j - i] = x[j] }
-        let cdf = vnormalCDF(v)
-        let y = v * cdf, d = cdf + v * invSqrt2Pi * vexp(-0.5 * v * v)
-        for j in i..<e {
-          g[j] = y[j - i]
-          derivative[j] = d[j - i]
-        }
-      }
+      GELULoops.forward(g: g, derivative: derivative, x: x, s, e)
     }
   }
 
