@@ -6,8 +6,9 @@ import PackageDescription
 // one binary serves every node of a cluster: x86-64-v3 on x86 (AVX2, FMA, BMI1/2, F16C,
 // LZCNT, MOVBE; Haswell, Zen 1 and later), the compiler's default elsewhere. With
 // CDE_NATIVE=1 in the environment (`make build NATIVE=1`), the CPU of the machine that
-// builds. Wider paths (OpenBLAS's AVX-512 kernels) are chosen at run time from cpuid
-// (Kernels/BLASRuntime.swift), and CSupport checks at start-up that the CPU has what
+// builds. Wider paths (OpenBLAS's AVX-512 kernels, and the AVX-512 copy of the hand-written
+// kernels, KernelsAVX512 below) are chosen at run time from cpuid (Kernels/BLASRuntime.swift,
+// Kernels/KernelISA.swift), and CSupport checks at start-up that the CPU has what
 // CBuildTarget says the build needs.
 let native = ProcessInfo.processInfo.environment["CDE_NATIVE"] == "1"
 #if arch(x86_64)
@@ -22,11 +23,22 @@ let cpu: String? = native ? "native" : nil
 // Swift's code generator takes its CPU and features from the Clang importer's target, so
 // `-Xcc -march` sets both (`-target-cpu` does not accept the x86-64-vN levels).
 // A native build on a CPU with AVX-512F also sets CDE_AVX512, which picks the kernels
-// written for 32 vector registers of 16 floats (Kernels/AttentionTiles.swift); every other
-// build uses the ones written for AVX2's 16 registers of 8.
+// written for 32 vector registers of 16 floats (Kernels/ISA/AttentionTiles.swift); every other
+// build uses the ones written for AVX2's 16 registers of 8 in Kernels, and the AVX-512 ones in
+// KernelsAVX512.
 let avx512 = native && ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f ") ?? false)
 let numeric: [SwiftSetting] = (cpu.map { [.unsafeFlags(["-Xcc", "-march=\($0)"])] } ?? [])
   + (avx512 ? [.define("CDE_AVX512")] : [])
+// The instruction-set-dependent kernels (Sources/Kernels/ISA) once more, compiled for
+// AVX-512 (x86-64-v4, with CDE_AVX512's tiles): Sources/KernelsAVX512/ISA is a link to
+// that folder. A build whose own kernels are not AVX-512 runs this copy on CPUs that have
+// it, chosen at run time (Kernels/KernelISA.swift), so the portable binary loses nothing
+// there. Elsewhere than x86 the copy is compiled as it is and never chosen.
+#if arch(x86_64)
+let avx512Copy: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4"]), .define("CDE_AVX512")]
+#else
+let avx512Copy: [SwiftSetting] = []
+#endif
 // CBuildTarget is compiled with the same -march, so its feature macros describe the build.
 let buildTarget: [CSetting] =
   [.define("CDE_BUILD_CPU", to: "\"\(cpu ?? "")\"")] + (cpu.map { [.unsafeFlags(["-march=\($0)"])] } ?? [])
@@ -71,8 +83,10 @@ let package = Package(
     .target(name: "Clock"),
     // The one JSON writer of the outputs (JSONSerialization, keys sorted), no dependencies.
     .target(name: "JSONOutput"),
+    // The AVX-512 copy of Kernels/ISA (see avx512Copy above), no dependencies.
+    .target(name: "KernelsAVX512", swiftSettings: avx512Copy),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock", "KernelsAVX512"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness", "CodedError"], swiftSettings: numeric),
     // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
@@ -101,7 +115,7 @@ let package = Package(
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CSupport", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsAVX512", "CSupport", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "CheckpointLayoutTests", dependencies: ["CheckpointLayout", "ViT"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),

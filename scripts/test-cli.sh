@@ -93,6 +93,20 @@ else
   echo "skip OpenBLAS AVX-512 kernel check: this CPU has no AVX-512"
 fi
 
+# The hand-written kernels (attention, softmax, GELU): the AVX-512 copy on a CPU with x86-64-v4, whose
+# own copy in the portable build is AVX2; the build's own with --kernels build or CDE_KERNELS=build;
+# a bad CDE_KERNELS is one line and a non-zero exit. (test-portable refuses avx512 on an emulated Haswell.)
+printf 'model: {width: 32, depth: 1, heads: 2, mlp_ratio: 2, patch: 16, image_size: 32}\n' >"$T/tiny-bench.yaml"
+kernels_of() { "$BIN" bench --config "$T/tiny-bench.yaml" --records 2 --local-size 16 --steps 1 --warmup 0 --threads 1 --json "$@" \
+  | grep -o '"kernels":"[a-z0-9]*"' | cut -d'"' -f4; }
+k1=$(kernels_of); k2=$(kernels_of --kernels build); k3=$(CDE_KERNELS=build kernels_of)
+if grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -cxE 'avx512(f|vl|bw|dq|cd)' | grep -qx 5; then want=avx512; else want=build; fi
+[ "$k1/$k2/$k3" = "$want/build/build" ] || { echo "kernels: default '$k1' (expected $want), --kernels build '$k2', CDE_KERNELS=build '$k3'"; exit 1; }
+rc=0; CDE_KERNELS=avx1024 "$BIN" bench --steps 1 >/dev/null 2>"$T/kerr.txt" || rc=$?
+[ "$rc" != 0 ] && grep -q "^Error: CDE_KERNELS=avx1024: expected one of auto, build, avx512$" "$T/kerr.txt" \
+  || { echo "CDE_KERNELS=avx1024: exit $rc"; cat "$T/kerr.txt"; exit 1; }
+ok "hand-written kernels: $k1 by default on this CPU, build when asked; CDE_KERNELS=avx1024 refused in one line"
+
 # cde eval on image inputs (a test-layout folder, a directory of shards), embedding them itself, gives the
 # same report as cde embed + cde eval on the embedding files; "all" is marked balanced in the JSON.
 "$BIN" shards synth --layout folders --records 10 --seed 21 --out "$T/probe" >/dev/null

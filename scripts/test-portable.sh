@@ -38,11 +38,30 @@ elif ! echo "$out" | grep -q '"records_per_s":[0-9.]*[1-9]'; then
 else
   core=$(echo "$out" | grep -o '"blas_core":"[A-Za-z0-9]*"' | cut -d'"' -f4)
   # OpenBLAS's AVX2 kernels, not the host's AVX-512 ones (/proc/cpuinfo lists the host's flags).
-  case "$core" in
-    Haswell|Zen) ok "test-portable: qemu -cpu Haswell runs cde bench (OpenBLAS kernel $core)" ;;
-    *) fail "test-portable: under qemu -cpu Haswell OpenBLAS runs '$core', expected Haswell" ;;
+  kernels=$(echo "$out" | grep -o '"kernels":"[a-z0-9]*"' | cut -d'"' -f4)
+  case "$core/$kernels" in
+    Haswell/build|Zen/build) ok "test-portable: qemu -cpu Haswell runs cde bench (OpenBLAS kernel $core, the build's own hand-written kernels)" ;;
+    */build) fail "test-portable: under qemu -cpu Haswell OpenBLAS runs '$core', expected Haswell" ;;
+    *) fail "test-portable: under qemu -cpu Haswell the hand-written kernels are '$kernels', expected build (no AVX-512 here)" ;;
   esac
 fi
+
+# The AVX-512 copy of the hand-written kernels is refused on the emulated Haswell, by option and
+# by environment: one line naming what the CPU lacks, non-zero exit.
+for how in "--kernels avx512" "CDE_KERNELS=avx512"; do
+  rck=0
+  if [ "$how" = "--kernels avx512" ]; then
+    qemu-x86_64 -cpu Haswell "$BIN" bench --kernels avx512 --steps 1 >"$work/kout" 2>"$work/kerr" || rck=$?
+  else
+    CDE_KERNELS=avx512 qemu-x86_64 -cpu Haswell "$BIN" bench --steps 1 >"$work/kout" 2>"$work/kerr" || rck=$?
+  fi
+  kerr=$(grep -v "TCG doesn't support" "$work/kerr" | grep -v "^Usage:\|^  See 'cde" | grep . || true)
+  if [ "$rck" = 0 ] || [ "$(printf '%s\n' "$kerr" | grep -c .)" != 1 ] || ! echo "$kerr" | grep -qF -- "$how: this CPU lacks avx512f"; then
+    fail "test-portable: Haswell, $how: exit $rck: $kerr"
+  else
+    ok "test-portable: qemu -cpu Haswell refuses $how: $kerr"
+  fi
+done
 
 # bf16 is refused where the CPU has no bf16 instructions (the emulated Haswell): one line naming
 # the option (bench) or the key (train), non-zero exit, no run directory.

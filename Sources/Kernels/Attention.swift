@@ -1,4 +1,5 @@
 import CBLAS
+import KernelsAVX512
 
 /// Multi-head self-attention core (timm `Attention` between `qkv` and `proj`).
 ///
@@ -13,14 +14,21 @@ public enum Attention {
   /// Floats of scratch per worker thread that `forward` and `backward` need, in either
   /// precision.
   public static func scratchCount(t: Int, heads: Int, headDim: Int) -> Int {
-    let fp32 = headDim == HeadTiles.width ? max(t * t, HeadTiles.scratchCount(t: t)) : t * t
+    let tiles = KernelISA.avx512Copy ? KernelsAVX512.HeadTiles.scratchCount(t: t) : HeadTiles.scratchCount(t: t)
+    let fp32 = headDim == HeadTiles.width ? max(t * t, tiles) : t * t
     return max(fp32, heads * t * probsStride(t: t, headDim: headDim))
   }
 
   /// Floats from one row of `probs` to the next: `t`, padded to a multiple of the tiles'
-  /// column width when the head width is 64 (the tiled path).
+  /// column width when the head width is 64 (the tiled path; 16 or 32 columns, by the copy
+  /// `KernelISA.active` runs).
   public static func probsStride(t: Int, headDim: Int) -> Int {
-    headDim == HeadTiles.width ? HeadTiles.padded(t) : t
+    headDim == HeadTiles.width ? paddedTokens(t) : t
+  }
+
+  /// `t` padded to the active copy's tile width (`HeadTiles.padded`).
+  @inline(__always) static func paddedTokens(_ t: Int) -> Int {
+    KernelISA.avx512Copy ? KernelsAVX512.HeadTiles.padded(t) : HeadTiles.padded(t)
   }
 
   /// Floats of `probs` for `n` images: `[N, H, T, probsStride]`.
@@ -43,16 +51,21 @@ public enum Attention {
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
     if headDim == HeadTiles.width {
-      let per = scratchCount(t: t, heads: heads, headDim: headDim)
+      let per = scratchCount(t: t, heads: heads, headDim: headDim), tp = paddedTokens(t)
       let buf = scratch ?? .allocate(capacity: Threads.count * per)
       defer { if scratch == nil { buf.deallocate() } }
+      let wide = KernelISA.avx512Copy
       parallelWorkers(n * heads) { worker, s, e in
         for task in s..<e {
           let img = task / heads, h = task % heads
           let base = qkv + img * t * 3 * d
-          HeadTiles.forward(q: base + h * headDim, k: base + d + h * headDim, v: base + 2 * d + h * headDim, ld: 3 * d,
-                            p: probs + task * t * HeadTiles.padded(t), o: out + img * t * d + h * headDim, ldo: d, t: t, scale: scale,
-                            scratch: buf + worker * per)
+          let q = base + h * headDim, k = base + d + h * headDim, v = base + 2 * d + h * headDim
+          let p = probs + task * t * tp, o = out + img * t * d + h * headDim, w = buf + worker * per
+          if wide {
+            KernelsAVX512.HeadTiles.forward(q: q, k: k, v: v, ld: 3 * d, p: p, o: o, ldo: d, t: t, scale: scale, scratch: w)
+          } else {
+            HeadTiles.forward(q: q, k: k, v: v, ld: 3 * d, p: p, o: o, ldo: d, t: t, scale: scale, scratch: w)
+          }
         }
       }
       return
@@ -88,15 +101,22 @@ public enum Attention {
     let d = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
     if headDim == HeadTiles.width {
-      let per = scratchCount(t: t, heads: heads, headDim: headDim)
+      let per = scratchCount(t: t, heads: heads, headDim: headDim), tp = paddedTokens(t)
+      let wide = KernelISA.avx512Copy
       parallelWorkers(n * heads) { worker, s, e in
         for task in s..<e {
           let img = task / heads, h = task % heads
           let base = qkv + img * t * 3 * d, dbase = dqkv + img * t * 3 * d
           let o = h * headDim
-          HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: probs + task * t * HeadTiles.padded(t),
-                             dO: dOut + img * t * d + o, ldo: d, dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o,
-                             t: t, scale: scale, scratch: scratch + worker * per)
+          let p = probs + task * t * tp, dO = dOut + img * t * d + o, w = scratch + worker * per
+          if wide {
+            KernelsAVX512.HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: p, dO: dO, ldo: d,
+                                             dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o, t: t, scale: scale,
+                                             scratch: w)
+          } else {
+            HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: p, dO: dO, ldo: d,
+                               dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o, t: t, scale: scale, scratch: w)
+          }
         }
       }
       return
@@ -196,5 +216,23 @@ extension Attention {
         }
       }
     }
+  }
+}
+
+/// In-place softmax of one row of `n` values scaled by `scale > 0`:
+/// `p_i = exp(scale (x_i - max)) / sum_j exp(scale (x_j - max))` (`scale` 1: the same bits
+/// as without it), in the copy `KernelISA.active` runs (ISA/Softmax.swift).
+@inline(__always)
+public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float = 1) {
+  if KernelISA.avx512Copy { KernelsAVX512.softmaxRowLoop(x, n, scale: scale) } else { softmaxRowLoop(x, n, scale: scale) }
+}
+
+/// `g_i <- scale * p_i * (g_i - sum_j g_j p_j)` for one row (softmax backward), in the active copy.
+@inline(__always)
+func softmaxBackwardRow(_ g: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ scale: Float) {
+  if KernelISA.avx512Copy {
+    KernelsAVX512.softmaxBackwardRowLoop(g, p, n, scale)
+  } else {
+    softmaxBackwardRowLoop(g, p, n, scale)
   }
 }

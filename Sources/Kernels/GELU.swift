@@ -1,19 +1,30 @@
+import KernelsAVX512
+
 /// Exact GELU (PyTorch `nn.GELU()` with `approximate='none'`):
 /// `gelu(x) = x Phi(x)`, `Phi(x) = (1 + erf(x / sqrt 2)) / 2`;
-/// derivative `Phi(x) + x phi(x)`, `phi(x) = exp(-x^2/2) / sqrt(2 pi)`.
+/// derivative `Phi(x) + x phi(x)`, `phi(x) = exp(-x^2/2) / sqrt(2 pi)`. The element loops run in
+/// the copy `KernelISA.active` chooses (ISA/GELU+Loops.swift).
 public enum GELU {
   /// `y[i] = gelu(x[i])` for `count` elements.
   public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluForward, t0) }
-    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in GELULoops.forward(y: y, x: x, s, e) }
+    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
+      if KernelISA.avx512Copy { KernelsAVX512.GELULoops.forward(y: y, x: x, s, e) } else { GELULoops.forward(y: y, x: x, s, e) }
+    }
   }
 
   /// `dx[i] = dy[i] * gelu'(x[i])` (in place allowed: `dx == dy`).
   public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int) {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluBackward, t0) }
-    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in GELULoops.backward(dx: dx, dy: dy, x: x, s, e) }
+    parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
+      if KernelISA.avx512Copy {
+        KernelsAVX512.GELULoops.backward(dx: dx, dy: dy, x: x, s, e)
+      } else {
+        GELULoops.backward(dx: dx, dy: dy, x: x, s, e)
+      }
+    }
   }
 }
 
@@ -27,7 +38,11 @@ extension GELU {
     let t0 = KernelProfiler.start()
     defer { KernelProfiler.stop(.geluForward, t0) }
     parallelChunks(count, align: 16, minChunk: 1 << 14) { s, e in
-      GELULoops.forward(g: g, derivative: derivative, x: x, s, e)
+      if KernelISA.avx512Copy {
+        KernelsAVX512.GELULoops.forward(g: g, derivative: derivative, x: x, s, e)
+      } else {
+        GELULoops.forward(g: g, derivative: derivative, x: x, s, e)
+      }
     }
   }
 

@@ -290,7 +290,7 @@ public final class Trainer {
     guard isCoordinator else { return }
     let b = config.train.globalBatch / comm.size, g = config.train.globalBatch
     log("training \(model.parameterCount) parameters on \(comm.size) rank(s) x \(Threads.count) thread(s) "
-        + "(OpenBLAS \(BLASRuntime.kernelDescription)), "
+        + "(OpenBLAS \(BLASRuntime.kernelDescription); kernels \(KernelISA.active)), "
         + "global batch \(g) (\(b) per rank), \(loader.recordCount) records, \(stepsPerEpoch) steps per epoch, "
         + "steps \(globalStep)..<\(total); run \(run.path)")
   }

@@ -40,14 +40,14 @@ extension Bench {
       let r: [String: Any] = [
         "images_per_s": sums[0], "gflop_per_s": sums[1], "images": n, "image_size": s, "ranks": comm.size,
         "threads": Threads.count, "steps": steps, "pass_s_median": median, "peak_rss_mib": peakRSSMiB(),
-        "blas_core": BLASRuntime.coreName, "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
+        "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue, "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
       ]
       print(try JSONOutput.string(r))
       return
     }
     print(String(format: "inference, %d images x %d rank(s) at %d px, threads %d: median pass %.3f s, %.1f images/s, %.1f model GFLOP/s",
                  n, comm.size, s, Threads.count, median, sums[0], sums[1]))
-    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)")
+    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); kernels \(KernelISA.active); \(gemmLine)")
     if profile {
       for p in KernelProfiler.totals {
         let rate = p.flop > 0 ? String(format: "%9.1f", p.flop / p.seconds / 1e9) : ""

@@ -167,7 +167,7 @@ struct Bench: ParsableCommand {
       "step_s_min": times.first!, "step_s_max": times.last!, "peak_rss_mib": peakRSSMiB(), "peak_rss_mib_all_ranks": sums[2],
       "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
-      "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName,
+      "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
       "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
       "cpu_s_per_step_rank0": t.cpuPerStep,
@@ -195,7 +195,7 @@ struct Bench: ParsableCommand {
     let k = Double(steps), median = t.median, phases = t.phases
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  records, ranks, localSize, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
-    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); \(gemmLine)"
+    print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); kernels \(KernelISA.active); \(gemmLine)"
           + (precisionOption.precision == .bf16 ? "; Linear GEMMs in bf16 (oneDNN matmul, fp32 sums)" : ""))
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))

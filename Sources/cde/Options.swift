@@ -39,16 +39,42 @@ struct ComputeOptions: ParsableArguments {
     valueName: "auto|openblas|onednn"))
   var gemm: GEMMMode?
 
+  @Option(help: ArgumentHelp(
+    "Copy of the hand-written kernels (attention, softmax, GELU): auto (the AVX-512 copy when the CPU has x86-64-v4 and the build's own is not AVX-512), build (the build's own), avx512 (default: CDE_KERNELS, or auto).",
+    valueName: "auto|build|avx512"))
+  var kernels: KernelISA.Choice?
+
   func validate() throws {
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     if gemm == nil, let e = ProcessInfo.processInfo.environment["CDE_GEMM"], GEMMMode(rawValue: e) == nil {
       throw ValidationError("CDE_GEMM=\(e): expected one of auto, openblas, onednn")
     }
+    _ = try kernelCopy()
+  }
+
+  /// The copy of the hand-written kernels asked for (`--kernels`, else CDE_KERNELS, else auto) on this CPU.
+  func kernelCopy() throws -> KernelISA {
+    var choice = KernelISA.Choice.auto, asked = "--kernels avx512"
+    if let k = kernels {
+      choice = k
+    } else if let e = ProcessInfo.processInfo.environment["CDE_KERNELS"] {
+      guard let k = KernelISA.Choice(rawValue: e) else {
+        throw ValidationError("CDE_KERNELS=\(e): expected one of auto, build, avx512")
+      }
+      choice = k
+      asked = "CDE_KERNELS=avx512"
+    }
+    let flags = BLASRuntime.cpuFlags()
+    guard let isa = KernelISA.resolve(choice, flags: flags) else {
+      throw ValidationError("\(asked): this CPU lacks " + KernelISA.missingAVX512(flags: flags).joined(separator: ", "))
+    }
+    return isa
   }
 
   /// Applies the thread count: explicit, else CDE_THREADS, else cores divided by the ranks on this node.
   func apply() {
     GEMMBackend.requestedMode = gemm ?? ProcessInfo.processInfo.environment["CDE_GEMM"].flatMap(GEMMMode.init) ?? .auto
+    if let isa = try? kernelCopy() { KernelISA.select(isa) }  // validate() has reported a bad choice
     if let t = threads { Threads.configure(t); return }
     if let s = ProcessInfo.processInfo.environment["CDE_THREADS"], let t = Int(s), t > 0 { Threads.configure(t); return }
     Threads.configure(max(1, ProcessInfo.processInfo.activeProcessorCount / max(localRanks(), 1)))
@@ -116,6 +142,7 @@ func printErr(_ s: String) {
 /// `--preprocess center-crop|resize-crop` for embed and detect.
 extension EmbedPreprocess: ExpressibleByArgument {}
 extension GEMMMode: ExpressibleByArgument {}
+extension KernelISA.Choice: ExpressibleByArgument {}
 extension GEMMPrecision: ExpressibleByArgument {}
 
 /// Bytes this process may still allocate: MemAvailable of /proc/meminfo, or the cgroup v2

@@ -6,29 +6,30 @@
 /// in increasing order, so results do not depend on the thread count, nor on
 /// which of the two tile sets below the build uses (both give the same bits).
 ///
-/// Two tile sets, chosen when the package is built (`CDE_AVX512`, set by
-/// Package.swift for a native build on a CPU with AVX-512F): 512-bit tiles on
-/// `SIMD16<Float>` (16 accumulator vectors need the 32 registers of AVX-512),
-/// and 256-bit tiles on `SIMD8<Float>` for AVX2's 16 registers, where the
-/// 512-bit tiles spill and ran at a third of the rate.
-enum HeadTiles {
-  static let width = 64
+/// Two tile sets, chosen when the file is compiled (`CDE_AVX512`, set by Package.swift
+/// for `KernelsAVX512`, the AVX-512 copy of this folder, and for a native build on a CPU
+/// with AVX-512F): 512-bit tiles on `SIMD16<Float>` (16 accumulator vectors need the 32
+/// registers of AVX-512), and 256-bit tiles on `SIMD8<Float>` for AVX2's 16 registers,
+/// where the 512-bit tiles spill and ran at a third of the rate. `KernelISA` picks the
+/// copy at run time.
+package enum HeadTiles {
+  package static let width = 64
 
   /// Floats of per-worker scratch `forward`/`backward` need for `t` tokens.
-  static func scratchCount(t: Int) -> Int {
+  package static func scratchCount(t: Int) -> Int {
     let tp = padded(t)
     return width * tp + t * tp
   }
 
   /// Columns of one output tile of `abT`: two vectors.
   #if CDE_AVX512
-  static let columnTile = 32
+  package static let columnTile = 32
   #else
-  static let columnTile = 16
+  package static let columnTile = 16
   #endif
 
   /// `t` rounded up to a multiple of `columnTile`.
-  @inline(__always) static func padded(_ t: Int) -> Int { (t + columnTile - 1) / columnTile * columnTile }
+  @inline(__always) package static func padded(_ t: Int) -> Int { (t + columnTile - 1) / columnTile * columnTile }
 
   /// `bt[c, j] = b[j, c]` for `j < n`, 0 for `n <= j < padded(n)`: `bt [64, padded(n)]`.
   @inline(__always)
@@ -228,21 +229,21 @@ enum HeadTiles {
 
   /// One head forward: `P = softmax(scale Q K^T)` into `p [t, padded(t)]` (row stride
   /// `padded(t)`), `O = P V` into `o` (row stride `ldo`). `q, k, v` rows have stride `ld`.
-  static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+  package static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
                       p: UnsafeMutablePointer<Float>, o: UnsafeMutablePointer<Float>, ldo: Int, t: Int, scale: Float,
                       scratch: UnsafeMutablePointer<Float>) {
     let tp = padded(t)
     let kt = scratch
     transpose64(k, ldb: ld, n: t, into: kt)
     abT(q, lda: ld, bt: kt, n: t, m: t, scale: scale, c: p, ldc: tp)
-    for r in 0..<t { softmaxRow(p + r * tp, t) }
+    for r in 0..<t { softmaxRowLoop(p + r * tp, t) }
     // K^T is no longer needed: its scratch takes the packed V.
     ab(p, lda: tp, b: v, ldb: ld, m: t, k: t, c: o, ldc: ldo, bp: kt)
   }
 
   /// One head backward (see `Attention.backward`) with `p` as `forward` wrote it:
   /// writes `dq, dk, dv` (row stride `ld`).
-  static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+  package static func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
                        p: UnsafePointer<Float>, dO: UnsafePointer<Float>, ldo: Int,
                        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                        t: Int, scale: Float, scratch: UnsafeMutablePointer<Float>) {
@@ -251,7 +252,7 @@ enum HeadTiles {
     // dP = dO V^T, then dS = scale P * (dP - rowsum(dP P)) in place.
     transpose64(v, ldb: ld, n: t, into: bt)
     abT(dO, lda: ldo, bt: bt, n: t, m: t, scale: 1, c: ds, ldc: tp)
-    for r in 0..<t { softmaxBackwardRow(ds + r * tp, p + r * tp, t, scale) }
+    for r in 0..<t { softmaxBackwardRowLoop(ds + r * tp, p + r * tp, t, scale) }
     // dQ = dS K, dK = dS^T Q, dV = P^T dO (the transposed factors read with swapped strides;
     // V^T's scratch takes the packed right-hand factor).
     ab(ds, lda: tp, b: k, ldb: ld, m: t, k: t, c: dq, ldc: ld, bp: bt)

@@ -1,10 +1,10 @@
 /// The element loops of `GELU` (GELU.swift) over `s ..< e`, one call per worker's chunk.
 /// The formulas are `GELU`'s: `gelu(x) = x Phi(x)`, `gelu'(x) = Phi(x) + x phi(x)`.
-enum GELULoops {
+package enum GELULoops {
   static let invSqrt2Pi: Float = 0.398_942_280_401_432_7
 
   /// `y[i] = gelu(x[i])`.
-  static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ s: Int, _ e: Int) {
+  package static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, _ s: Int, _ e: Int) {
     var i = s
     while i + 16 <= e {
       let v = load16(x + i)
@@ -20,7 +20,7 @@ enum GELULoops {
   }
 
   /// `dx[i] = dy[i] * gelu'(x[i])` (`dx == dy` allowed).
-  static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+  package static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                        _ s: Int, _ e: Int) {
     var i = s
     while i + 16 <= e {
@@ -39,7 +39,7 @@ enum GELULoops {
   }
 
   /// `g[i] = gelu(x[i])`, `derivative[i] = gelu'(x[i])` (`g == x` allowed).
-  static func forward(g: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
+  package static func forward(g: UnsafeMutablePointer<Float>, derivative: UnsafeMutablePointer<Float>,
                       x: UnsafePointer<Float>, _ s: Int, _ e: Int) {
     var i = s
     while i + 16 <= e {

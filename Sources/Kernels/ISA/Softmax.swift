@@ -3,7 +3,7 @@
 /// as without it). (Kept out of line: inlined into the large attention loops, `vexp` itself
 /// stopped being inlined and ran 4x slower.)
 @inline(never)
-public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float = 1) {
+package func softmaxRowLoop(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float = 1) {
   var vmx = V16(repeating: -Float.infinity)
   var k = 0
   while k + 16 <= n {
@@ -60,7 +60,7 @@ public func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float 
 
 /// `g_i <- scale * p_i * (g_i - sum_j g_j p_j)` for one row (softmax backward).
 @inline(__always)
-func softmaxBackwardRow(_ g: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ scale: Float) {
+package func softmaxBackwardRowLoop(_ g: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, _ scale: Float) {
   let nv = n / 16 * 16
   var acc = V16(repeating: 0)
   var i = 0

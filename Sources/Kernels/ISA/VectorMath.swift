@@ -1,5 +1,10 @@
 /// Vectorised transcendental functions used by the element-wise kernels.
 ///
+/// The files of this folder (`Sources/Kernels/ISA`) are compiled twice: into `Kernels` with
+/// the build's `-march`, and into `KernelsAVX512` for x86-64-v4 (Package.swift); `KernelISA`
+/// chooses the copy at run time. So they depend on nothing outside the standard library and
+/// are called from `Kernels` through `KernelISA` (docs/architecture.md).
+///
 /// They work on `SIMD16<Float>` (one AVX-512 register, or two AVX2 ones) with
 /// no branches, so the loops that call them vectorise.
 public typealias V16 = SIMD16<Float>
