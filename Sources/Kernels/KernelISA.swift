@@ -53,11 +53,15 @@ public enum KernelISA: String, CaseIterable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// The copy every kernel call runs. `auto` until `select` (not while kernels run).
+  /// The copy every kernel call runs. `auto` until `select`, which belongs before any buffer
+  /// is sized: the saved attention probabilities' row stride follows the copy
+  /// (`Attention.probsStride`, `scratchCount`), and the commands select in
+  /// `ComputeOptions.apply`, before they build a model.
   nonisolated(unsafe) public private(set) static var active: KernelISA =
     resolve(.auto, flags: BLASRuntime.cpuFlags()) ?? .build
 
-  /// Makes `isa` the copy of every following kernel call; the caller has checked the CPU (`resolve`).
+  /// Makes `isa` the copy of every following kernel call; the caller has checked the CPU
+  /// (`resolve`) and sizes its attention buffers afterwards (see `active`).
   public static func select(_ isa: KernelISA) { active = isa }
 
   /// True when calls go to the AVX-512 copy.
