@@ -22,7 +22,18 @@
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
 # once per mode, alternating, AB_ROUNDS times (default 3), and the median of each is reported.
 # The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
-# with the cores a layout uses; every figure is also given as % of that peak in model FLOPs.
+# with the cores a layout uses; every figure is also given as % of that peak in model FLOPs,
+# and the bf16 rows as % of the bf16 dot-product loop's peak (AVX512_BF16). The peak is read
+# at the start and again before each view size, and each share uses the highest reading so
+# far: on a shared host one reading can come out low (another guest on the core), which
+# would inflate every share after it. The last lines list the readings.
+#
+# BENCH_ISA=avx2: both sides held to AVX2 + FMA on a CPU that has more, to follow the AVX2 tier
+# from an AVX-512 machine. cde runs its own AVX2 kernels (CDE_KERNELS=build; the portable
+# x86-64-v3 build is required), OpenBLAS's Haswell kernel (CDE_BLAS_CORE=keep) and oneDNN up
+# to AVX2; the anchors run ATen's AVX2 kernels (ATEN_CPU_CAPABILITY), MKL's AVX2 path and
+# oneDNN up to AVX2; shares are of the AVX2 loop's peak, and there are no bf16 rows. This is the
+# same code an AVX2 CPU runs, not that CPU's speed: cores differ in more than their vectors.
 #
 # Model GFLOP/s count all eight views of a record (ViTConfig.forwardFLOPs: 2·m·n·k per GEMM, x3 for forward + backward); "executed"
 # leaves out the augmented views that equal their base view and are run once (as in
@@ -58,13 +69,47 @@ GEMMS=${GEMMS:-openblas auto}
 # bf16 rows (cde --precision bf16, the anchors under CPU autocast) where the CPU has bf16 instructions.
 BF16=$(bf16_cpu && echo 1 || true)
 AB_ROUNDS=${AB_ROUNDS:-3}
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN"
-FMA=$("$BIN" bench --fma-peak --json --steps 3)
-PEAK1=$(echo "$FMA" | json per_core_gflop_per_s)
-echo "== FMA peak ($(echo "$FMA" | json isa) loop): $(printf %.1f "$PEAK1") GFLOP/s per core \
-(CPU time; $(printf %.1f "$(echo "$FMA" | json all_cores_gflop_per_s)") measured on all $(nproc) cores at once, wall time)"
-# pct GFLOPS CORES: GFLOPS as % of the FMA peak of CORES cores.
-pct() { if [ -n "$1" ]; then printf "%.0f%%" "$(echo "scale=4; 100 * $1 / ($PEAK1 * $2)" | bc)"; else echo "n/a"; fi; }
+ISA_NOTE=""
+case "${BENCH_ISA:-}" in
+  "") ;;
+  avx2)
+    export CDE_KERNELS=build CDE_BLAS_CORE=keep OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2
+    export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+    BF16=""
+    built=$("$BIN" bench --inference --records 2 --steps 1 --warmup 0 --threads 1 --gemm openblas --json | json build_cpu)
+    [ "$built" = x86-64-v3 ] || { echo "bench.sh: BENCH_ISA=avx2 needs the portable build (x86-64-v3); $BIN was built for '$built'" >&2; exit 64; }
+    ISA_NOTE=" (BENCH_ISA=avx2: cde and the anchors held to AVX2 + FMA)"
+    ;;
+  *) echo "bench.sh: BENCH_ISA=$BENCH_ISA: the only value is avx2" >&2; exit 64 ;;
+esac
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg); cde: $BIN$ISA_NOTE"
+# fma_reading WHEN [SUFFIX]: reads the FMA peak (and the bf16 dot peak where the CPU has it)
+# and prints it, then SUFFIX (by default, which peaks the shares below use). PEAK1 and PEAKB
+# keep the highest readings so far; READINGS and READINGSB list them all.
+PEAK1="" PEAKB="" READINGS="" READINGSB="" PEAK_ISA=""
+fma_reading() {
+  local j p a b
+  j=$("$BIN" bench --fma-peak --json --steps 3)
+  if [ "${BENCH_ISA:-}" = avx2 ]; then
+    PEAK_ISA=avx2; p=$(echo "$j" | json avx2_per_core_gflop_per_s); a=$(echo "$j" | json avx2_all_cores_gflop_per_s)
+  else
+    PEAK_ISA=$(echo "$j" | json isa); p=$(echo "$j" | json per_core_gflop_per_s); a=$(echo "$j" | json all_cores_gflop_per_s)
+  fi
+  READINGS+="$(printf %.1f "$p") "
+  if [ -z "$PEAK1" ] || [ "$(echo "$p > $PEAK1" | bc)" = 1 ]; then PEAK1=$p; fi
+  b=""
+  [ -n "$BF16" ] && b=$(echo "$j" | json avx512_bf16_per_core_gflop_per_s)
+  if [ -n "$b" ]; then
+    READINGSB+="$(printf %.1f "$b") "
+    if [ -z "$PEAKB" ] || [ "$(echo "$b > $PEAKB" | bc)" = 1 ]; then PEAKB=$b; fi
+  fi
+  echo "== FMA peak ($PEAK_ISA loop), $1: $(printf %.1f "$p") GFLOP/s per core (CPU time; $(printf %.1f "$a") measured on all \
+$(nproc) cores at once, wall time)${b:+; bf16 dot peak (avx512_bf16 loop): $(printf %.1f "$b")}\
+${2-; shares below use $(printf %.1f "$PEAK1")${PEAKB:+ and $(printf %.1f "$PEAKB")}}"
+}
+fma_reading "at the start"
+# pct GFLOPS CORES [PEAK]: GFLOPS as % of CORES cores of PEAK (default the FMA peak).
+pct() { if [ -n "$1" ]; then printf "%.0f%%" "$(echo "scale=4; 100 * $1 / (${3:-$PEAK1} * $2)" | bc)"; else echo "n/a"; fi; }
 echo "== GEMM classes of the step (one thread; what --gemm auto chooses):"
 "$BIN" bench --gemm-shapes --threads 1 --steps 3 ${CONFIG:+--config "$CONFIG"} | sed 's/^/   /'
 SG="bench --sgemm --steps 10 --json"
@@ -72,6 +117,7 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
    single-threaded OpenBLAS, rows split over the rank's threads) is measured just before its step: the speed drifts."
 
 for L in $SIZES; do
+  fma_reading "before local $L px"
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
   J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
@@ -99,8 +145,9 @@ for L in $SIZES; do
     JB=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --precision bf16 \
       ${CONFIG:+--config "$CONFIG"})
     RB=$(echo "$JB" | json records_per_s); GB=$(echo "$JB" | json gflop_per_s)
-    printf "   cde   2x1 bf16 (--precision bf16): %6.3f records/s  %6.1f model GFLOP/s = %s of the fp32 FMA peak; %s x the fp32 2x1\n" \
-      "$RB" "$GB" "$(pct "$GB" 2)" "$(ratio "$RB" "$R2x1")"
+    if [ -n "$PEAKB" ]; then share="$(pct "$GB" 2 "$PEAKB") of the bf16 dot peak"; else share="$(pct "$GB" 2) of the fp32 FMA peak"; fi
+    printf "   cde   2x1 bf16 (--precision bf16): %6.3f records/s  %6.1f model GFLOP/s = %s; %s x the fp32 2x1\n" \
+      "$RB" "$GB" "$share" "$(ratio "$RB" "$R2x1")"
   fi
   # Old vs new GEMM routing, alternating, 2 ranks x 1 thread: median records/s per mode.
   declare -A AB=() ABC=()
@@ -174,4 +221,14 @@ if [ "$TORCH_PYTHON" != none ] && "$TORCH_PYTHON" -c 'import transformers' 2>/de
   echo "   ratio cde best two-core / transformers two threads: $(ratio "$ourbest" "$H2"); one core: $(ratio "$I11" "$H1")"
 else
   echo "   (transformers skipped: set TORCH_PYTHON to a python with torch and transformers)"
+fi
+
+# The peak readings of the run: a spread over 10 % means the host was contended while some were
+# taken, and the shares are approximate (the ratios, measured side by side, are not affected).
+fma_reading "at the end" ""
+spread() { tr ' ' '\n' | { grep . || true; } | sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.0f", 100 * (a[NR] - a[1]) / a[NR]}'; }
+echo "== FMA peak readings ($PEAK_ISA loop, GFLOP/s per core): $READINGS(spread $(echo "$READINGS" | spread)%)${READINGSB:+; bf16 dot: $READINGSB(spread $(echo "$READINGSB" | spread)%)}"
+SP=$(echo "$READINGS" | spread) SPB=$(echo "$READINGSB" | spread)
+if [ "${SP:-0}" -gt 10 ] || [ "${SPB:-0}" -gt 10 ]; then
+  echo "   the readings differ by over 10%: the host was contended during part of the run; shares of the peak are approximate, ratios stand"
 fi

@@ -18,15 +18,32 @@ CONFIG="$T/tiny.yaml" SIZES=16 STEPS=1 RECORDS=2 AB_ROUNDS=1 IMAGES=2 TORCH_PYTH
 # expect WHAT REGEX: one line of the output matches.
 expect() { grep -qE -- "$2" "$T/out" || { cat "$T/out"; fail "bench.sh printed no $1 line (/$2/)"; }; }
 NUM='[0-9]+\.[0-9]+'
-expect "FMA peak" "^== FMA peak \([a-z0-9]+ loop\): $NUM GFLOP/s per core"
+expect "FMA peak" "^== FMA peak \([a-z0-9]+ loop\), at the start: $NUM GFLOP/s per core"
+expect "FMA peak before a size" "^== FMA peak \([a-z0-9]+ loop\), before local 16 px: $NUM GFLOP/s per core"
+expect "FMA peak readings" "^== FMA peak readings \([a-z0-9]+ loop, GFLOP/s per core\): ($NUM ){3}\(spread [0-9]+%\)"
 expect "GEMM class" "^   .*(openblas|onednn)"
 for l in 1x2 2x1 1x1; do
   expect "cde $l" "^   cde   $l \(ranks x threads\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of FMA peak"
 done
-if bf16_cpu; then expect "cde bf16" "^   cde   2x1 bf16 \(--precision bf16\): +$NUM records/s"; fi
+if bf16_cpu; then
+  expect "cde bf16" "^   cde   2x1 bf16 \(--precision bf16\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of the bf16 dot peak"
+  expect "bf16 dot peak" "; bf16 dot peak \(avx512_bf16 loop\): $NUM"
+fi
 expect "GEMM A/B" "^   A/B 2x1, 1 alternating rounds, medians: --gemm openblas $NUM records/s \(1\.00\).* --gemm auto $NUM records/s"
 expect "anchors skipped" "PyTorch anchors skipped"
 expect "inference" "^   cde   1x2: $NUM images/s   2x1: $NUM images/s   1x1: $NUM images/s"
 if grep -q "n/a" "$T/out"; then cat "$T/out"; fail "bench.sh printed n/a where a cde figure belongs"; fi
+# BENCH_ISA=avx2: both sides held to AVX2 (cde's AVX2 kernels, OpenBLAS Haswell, oneDNN up to
+# AVX2), shares of the AVX2 loop's peak, no bf16 rows; another value is refused in one line.
+CONFIG="$T/tiny.yaml" SIZES=16 STEPS=1 RECORDS=2 AB_ROUNDS=1 IMAGES=2 TORCH_PYTHON=none BENCH_ISA=avx2 \
+  bash "$HERE/scripts/bench.sh" "$BIN" >"$T/avx2" 2>"$T/err" || { rc=$?; cat "$T/avx2" "$T/err"; fail "BENCH_ISA=avx2 bench.sh exited with status $rc"; }
+grep -q "held to AVX2" "$T/avx2" && grep -qE "^== FMA peak \(avx2 loop\), at the start: $NUM" "$T/avx2" \
+  && grep -qE "^== OpenBLAS kernel: Haswell" "$T/avx2" && grep -qE "^   cde   2x1 \(ranks x threads\): +$NUM records/s" "$T/avx2" \
+  && ! grep -q "bf16" "$T/avx2" || { cat "$T/avx2"; fail "BENCH_ISA=avx2: no AVX2 header, AVX2 peak, Haswell kernel or 2x1 line, or a bf16 row"; }
+if rc=0 && BENCH_ISA=sse bash "$HERE/scripts/bench.sh" "$BIN" >"$T/out2" 2>"$T/err2" || rc=$?; [ "$rc" = 64 ] \
+  && [ "$(wc -l <"$T/err2")" = 1 ] && grep -q "BENCH_ISA=sse" "$T/err2"; then :; else
+  cat "$T/out2" "$T/err2"; fail "BENCH_ISA=sse: want one line naming it and exit 64, got status $rc"
+fi
+ok "BENCH_ISA=avx2 holds cde to its AVX2 kernels, OpenBLAS Haswell and the AVX2 peak; BENCH_ISA=sse is refused"
 ok "make bench runs end to end on a tiny model: $(grep -c . "$T/out") lines, every cde layout$(bf16_cpu && echo ', bf16') and inference measured"
 echo "bench: all passed"

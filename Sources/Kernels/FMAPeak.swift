@@ -5,17 +5,27 @@ import Foundation
 
 /// The CPU's single-precision FMA peak, measured with an FMA-throughput loop
 /// (`cde_fma_loop`: 12 or 24 independent chains of fused multiply-adds on AVX2 or
-/// AVX-512 vectors) rather than computed from a guessed clock.
+/// AVX-512 vectors) rather than computed from a guessed clock; and on CPUs with AVX512_BF16
+/// the peak of the bf16 GEMMs (`--precision bf16`), from 24 chains of bf16 dot products
+/// (VDPBF16PS: two products of bfloat16 pairs added to each fp32 lane).
 ///
-/// Rate = floating-point operations / time, 2 per lane per FMA. The per-core
+/// Rate = floating-point operations / time, 2 per lane per FMA, 4 per lane per bf16 dot. The per-core
 /// figure divides by the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so time
 /// the thread spends preempted on a shared machine does not count; the all-cores
 /// figure runs one loop per core at once and divides by wall time.
 public enum FMAPeak {
-  /// Instruction sets of the loop, widest last.
+  /// Instruction sets of the loop, widest fp32 one last, then the bf16 dot product.
   public enum ISA: Int32, CaseIterable, Sendable {
-    case avx2 = 2, avx512 = 3
-    public var name: String { self == .avx2 ? "avx2" : "avx512" }
+    case avx2 = 2, avx512 = 3, avx512BF16 = 4
+    public var name: String {
+      switch self {
+      case .avx2: "avx2"
+      case .avx512: "avx512"
+      case .avx512BF16: "avx512_bf16"
+      }
+    }
+    /// True for the bf16 dot-product loop, whose rate is not the fp32 peak.
+    public var isBF16: Bool { self == .avx512BF16 }
     public var supported: Bool { cde_fma_isa_supported(rawValue) != 0 }
   }
 

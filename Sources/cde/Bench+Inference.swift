@@ -40,7 +40,7 @@ extension Bench {
       let r: [String: Any] = [
         "images_per_s": sums[0], "gflop_per_s": sums[1], "images": n, "image_size": s, "ranks": comm.size,
         "threads": Threads.count, "steps": steps, "pass_s_median": median, "peak_rss_mib": peakRSSMiB(),
-        "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue, "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
+        "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue, "build_cpu": BLASRuntime.buildTarget, "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine,
       ]
       print(try JSONOutput.string(r))
       return

@@ -168,7 +168,7 @@ struct Bench: ParsableCommand {
       "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
       "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
-      "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
+      "build_cpu": BLASRuntime.buildTarget, "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
       "cpu_s_per_step_rank0": t.cpuPerStep,
     ]

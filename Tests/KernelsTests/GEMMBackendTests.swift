@@ -182,7 +182,7 @@ final class GEMMBackendTests: XCTestCase {
   func testFMALoopComputesItsChains() throws {
     let n: Int64 = 100_000
     var tested = 0
-    for isa in FMAPeak.ISA.allCases where isa.supported {
+    for isa in FMAPeak.ISA.allCases where isa.supported && !isa.isBF16 {
       let (acc, lanes) = isa == .avx2 ? (12, 8) : (24, 16)
       var sink: Float = 0
       let flops = cde_fma_loop(isa.rawValue, n, &sink)
@@ -198,6 +198,23 @@ final class GEMMBackendTests: XCTestCase {
       tested += 1
     }
     if tested == 0 { throw XCTSkip("no AVX2 / AVX-512 on this CPU") }
+  }
+
+  /// The bf16 dot loop does the operations it counts: each of its 24 accumulators (start values
+  /// 0, 1, ..., 23) gains 1 * 2^-18 twice per iteration (two bf16 products per fp32 lane), sums
+  /// exact in fp32 at this length, so the sink is 16 lanes x sum_i (i + 2 n 2^-18).
+  func testBF16DotLoopComputesItsChains() throws {
+    guard FMAPeak.ISA.avx512BF16.supported else { throw XCTSkip("no AVX512_BF16 on this CPU") }
+    let n: Int64 = 100_000
+    var sink: Float = 0
+    let flops = cde_fma_loop(FMAPeak.ISA.avx512BF16.rawValue, n, &sink)
+    XCTAssertEqual(flops, Double(n) * 24 * 16 * 4)
+    let gain: Double = 2 * Double(n) * 0x1p-18  // per accumulator lane
+    var want = 0.0
+    for i in 0..<24 { want += 16 * (Double(i) + gain) }
+    XCTAssertEqual(Double(sink), want, accuracy: 1e-6 * want)
+    // One product per lane instead of two would leave it 16 x 24 x gain / 2 short.
+    XCTAssertGreaterThan(Double(sink), want - 0.5 * 16 * 24 * gain / 2)
   }
 }
 
