@@ -38,9 +38,6 @@ fail() {
 # FILE or on stdin; when the input is not one JSON document, its last line that starts
 # with "{" (a command's --json line after its log lines). Strings are printed bare,
 # true/false/null as such, objects and arrays as JSON; nothing when the key is absent.
-# bf16_cpu: succeeds when this machine's CPU has bf16 instructions (avx512_bf16 or amx_bf16),
-# which optim.precision bf16 / --precision bf16 need.
-bf16_cpu() { grep -m1 '^flags' /proc/cpuinfo | grep -qwE 'avx512_bf16|amx_bf16'; }
 json_get() {
   python3 -c '
 import json, sys
@@ -62,3 +59,7 @@ else:
     print(v)
 ' "$@"
 }
+
+# bf16_cpu: succeeds when this machine's CPU has bf16 instructions (avx512_bf16 or amx_bf16),
+# which optim.precision bf16 / --precision bf16 need.
+bf16_cpu() { grep -m1 '^flags' /proc/cpuinfo | grep -qwE 'avx512_bf16|amx_bf16'; }
