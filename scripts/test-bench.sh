@@ -21,6 +21,12 @@ NUM='[0-9]+\.[0-9]+'
 expect "FMA peak" "^== FMA peak \([a-z0-9]+ loop\), at the start: $NUM GFLOP/s per core"
 expect "FMA peak before a size" "^== FMA peak \([a-z0-9]+ loop\), before local 16 px: $NUM GFLOP/s per core"
 expect "FMA peak readings" "^== FMA peak readings \([a-z0-9]+ loop, GFLOP/s per core\): ($NUM ){3}\(spread [0-9]+%\)"
+# The shares before the step use the highest of the two readings taken so far.
+r1=$(sed -nE 's/^== FMA peak \([a-z0-9]+ loop\), at the start: ([0-9.]+) .*/\1/p' "$T/out")
+r2=$(sed -nE 's/^== FMA peak \([a-z0-9]+ loop\), before local 16 px: ([0-9.]+) .*/\1/p' "$T/out")
+used=$(sed -nE 's/^== FMA peak .*before local 16 px: .*shares below use ([0-9.]+).*/\1/p' "$T/out")
+want=$(printf "%s\n%s\n" "$r1" "$r2" | sort -g | tail -1)
+[ -n "$used" ] && [ "$used" = "$want" ] || { cat "$T/out"; fail "the shares use $used, not the highest reading so far ($r1, $r2)"; }
 expect "GEMM class" "^   .*(openblas|onednn)"
 for l in 1x2 2x1 1x1; do
   expect "cde $l" "^   cde   $l \(ranks x threads\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of FMA peak"
