@@ -212,7 +212,7 @@ final class GEMMBackendTests: XCTestCase {
     let gain: Double = 2 * Double(n) * 0x1p-18  // per accumulator lane
     var want = 0.0
     for i in 0..<24 { want += 16 * (Double(i) + gain) }
-    XCTAssertEqual(Double(sink), want, accuracy: 1e-6 * want)
+    XCTAssertEqual(Double(sink), want, accuracy: 1e-5 * want)  // the final float sum rounds
     // One product per lane instead of two would leave it 16 x 24 x gain / 2 short.
     XCTAssertGreaterThan(Double(sink), want - 0.5 * 16 * 24 * gain / 2)
   }
