@@ -87,6 +87,8 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 # and prints it, then SUFFIX (by default, which peaks the shares below use). PEAK1 and PEAKB
 # keep the highest readings so far; READINGS and READINGSB list them all.
 PEAK1="" PEAKB="" READINGS="" READINGSB="" PEAK_ISA=""
+# higher A B: the larger of two numbers (A may be empty).
+higher() { if [ -z "$1" ] || [ "$(echo "$2 > $1" | bc)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 fma_reading() {
   local j p a b
   j=$("$BIN" bench --fma-peak --json --steps 3)
@@ -96,12 +98,12 @@ fma_reading() {
     PEAK_ISA=$(echo "$j" | json isa); p=$(echo "$j" | json per_core_gflop_per_s); a=$(echo "$j" | json all_cores_gflop_per_s)
   fi
   READINGS+="$(printf %.1f "$p") "
-  if [ -z "$PEAK1" ] || [ "$(echo "$p > $PEAK1" | bc)" = 1 ]; then PEAK1=$p; fi
+  PEAK1=$(higher "$PEAK1" "$p")
   b=""
   [ -n "$BF16" ] && b=$(echo "$j" | json avx512_bf16_per_core_gflop_per_s)
   if [ -n "$b" ]; then
     READINGSB+="$(printf %.1f "$b") "
-    if [ -z "$PEAKB" ] || [ "$(echo "$b > $PEAKB" | bc)" = 1 ]; then PEAKB=$b; fi
+    PEAKB=$(higher "$PEAKB" "$b")
   fi
   echo "== FMA peak ($PEAK_ISA loop), $1: $(printf %.1f "$p") GFLOP/s per core (CPU time; $(printf %.1f "$a") measured on all \
 $(nproc) cores at once, wall time)${b:+; bf16 dot peak (avx512_bf16 loop): $(printf %.1f "$b")}\
