@@ -70,6 +70,9 @@ let package = Package(
     // and the start-up CPU check, the FMA-peak loop). Compiled without -march: it runs on
     // any x86-64 (the FMA loop picks its instructions with target attributes).
     .target(name: "CSupport", dependencies: ["CBuildTarget"]),
+    // The hand-written sgemm kernel for AVX2 + FMA (Kernels/GEMMBackend.swift chooses it by
+    // measurement). Compiled without -march like CSupport: its functions carry target attributes.
+    .target(name: "CGEMM"),
 
     // The one error shape of the modules: a kind of their own and a one-line description, no dependencies.
     .target(name: "CodedError"),
@@ -86,7 +89,7 @@ let package = Package(
     // The AVX-512 copy of Kernels/ISA (see avx512Copy above), no dependencies.
     .target(name: "KernelsAVX512", swiftSettings: avx512Copy),
     // Forward/backward kernels over flat fp32 buffers.
-    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CSupport", "Clock", "KernelsAVX512"], swiftSettings: numeric),
+    .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CGEMM", "CSupport", "Clock", "KernelsAVX512"], swiftSettings: numeric),
     // The ViT model: parameter layout, init, forward/backward, weights I/O.
     .target(name: "ViT", dependencies: ["Kernels", "SafeTensors", "Randomness", "CodedError"], swiftSettings: numeric),
     // Images: decoding, resampling, Pillow-exact ops, the AugLy ops and the transform operator T.
@@ -115,7 +118,7 @@ let package = Package(
     .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
     // Helpers shared by the test targets (repository and fixture paths, closeness assertions).
     .target(name: "TestSupport", path: "Tests/TestSupport"),
-    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsAVX512", "CSupport", "SafeTensors", "Randomness", "TestSupport"]),
+    .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsAVX512", "CBLAS", "CGEMM", "CSupport", "SafeTensors", "Randomness", "TestSupport"]),
     .testTarget(name: "ViTTests", dependencies: ["ViT", "SafeTensors", "TestSupport"]),
     .testTarget(name: "CheckpointLayoutTests", dependencies: ["CheckpointLayout", "ViT"]),
     .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors", "Randomness", "TestSupport"]),

@@ -1,6 +1,7 @@
 import CBLAS
 
-/// Row-major single-precision GEMM on OpenBLAS (or oneDNN for the classes `GEMMBackend.plan` routes there):
+/// Row-major single-precision GEMM on OpenBLAS (or oneDNN or cde's AVX2 kernel for the classes
+/// `GEMMBackend.plan` routes there; the kernel takes calls with `alpha == 1` or `beta == 0`):
 /// `C[M,N] = alpha * op(A) * op(B) + beta * C`, where `op(A)` is `[M,K]`
 /// (`A` stored `[M,K]`, or `[K,M]` when `transA`) and `op(B)` is `[K,N]`
 /// (`B` stored `[K,N]`, or `[N,K]` when `transB`). Leading dimensions are the
@@ -29,7 +30,11 @@ public func sgemm(
     GEMMBackend.onednnImageSgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                                  beta: beta, c: c, ldc: ldc, rowBlock: rowBlock, parallel: parallel)
     return
-  case .openblas:
+  case .kernel where alpha == 1 || beta == 0:
+    GEMMBackend.kernelSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                            ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
+    return
+  case .openblas, .kernel:
     break
   }
   let ta = transA ? CblasTrans : CblasNoTrans
@@ -72,14 +77,15 @@ public let rowStableMinRows = 64
 /// a large one; calls with `m < rowStableMinRows` therefore run on copies
 /// padded with zero rows to `rowStableMinRows` (temporary buffers: only tiny
 /// models and batches get there). With `rowBlock` (see `sgemm`), a call that goes to
-/// oneDNN per image needs no padding: each image is its own call.
+/// oneDNN per image needs no padding: each image is its own call; nor does a call to cde's
+/// AVX2 kernel, whose rows never depend on `m`.
 public func sgemmRows(
   transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
   b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, rowBlock: Int = 0
 ) {
   if m == 0 || n == 0 { return }
-  if m >= rowStableMinRows
-    || GEMMBackend.route(transA: false, transB: transB, m: m, n: n, k: k, rowBlock: rowBlock) == .onednnImage {
+  let library = GEMMBackend.route(transA: false, transB: transB, m: m, n: n, k: k, rowBlock: rowBlock)
+  if m >= rowStableMinRows || library == .onednnImage || (library == .kernel && (alpha == 1 || beta == 0)) {
     sgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
           rowBlock: rowBlock)
     return

@@ -1,5 +1,6 @@
 import CBLAS
 import CDNNL
+import CGEMM
 import Clock
 import Foundation
 
@@ -11,16 +12,22 @@ public enum GEMMLibrary: String, CaseIterable, Sendable {
   /// per image, so every row's bits depend on its image alone, never on the batch around it,
   /// even for the classes whose oneDNN rows are unstable. Calls without whole images run on OpenBLAS.
   case onednnImage = "onednn_image"
+  /// cde's own AVX2 + FMA kernel (`Sources/CGEMM`): every element one chain of fused
+  /// multiply-adds in `k` order, so its rows are stable by construction. x86 CPUs with AVX2
+  /// and FMA only (`GEMMBackend.kernelAvailable`).
+  case kernel = "cde_avx2"
 }
 
 /// How each GEMM's library is chosen (`--gemm`, `CDE_GEMM`):
-/// `auto` times OpenBLAS, oneDNN and oneDNN per image on every GEMM class of the step and keeps
-/// the fastest (oneDNN in one call only where its rows are stable, see `GEMMBackend.rowStable`;
-/// per image only where `A` is not transposed); `openblas` uses OpenBLAS everywhere (the
-/// behaviour before oneDNN); `onednn` uses oneDNN for every class where its rows are stable,
-/// oneDNN per image where they are not and `A` is not transposed, OpenBLAS for the others.
+/// `auto` times OpenBLAS, oneDNN, oneDNN per image and cde's AVX2 kernel on every GEMM class
+/// of the step and keeps the fastest (oneDNN in one call only where its rows are stable, see
+/// `GEMMBackend.rowStable`; per image only where `A` is not transposed; the kernel where the
+/// CPU has AVX2 and FMA); `openblas` uses OpenBLAS everywhere (the behaviour before oneDNN);
+/// `onednn` uses oneDNN for every class where its rows are stable, oneDNN per image where they
+/// are not and `A` is not transposed, OpenBLAS for the others; `kernel` uses cde's AVX2 kernel
+/// for every class (refused on a CPU without AVX2 and FMA).
 public enum GEMMMode: String, CaseIterable, Sendable {
-  case auto, openblas, onednn
+  case auto, openblas, onednn, kernel
 }
 
 /// A GEMM class: the transposes and the two dimensions that do not depend on the batch.
@@ -72,6 +79,9 @@ public struct GEMMPlan: Equatable, Sendable, CustomStringConvertible {
   /// The classes routed to oneDNN per image.
   public var onednnImageShapes: [GEMMShape] { routes.filter { $0.library == .onednnImage }.map(\.shape) }
 
+  /// The classes routed to cde's AVX2 kernel.
+  public var kernelShapes: [GEMMShape] { routes.filter { $0.library == .kernel }.map(\.shape) }
+
   /// "NT:576x192=onednn,NN:192x576=openblas" (stored in checkpoints, broadcast by rank 0); "" for all OpenBLAS.
   public var encoded: String { routes.map { "\($0.shape.key)=\($0.library.rawValue)" }.joined(separator: ",") }
 
@@ -92,11 +102,13 @@ public struct GEMMPlan: Equatable, Sendable, CustomStringConvertible {
   }
 
   /// One line for logs: "oneDNN for NT n=576 k=192, ...; OpenBLAS for the rest".
-  /// "oneDNN per image for NN n=192 k=768, ...": the per-image part only when there is one.
+  /// "oneDNN per image for NN n=192 k=768, ...", "cde_avx2 for TN m=576 n=192, ...": those
+  /// parts only when there are such classes.
   public var description: String {
-    let o = onednnShapes, i = onednnImageShapes
-    if o.isEmpty && i.isEmpty { return "OpenBLAS for every GEMM" }
+    let o = onednnShapes, i = onednnImageShapes, h = kernelShapes
+    if o.isEmpty && i.isEmpty && h.isEmpty { return "OpenBLAS for every GEMM" }
     var parts: [String] = []
+    if !h.isEmpty { parts.append("cde_avx2 for " + h.map(\.description).joined(separator: ", ")) }
     if !o.isEmpty { parts.append("oneDNN for " + o.map(\.description).joined(separator: ", ")) }
     if !i.isEmpty { parts.append("oneDNN per image for " + i.map(\.description).joined(separator: ", ")) }
     return parts.joined(separator: "; ") + "; OpenBLAS for the rest"
@@ -115,22 +127,37 @@ public enum GEMMBackend {
   /// OpenBLAS). Written only by `install`.
   nonisolated(unsafe) static var onednnShapes: [GEMMShape] = []
   nonisolated(unsafe) static var onednnImageShapes: [GEMMShape] = []
+  nonisolated(unsafe) static var kernelShapes: [GEMMShape] = []
   nonisolated(unsafe) public private(set) static var plan = GEMMPlan()
   /// The mode asked for (`--gemm`, `CDE_GEMM`); read by the commands that run the step.
   nonisolated(unsafe) public static var requestedMode: GEMMMode = .auto
 
-  /// Makes `plan` the routing of every following `sgemm` call (not while GEMMs run).
+  /// Makes `plan` the routing of every following `sgemm` call (not while GEMMs run). On a CPU
+  /// without AVX2 and FMA (a plan from a checkpoint written elsewhere) the kernel's classes run
+  /// on OpenBLAS.
   public static func install(_ p: GEMMPlan) {
     plan = p
     onednnShapes = p.onednnShapes
     onednnImageShapes = p.onednnImageShapes
+    kernelShapes = kernelAvailable ? p.kernelShapes : []
   }
+
+  /// True when the CPU runs cde's AVX2 kernel (x86 with AVX2 and FMA).
+  public static let kernelAvailable: Bool = {
+    #if arch(x86_64)
+    let f = BLASRuntime.cpuFlags()
+    return f.contains("avx2") && f.contains("fma")
+    #else
+    return false
+    #endif
+  }()
 
   /// Where a call goes: `.onednnImage` only for a class planned so whose `m` rows are whole
   /// images of `rowBlock` rows (`A` not transposed), else OpenBLAS for that class.
   @inline(__always) static func route(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, rowBlock: Int) -> GEMMLibrary {
-    if onednnShapes.isEmpty && onednnImageShapes.isEmpty { return .openblas }
+    if onednnShapes.isEmpty && onednnImageShapes.isEmpty && kernelShapes.isEmpty { return .openblas }
     let s = GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k)
+    for x in kernelShapes where x == s { return .kernel }
     for x in onednnShapes where x == s { return .onednn }
     if rowBlock > 0 && !transA && m % rowBlock == 0 {
       for x in onednnImageShapes where x == s { return .onednnImage }
@@ -153,6 +180,35 @@ public enum GEMMBackend {
     let st = dnnl_sgemm(CChar(transA ? 84 : 78), CChar(transB ? 84 : 78), Int64(m), Int64(n), Int64(k), alpha, a,
                         Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
     precondition(st == dnnl_success, "dnnl_sgemm failed (status \(st.rawValue)) for \(m)x\(n)x\(k)")
+  }
+
+  /// One single-threaded call of cde's AVX2 kernel, `cblas_sgemm`'s arguments (row-major) and an
+  /// optional bias that starts every chain (then `beta` is 0). Needs `alpha == 1` or `beta == 0`.
+  @inline(__always) static func kernelCall(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil
+  ) {
+    let st = cde_sgemm_avx2(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                            beta, c, Int64(ldc), bias)
+    precondition(st == 0, "cde_sgemm_avx2: unsupported alpha \(alpha), beta \(beta), bias \(bias != nil)")
+  }
+
+  /// `sgemm` on cde's AVX2 kernel: rows split over the workers (any split: every row's bits are
+  /// its own), one single-threaded call per chunk.
+  static func kernelSgemm(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+    parallel: Bool
+  ) {
+    if !parallel || Threads.count <= 1 || 2 * m * n * k < 4_000_000 || m < 32 {
+      kernelCall(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+                 c: c, ldc: ldc, bias: bias)
+      return
+    }
+    parallelChunks(m, align: 6, minChunk: 12) { s, e in
+      kernelCall(transA: transA, transB: transB, m: e - s, n: n, k: k, alpha: alpha, a: a + (transA ? s : s * lda), lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c + s * ldc, ldc: ldc, bias: bias)
+    }
   }
 
   /// `sgemm` on oneDNN: rows split over the workers as for OpenBLAS, one single-threaded call per chunk.
@@ -206,6 +262,9 @@ public enum GEMMBackend {
     case .onednn:
       dnnl(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
            ldc: n)
+    case .kernel:
+      kernelCall(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
+                 ldc: n)
     }
   }
   @inline(__always) static func ldc(_ n: Int) -> Int { n }
@@ -249,23 +308,42 @@ public enum GEMMBackend {
       case .onednn, .onednnImage:
         dnnl(transA: s.transA, transB: s.transB, m: rows, n: n, k: k, alpha: 1, a: ap, lda: lda, b: b, ldb: ldb, beta: 0,
              c: part, ldc: n)
+      case .kernel:
+        kernelCall(transA: s.transA, transB: s.transB, m: rows, n: n, k: k, alpha: 1, a: ap, lda: lda, b: b, ldb: ldb, beta: 0,
+                   c: part, ldc: n)
       }
       if memcmp(part, full + lo * n, rows * n * 4) != 0 { return false }
     }
     return true
   }
 
-  /// Seconds of thread CPU time per call of `library` on `s` with `batch` rows: the best of
-  /// `repetitions` (CPU time, so that preemption on a shared machine does not count).
+  /// Seconds of thread CPU time per call of `library` on `s` with `batch` rows, the calls summed
+  /// (CPU time, so that preemption on a shared machine does not count). With `evict`, each call
+  /// first writes over that buffer, untimed, so that the call finds its operands out of the L1
+  /// and L2 caches as in a training step, where the kernels in between have used them.
   static func seconds(_ library: GEMMLibrary, _ s: GEMMShape, batch: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                      c: UnsafeMutablePointer<Float>, calls: Int, imageRows: Int = 0) -> Double {
+                      c: UnsafeMutablePointer<Float>, calls: Int, imageRows: Int = 0,
+                      evict: UnsafeMutableBufferPointer<Float>? = nil) -> Double {
     let (m, n, k) = s.dims(batch: batch)
-    let t0 = CPUClock.threadSeconds()
-    for _ in 0..<calls { call(library, s, m: m, n: n, k: k, a: a, b: b, c: c, imageRows: imageRows) }
-    return (CPUClock.threadSeconds() - t0) / Double(calls)
+    guard let evict else {
+      let t0 = CPUClock.threadSeconds()
+      for _ in 0..<calls { call(library, s, m: m, n: n, k: k, a: a, b: b, c: c, imageRows: imageRows) }
+      return (CPUClock.threadSeconds() - t0) / Double(calls)
+    }
+    var total = 0.0
+    for _ in 0..<calls {
+      for i in stride(from: 0, to: evict.count, by: 16) { evict[i] += 1 }
+      let t0 = CPUClock.threadSeconds()
+      call(library, s, m: m, n: n, k: k, a: a, b: b, c: c, imageRows: imageRows)
+      total += CPUClock.threadSeconds() - t0
+    }
+    return total / Double(calls)
   }
 
-  /// One class's measurement: rows stable (oneDNN), single-thread GFLOP/s of each library, the choice.
+  /// Floats that `decide` writes over before each timed call: 8 MiB, several L2 caches' worth.
+  static let evictionFloats = 2 << 20
+
+  /// One class's measurement: rows stable (oneDNN, the kernel), single-thread GFLOP/s of each library, the choice.
   public struct Measurement: Sendable {
     public var shape: GEMMShape
     public var batch: Int
@@ -274,28 +352,36 @@ public enum GEMMBackend {
     public var onednnGFLOPs: Double
     /// oneDNN per image (`imageRows` rows per call); 0 when not timed (`A` transposed, or no image size given).
     public var onednnImageGFLOPs: Double
+    /// cde's AVX2 kernel; 0 when not timed (no AVX2 and FMA).
+    public var kernelGFLOPs: Double
+    /// Whether the kernel's rows came out stable (they are by construction; checked like oneDNN's).
+    public var kernelRowStable: Bool
     public var choice: GEMMLibrary
   }
 
-  /// oneDNN must beat OpenBLAS by this factor to be chosen (timing noise must not flip a tie).
+  /// A library must beat OpenBLAS by this factor to be chosen (timing noise must not flip a tie).
   public static let margin = 1.03
 
-  /// The plan for `shapes` under `mode`, and what was measured (`auto`: timings; `onednn`: row
-  /// stability only, timings 0). Each class is timed at `batch` rows (reduction length for
-  /// weight gradients), OpenBLAS, oneDNN and (with `imageRows > 0` dividing `batch`, `A` not
-  /// transposed) oneDNN per image of `imageRows` rows alternating `rounds` times, best of each.
-  /// oneDNN in one call is a candidate only where its rows are stable; the fastest candidate
-  /// must beat OpenBLAS by `margin`.
+  /// The plan for `shapes` under `mode`, and what was measured (`auto`: timings; `onednn`,
+  /// `kernel`: row stability only, timings 0). Each class is timed at `batch` rows (reduction
+  /// length for weight gradients), OpenBLAS, oneDNN, (with `imageRows > 0` dividing `batch`, `A`
+  /// not transposed) oneDNN per image of `imageRows` rows and (AVX2 and FMA) the kernel,
+  /// alternating `rounds` times, best of each, every call with its operands out of the L2 cache
+  /// (`seconds`' `evict`: in the step they come from L3 or memory, which ranks libraries
+  /// differently from repeated calls on hot operands). oneDNN in one call and the kernel are candidates
+  /// only where their rows are stable; the fastest candidate must beat OpenBLAS by `margin`.
   public static func decide(_ shapes: [GEMMShape], batch: Int, imageRows: Int = 0, mode: GEMMMode, rounds: Int = 3)
     -> (GEMMPlan, [Measurement])
   {
     if mode == .openblas { return (GEMMPlan(), []) }
     var routes: [(shape: GEMMShape, library: GEMMLibrary)] = []
     var out: [Measurement] = []
+    let probeRows = max(batch, 2 * rowStableMinRows + 64)
     for s in shapes where !routes.contains(where: { $0.shape == s }) {
-      let stable = rowStable(.onednn, s, batch: max(batch, 2 * rowStableMinRows + 64))
+      let stable = rowStable(.onednn, s, batch: probeRows)
+      let kernelStable = kernelAvailable && rowStable(.kernel, s, batch: probeRows)
       let perImage = !s.transA && imageRows > 0 && batch % imageRows == 0
-      var ob = 0.0, od = 0.0, oi = 0.0, pick = GEMMLibrary.openblas
+      var ob = 0.0, od = 0.0, oi = 0.0, ok = 0.0, pick = GEMMLibrary.openblas
       if mode == .auto {
         let (m, n, k) = s.dims(batch: batch)
         let a = randomMatrix(m * k, seed: 5), b = randomMatrix(k * n, seed: 6)
@@ -303,19 +389,31 @@ public enum GEMMBackend {
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         let flop = 2 * Double(m) * Double(n) * Double(k)
         let calls = max(1, Int(2e8 / flop))
-        var tb = Double.infinity, td = Double.infinity, ti = Double.infinity
+        let ev = UnsafeMutableBufferPointer<Float>.allocate(capacity: evictionFloats)
+        ev.initialize(repeating: 0)
+        defer { ev.deallocate() }
+        var tb = Double.infinity, td = Double.infinity, ti = Double.infinity, tk = Double.infinity
         _ = seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: 1)  // oneDNN generates its kernel on the first call
         if perImage { _ = seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: 1, imageRows: imageRows) }
+        if kernelStable { _ = seconds(.kernel, s, batch: batch, a: a, b: b, c: c, calls: 1) }  // its scratch
         for _ in 0..<rounds {
-          tb = min(tb, seconds(.openblas, s, batch: batch, a: a, b: b, c: c, calls: calls))
-          td = min(td, seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: calls))
-          if perImage { ti = min(ti, seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: calls, imageRows: imageRows)) }
+          tb = min(tb, seconds(.openblas, s, batch: batch, a: a, b: b, c: c, calls: calls, evict: ev))
+          td = min(td, seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: calls, evict: ev))
+          if perImage {
+            ti = min(ti, seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: calls, imageRows: imageRows, evict: ev))
+          }
+          if kernelStable { tk = min(tk, seconds(.kernel, s, batch: batch, a: a, b: b, c: c, calls: calls, evict: ev)) }
         }
         ob = flop / tb / 1e9
         od = flop / td / 1e9
         oi = perImage ? flop / ti / 1e9 : 0
-        let best = min(stable ? td : .infinity, ti)
-        if best * margin < tb { pick = best == td && stable ? .onednn : .onednnImage }
+        ok = kernelStable ? flop / tk / 1e9 : 0
+        let candidates: [(Double, GEMMLibrary)] = [(stable ? td : .infinity, .onednn), (ti, .onednnImage), (tk, .kernel)]
+        let best = candidates.min { $0.0 < $1.0 }!
+        if best.0 * margin < tb { pick = best.1 }
+      } else if mode == .kernel {
+        precondition(kernelAvailable, "--gemm kernel needs AVX2 and FMA (checked by the commands)")
+        pick = .kernel
       } else if stable {
         pick = .onednn
       } else if perImage {
@@ -323,7 +421,7 @@ public enum GEMMBackend {
       }
       routes.append((s, pick))
       out.append(Measurement(shape: s, batch: batch, onednnRowStable: stable, openblasGFLOPs: ob, onednnGFLOPs: od,
-                             onednnImageGFLOPs: oi, choice: pick))
+                             onednnImageGFLOPs: oi, kernelGFLOPs: ok, kernelRowStable: kernelStable, choice: pick))
     }
     return (GEMMPlan(routes: routes), out)
   }

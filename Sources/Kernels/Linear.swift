@@ -10,7 +10,9 @@ public enum Linear {
   /// `y[N,O] = r[N,O] + b[O] + x[N,I] W[O,I]^T`: `y` is first set to the bias
   /// broadcast (plus the residual `r` when given, the pre-norm block's skip
   /// connection), then one GEMM accumulates with beta 1, so the result is
-  /// written in a single pass over `y` besides the GEMM itself.
+  /// written in a single pass over `y` besides the GEMM itself. Without a residual, a class
+  /// routed to cde's AVX2 kernel starts its chains from the bias inside the GEMM instead (same
+  /// bits, no pass).
   public static func forward(
     y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
     b: UnsafePointer<Float>?, n: Int, inF: Int, outF: Int, residual: UnsafePointer<Float>? = nil, rowBlock: Int = 0
@@ -26,6 +28,15 @@ public enum Linear {
       KernelProfiler.stop(.bf16Convert, tc)
     }
     let t0 = KernelProfiler.start()
+    if !bf16, residual == nil, let b,
+       GEMMBackend.route(transA: false, transB: true, m: n, n: outF, k: inF, rowBlock: rowBlock) == .kernel {
+      // cde's kernel starts every chain from the bias itself: the same bits as the bias
+      // broadcast below followed by beta 1, without the pass over `y`.
+      GEMMBackend.kernelSgemm(transA: false, transB: true, m: n, n: outF, k: inF, alpha: 1, a: x, lda: inF, b: w, ldb: inF,
+                              beta: 0, c: y, ldc: outF, bias: b, parallel: true)
+      KernelProfiler.stop(.linearForward, t0, flop: 2 * Double(n) * Double(inF) * Double(outF))
+      return
+    }
     if let r = residual {
       parallelChunks(n, minChunk: 64) { s, e in
         for row in s..<e {

@@ -34,9 +34,9 @@ public enum GEMMSelection {
         line = "gemm \(mode.rawValue): \(p)"
         if mode == .auto {
           line += String(format: " (timed in %.1f s on rank 0: ", dt)
-            + ms.map { String(format: "%@ %.0f/%.0f/%.0f GFLOP/s%@", $0.shape.description, $0.openblasGFLOPs, $0.onednnGFLOPs,
-                              $0.onednnImageGFLOPs, $0.onednnRowStable ? "" : " rows unstable") }.joined(separator: ", ")
-            + " OpenBLAS/oneDNN/oneDNN per image)"
+            + ms.map { String(format: "%@ %.0f/%.0f/%.0f/%.0f GFLOP/s%@", $0.shape.description, $0.openblasGFLOPs, $0.onednnGFLOPs,
+                              $0.onednnImageGFLOPs, $0.kernelGFLOPs, $0.onednnRowStable ? "" : " oneDNN rows unstable") }.joined(separator: ", ")
+            + " OpenBLAS/oneDNN/oneDNN per image/cde_avx2)"
         }
         if let stored, stored != encoded {
           line += "; differs from the plan in the checkpoint (\(GEMMPlan(encoded: stored)?.description ?? stored)): "

@@ -45,7 +45,8 @@ extension Bench {
       let rows: [[String: Any]] = ms.map {
         let (m, n, k) = $0.shape.dims(batch: $0.batch)
         return ["shape": $0.shape.description, "m": m, "n": n, "k": k, "openblas_gflop_per_s": $0.openblasGFLOPs,
-                "onednn_gflop_per_s": $0.onednnGFLOPs, "onednn_image_gflop_per_s": $0.onednnImageGFLOPs, "onednn_rows_stable": $0.onednnRowStable, "choice": $0.choice.rawValue]
+                "onednn_gflop_per_s": $0.onednnGFLOPs, "onednn_image_gflop_per_s": $0.onednnImageGFLOPs, "onednn_rows_stable": $0.onednnRowStable,
+                "kernel_gflop_per_s": $0.kernelGFLOPs, "kernel_rows_stable": $0.kernelRowStable, "choice": $0.choice.rawValue]
       }
       let r: [String: Any] = ["shapes": rows, "plan": plan.encoded, "blas_core": BLASRuntime.coreName,
                               "onednn": GEMMBackend.onednnVersion, "onednn_isa": GEMMBackend.onednnISA]
@@ -56,10 +57,11 @@ extension Bench {
     for x in ms {
       let (m, n, k) = x.shape.dims(batch: x.batch)
       let perImage = x.onednnImageGFLOPs > 0 ? String(format: "%6.1f", x.onednnImageGFLOPs) : "     -"
-      print(String(format: "  %@ %5d x %4d x %4d  OpenBLAS %6.1f  oneDNN %6.1f  per image %@ GFLOP/s  oneDNN rows %@  -> %@",
+      let kernel = x.kernelGFLOPs > 0 ? String(format: "%6.1f", x.kernelGFLOPs) : "     -"
+      print(String(format: "  %@ %5d x %4d x %4d  OpenBLAS %6.1f  oneDNN %6.1f  per image %@  cde_avx2 %@ GFLOP/s  oneDNN rows %@  -> %@",
                    x.shape.description.padding(toLength: 16, withPad: " ", startingAt: 0) as NSString, m, n, k,
-                   x.openblasGFLOPs, x.onednnGFLOPs, perImage as NSString, (x.onednnRowStable ? "stable" : "UNSTABLE") as NSString,
-                   x.choice.rawValue as NSString))
+                   x.openblasGFLOPs, x.onednnGFLOPs, perImage as NSString, kernel as NSString,
+                   (x.onednnRowStable ? "stable" : "UNSTABLE") as NSString, x.choice.rawValue as NSString))
     }
   }
 }

@@ -35,8 +35,8 @@ struct ComputeOptions: ParsableArguments {
   var threads: Int?
 
   @Option(help: ArgumentHelp(
-    "GEMM library: auto (time OpenBLAS and oneDNN per GEMM class at start-up, keep the faster), openblas, onednn (default: CDE_GEMM, or auto).",
-    valueName: "auto|openblas|onednn"))
+    "GEMM library: auto (time OpenBLAS, oneDNN and cde's AVX2 kernel per GEMM class at start-up, keep the fastest), openblas, onednn, kernel (cde's AVX2 kernel everywhere) (default: CDE_GEMM, or auto).",
+    valueName: "auto|openblas|onednn|kernel"))
   var gemm: GEMMMode?
 
   @Option(help: ArgumentHelp(
@@ -47,7 +47,11 @@ struct ComputeOptions: ParsableArguments {
   func validate() throws {
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     if gemm == nil, let e = ProcessInfo.processInfo.environment["CDE_GEMM"], GEMMMode(rawValue: e) == nil {
-      throw ValidationError("CDE_GEMM=\(e): expected one of auto, openblas, onednn")
+      throw ValidationError("CDE_GEMM=\(e): expected one of auto, openblas, onednn, kernel")
+    }
+    let mode = gemm ?? ProcessInfo.processInfo.environment["CDE_GEMM"].flatMap(GEMMMode.init)
+    if mode == .kernel && !GEMMBackend.kernelAvailable {
+      throw ValidationError("\(gemm == nil ? "CDE_GEMM=kernel" : "--gemm kernel"): this CPU lacks AVX2 or FMA, which cde's GEMM kernel needs")
     }
     _ = try kernelCopy()
   }
