@@ -99,6 +99,28 @@ static float *grow(float **p, size_t *cap, size_t floats) {
 MICRO_KERNEL(kernel_rows, int64_t lda, lda, 1)
 MICRO_KERNEL(kernel_packed, int unused_rs, 1, MR)
 
+// dst[r * ldd + c] = src[c * lds + r] for r, c < 8: an 8 x 8 block transposed in registers.
+static inline __attribute__((always_inline)) void transpose8(const float *src, int64_t lds, float *dst, int64_t ldd) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds);
+  __m256 r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3);
+  __m256 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 // op(B)[p0 + p, j0 + j] for p < kc, j < nc into 16-column panels (panel q at bp + q * kc * 16,
 // row p of it at + p * 16), the columns past nc zero.
 static void pack_b(int transB, const float *b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
@@ -110,6 +132,7 @@ static void pack_b(int transB, const float *b, int64_t ldb, int64_t p0, int64_t 
       const float *src = b + p0 * ldb + j0 + q;
       if (w == NR) {
         for (int64_t p = 0; p < kc; p++) {
+          __builtin_prefetch(src + (p + 8) * ldb, 0, 3);  // rows far apart: ahead of the stride prefetcher
           _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(src + p * ldb));
           _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(src + p * ldb + 8));
         }
@@ -120,14 +143,22 @@ static void pack_b(int transB, const float *b, int64_t ldb, int64_t p0, int64_t 
         }
       }
     } else {
-      // B[n, k]: column j of op(B) is row j0 + q + j of B.
+      // B[n, k]: column j of op(B) is row j0 + q + j of B. Full panels: 8 x 8 blocks transposed
+      // in registers, the next panel's rows prefetched; the rest element by element.
       const float *src = b + (j0 + q) * ldb + p0;
+      int64_t p = 0;
+      if (w == NR) {
+        for (int64_t j = 0; j < NR && q + NR + j < nc; j++)
+          for (int64_t e = 0; e < kc; e += 16) __builtin_prefetch(src + (NR + j) * ldb + e, 0, 3);
+        for (; p + 8 <= kc; p += 8)
+          for (int64_t h = 0; h < NR; h += 8) transpose8(src + h * ldb + p, ldb, dst + p * NR + h, NR);
+      }
       for (int64_t j = 0; j < w; j++) {
         const float *row = src + j * ldb;
-        for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = row[p];
+        for (int64_t pp = p; pp < kc; pp++) dst[pp * NR + j] = row[pp];
       }
       for (int64_t j = w; j < NR; j++)
-        for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = 0;
+        for (int64_t pp = 0; pp < kc; pp++) dst[pp * NR + j] = 0;
     }
   }
 }
@@ -152,15 +183,15 @@ int cde_sgemm_avx2(int transA, int transB, int64_t m, int64_t n, int64_t k, floa
   // op(B) is packed a column block at a time, for all of k when k <= 1024 (each 6-row panel of
   // op(A) then runs through every k block before the next: its tiles of C stay in cache), else
   // one k block at a time (weight gradients, k the batch's tokens: C is revisited per k block).
-  // A packed column block takes at most three quarters of the L2 cache, a quarter when k is
-  // blocked (C, revisited, must stay in L2 beside it).
+  // A packed column block takes at most three quarters of the L2 cache, half when k is blocked
+  // (C, revisited for every k block, shares the L2 with it).
   static _Thread_local int64_t l2 = 0;
   if (l2 == 0) {
     long s = sysconf(_SC_LEVEL2_CACHE_SIZE);
     l2 = s > 0 ? s : 256 * 1024;
   }
   int64_t kspan = k <= 1024 ? k : kc;
-  int64_t budget = k <= 1024 ? l2 * 3 / 4 : l2 / 4;
+  int64_t budget = k <= 1024 ? l2 * 3 / 4 : l2 / 2;
   int64_t ncmax = budget / (kspan * (int64_t)sizeof(float)) / NR * NR;
   if (ncmax < NR) ncmax = NR;
   int64_t npad = (n + NR - 1) / NR * NR;

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import KernelsAVX512
 
 /// Multi-head self-attention core (timm `Attention` between `qkv` and `proj`).
@@ -25,6 +26,13 @@ public enum Attention {
   public static func probsStride(t: Int, headDim: Int) -> Int {
     headDim == HeadTiles.width ? paddedTokens(t) : t
   }
+
+  /// Whether heads of width 64 run on cde's AVX2 GEMM kernel (Attention+Kernel.swift) rather than
+  /// the build copy's tiles: where the CPU runs the kernel and the build's copy is active (the
+  /// AVX-512 copy keeps its 512-bit tiles). The same bits either way.
+  /// `CDE_ATTENTION_TILES=1` keeps the tiles (for comparisons).
+  static var headsOnKernel: Bool { GEMMBackend.kernelAvailable && !KernelISA.avx512Copy && !tilesForced }
+  static let tilesForced = ProcessInfo.processInfo.environment["CDE_ATTENTION_TILES"] == "1"
 
   /// `t` padded to the active copy's tile width (`HeadTiles.padded`).
   @inline(__always) static func paddedTokens(_ t: Int) -> Int {
@@ -54,7 +62,7 @@ public enum Attention {
       let per = scratchCount(t: t, heads: heads, headDim: headDim), tp = paddedTokens(t)
       let buf = scratch ?? .allocate(capacity: Threads.count * per)
       defer { if scratch == nil { buf.deallocate() } }
-      let wide = KernelISA.avx512Copy
+      let wide = KernelISA.avx512Copy, onKernel = headsOnKernel
       parallelWorkers(n * heads) { worker, s, e in
         for task in s..<e {
           let img = task / heads, h = task % heads
@@ -63,6 +71,8 @@ public enum Attention {
           let p = probs + task * t * tp, o = out + img * t * d + h * headDim, w = buf + worker * per
           if wide {
             KernelsAVX512.HeadTiles.forward(q: q, k: k, v: v, ld: 3 * d, p: p, o: o, ldo: d, t: t, scale: scale, scratch: w)
+          } else if onKernel {
+            HeadKernel.forward(q: q, k: k, v: v, ld: 3 * d, p: p, o: o, ldo: d, t: t, scale: scale)
           } else {
             HeadTiles.forward(q: q, k: k, v: v, ld: 3 * d, p: p, o: o, ldo: d, t: t, scale: scale, scratch: w)
           }
@@ -102,7 +112,7 @@ public enum Attention {
     let scale = 1 / Float(headDim).squareRoot()
     if headDim == HeadTiles.width {
       let per = scratchCount(t: t, heads: heads, headDim: headDim), tp = paddedTokens(t)
-      let wide = KernelISA.avx512Copy
+      let wide = KernelISA.avx512Copy, onKernel = headsOnKernel
       parallelWorkers(n * heads) { worker, s, e in
         for task in s..<e {
           let img = task / heads, h = task % heads
@@ -113,6 +123,9 @@ public enum Attention {
             KernelsAVX512.HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: p, dO: dO, ldo: d,
                                              dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o, t: t, scale: scale,
                                              scratch: w)
+          } else if onKernel {
+            HeadKernel.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: p, dO: dO, ldo: d,
+                                dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o, t: t, scale: scale, ds: w)
           } else {
             HeadTiles.backward(q: base + o, k: base + d + o, v: base + 2 * d + o, ld: 3 * d, p: p, dO: dO, ldo: d,
                                dq: dbase + o, dk: dbase + d + o, dv: dbase + 2 * d + o, t: t, scale: scale, scratch: w)

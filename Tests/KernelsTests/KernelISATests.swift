@@ -29,20 +29,23 @@ final class KernelISATests: XCTestCase {
 
   /// One attention head, forward and backward, token counts with and without tile tails.
   func testAttentionTilesGiveTheSameBits() throws {
-    try requireBoth()
+    let copies = [0] + (KernelISA.missingAVX512(flags: BLASRuntime.cpuFlags()).isEmpty ? [1] : [])
+      + (GEMMBackend.kernelAvailable ? [2] : [])
+    try XCTSkipIf(copies.count < 2, "only the build's tiles run on this CPU")
     let w = Kernels.HeadTiles.width
     XCTAssertEqual(KernelsAVX512.HeadTiles.width, w)
     XCTAssertEqual(KernelsAVX512.HeadTiles.columnTile, 32)
-    for t in [1, 5, 37, 50, 197] {
+    for t in [1, 5, 37, 50, 197, 401] {
       let ld = 3 * w + 8  // q, k, v side by side, rows padded as in a qkv buffer
       let qkv = random(t * ld, seed: UInt64(t)), dO = random(t * w, seed: UInt64(1000 + t))
       let scale = 1 / Float(w).squareRoot()
-      // forward (0) and backward (1) with the build's copy, then the AVX-512 copy: P's first t
-      // columns, O, dQ, dK, dV.
+      // forward (0) and backward (1) with the build's copy, then the AVX-512 copy, then (on CPUs
+      // with AVX2 and FMA) cde's GEMM kernel (Attention+Kernel.swift): P's first t columns, O, dQ,
+      // dK, dV.
       var results: [[[Float]]] = []
-      for copy in 0..<2 {
-        let tp = copy == 0 ? Kernels.HeadTiles.padded(t) : KernelsAVX512.HeadTiles.padded(t)
-        let scratchCount = copy == 0 ? Kernels.HeadTiles.scratchCount(t: t) : KernelsAVX512.HeadTiles.scratchCount(t: t)
+      for copy in copies {
+        let tp = copy != 1 ? Kernels.HeadTiles.padded(t) : KernelsAVX512.HeadTiles.padded(t)
+        let scratchCount = copy != 1 ? Kernels.HeadTiles.scratchCount(t: t) : KernelsAVX512.HeadTiles.scratchCount(t: t)
         var p = [Float](repeating: .nan, count: t * tp), o = [Float](repeating: .nan, count: t * w)
         var dqkv = [Float](repeating: .nan, count: t * ld), scratch = [Float](repeating: 0, count: scratchCount)
         qkv.withUnsafeBufferPointer { x in
@@ -53,6 +56,11 @@ final class KernelISATests: XCTestCase {
                 if copy == 0 {
                   Kernels.HeadTiles.forward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, o: ob.baseAddress!, ldo: w, t: t,
                                             scale: scale, scratch: sb.baseAddress!)
+                } else if copy == 2 {
+                  Kernels.HeadKernel.forward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, o: ob.baseAddress!, ldo: w, t: t,
+                                             scale: scale)
+                  let tp = Kernels.HeadTiles.padded(t)
+                  for r in 0..<t { for c in t..<tp { XCTAssertEqual(pb[r * tp + c], 0, "padding of P") } }
                 } else {
                   KernelsAVX512.HeadTiles.forward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, o: ob.baseAddress!, ldo: w,
                                                   t: t, scale: scale, scratch: sb.baseAddress!)
@@ -68,6 +76,9 @@ final class KernelISATests: XCTestCase {
                   if copy == 0 {
                     Kernels.HeadTiles.backward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, dO: gb.baseAddress!, ldo: w,
                                                dq: d, dk: d + w, dv: d + 2 * w, t: t, scale: scale, scratch: sb.baseAddress!)
+                  } else if copy == 2 {
+                    Kernels.HeadKernel.backward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, dO: gb.baseAddress!, ldo: w,
+                                                dq: d, dk: d + w, dv: d + 2 * w, t: t, scale: scale, ds: sb.baseAddress!)
                   } else {
                     KernelsAVX512.HeadTiles.backward(q: q, k: k, v: v, ld: ld, p: pb.baseAddress!, dO: gb.baseAddress!,
                                                      ldo: w, dq: d, dk: d + w, dv: d + 2 * w, t: t, scale: scale,
@@ -83,9 +94,12 @@ final class KernelISATests: XCTestCase {
         XCTAssertFalse(probs.contains { !$0.isFinite } || o.contains { !$0.isFinite } || grads.contains { !$0.isFinite })
         results.append([probs, o, grads])
       }
-      assertSameBits(results[0][0], results[1][0], "P, t = \(t)")
-      assertSameBits(results[0][1], results[1][1], "O, t = \(t)")
-      assertSameBits(results[0][2], results[1][2], "dQ, dK, dV, t = \(t)")
+      for other in 1..<results.count {
+        let which = copies[other] == 1 ? "AVX-512 tiles" : "GEMM kernel"
+        assertSameBits(results[0][0], results[other][0], "P, t = \(t), \(which)")
+        assertSameBits(results[0][1], results[other][1], "O, t = \(t), \(which)")
+        assertSameBits(results[0][2], results[other][2], "dQ, dK, dV, t = \(t), \(which)")
+      }
     }
   }
 
