@@ -127,7 +127,7 @@ final class KernelISATests: XCTestCase {
     let n = 1000
     let x = random(n, seed: 7, scale: 3) + [0, -0.0, 12, -12, 40, -40, .infinity, -.infinity]
     let dy = random(x.count, seed: 8)
-    for (s, e) in [(0, x.count), (3, 19), (5, 6), (16, 48)] {
+    for (s, e) in [(0, x.count), (3, 19), (5, 6), (16, 48), (7, 7 + 2 * 256 + 20)] {
       var ya = [Float](repeating: 0, count: x.count), yb = ya, ga = ya, gb = ya, da = ya, db = ya, ba = ya, bb = ya
       x.withUnsafeBufferPointer { xp in
         let xs = xp.baseAddress!
@@ -143,6 +143,14 @@ final class KernelISATests: XCTestCase {
       assertSameBits(da, db, "gelu derivative \(s)..<\(e)")
       assertSameBits(ba, bb, "gelu backward \(s)..<\(e)")
       assertSameBits(ya, ga, "gelu against gelu kept \(s)..<\(e)")  // the two forwards agree with each other too
+      // The kept derivative (blocks of GELULoops.block in three loops) is the backward's formula
+      // at dy = 1, and g may overwrite x.
+      var oa = [Float](repeating: 0, count: x.count), inPlace = x, dIn = oa
+      x.withUnsafeBufferPointer { Kernels.GELULoops.backward(dx: &oa, dy: [Float](repeating: 1, count: x.count), x: $0.baseAddress!, s, e) }
+      assertSameBits(da, oa, "gelu derivative against backward \(s)..<\(e)")
+      inPlace.withUnsafeMutableBufferPointer { Kernels.GELULoops.forward(g: $0.baseAddress!, derivative: &dIn, x: $0.baseAddress!, s, e) }
+      assertSameBits(Array(inPlace[s..<e]), Array(ga[s..<e]), "gelu kept in place \(s)..<\(e)")
+      assertSameBits(dIn, da, "gelu derivative in place \(s)..<\(e)")
     }
   }
 

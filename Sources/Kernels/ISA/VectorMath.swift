@@ -48,6 +48,12 @@ public func verfcAbs(_ u: V16) -> V16 {
   var z = u
   z.replace(with: -u, where: u .< 0)
   let t = 1 / (1 + 0.5 * z)
+  return t * vexp(-z * z + erfcPolynomial(t))
+}
+
+/// The polynomial of `verfcAbs` in `t = 1 / (1 + |u| / 2)` (Horner, highest coefficient first).
+@inline(__always)
+public func erfcPolynomial(_ t: V16) -> V16 {
   var p = V16(repeating: 0.170_872_77)
   p = V16(repeating: -0.822_152_23).addingProduct(p, t)
   p = V16(repeating: 1.488_515_87).addingProduct(p, t)
@@ -58,7 +64,7 @@ public func verfcAbs(_ u: V16) -> V16 {
   p = V16(repeating: 0.374_091_96).addingProduct(p, t)
   p = V16(repeating: 1.000_023_68).addingProduct(p, t)
   p = V16(repeating: -1.265_512_23).addingProduct(p, t)
-  return t * vexp(-z * z + p)
+  return p
 }
 
 /// The standard normal CDF `Phi(x) = (1 + erf(x/sqrt2))/2`, computed from
