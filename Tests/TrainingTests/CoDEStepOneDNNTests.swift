@@ -45,3 +45,26 @@ final class CoDEStepOneDNNImageTests: CoDEStepParityTests {
 
   func testThreadCountDoesNotChangeResultsOnOneDNNPerImage() throws { try testThreadCountDoesNotChangeResults() }
 }
+
+/// The same again on cde's AVX2 GEMM kernel (`--gemm kernel`) for every GEMM class: PyTorch
+/// parity at the same tolerances and thread-count independence. (The small ViT's heads are 16
+/// wide, so its attention takes the generic path; heads of width 64 on the kernel give the tiles'
+/// bits, `KernelISATests.testAttentionTilesGiveTheSameBits`.)
+final class CoDEStepKernelTests: CoDEStepParityTests {
+  override func setUpWithError() throws {
+    try XCTSkipUnless(GEMMBackend.kernelAvailable, "the CPU lacks AVX2 or FMA")
+    try super.setUpWithError()
+    let (plan, _) = GEMMBackend.decide(Self.smallConfig.gemmShapes, batch: 400, mode: .kernel)
+    GEMMBackend.install(plan)
+    XCTAssertEqual(plan.kernelShapes.count, Set(Self.smallConfig.gemmShapes).count)
+  }
+
+  override func tearDown() {
+    GEMMBackend.install(GEMMPlan())
+    super.tearDown()
+  }
+
+  func testStepMatchesPyTorchOnTheKernel() throws { try testStepMatchesPyTorch() }
+
+  func testThreadCountDoesNotChangeResultsOnTheKernel() throws { try testThreadCountDoesNotChangeResults() }
+}
