@@ -30,7 +30,7 @@ public func sgemm(
     GEMMBackend.onednnImageSgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                                  beta: beta, c: c, ldc: ldc, rowBlock: rowBlock, parallel: parallel)
     return
-  case .kernel where alpha == 1 || beta == 0:
+  case .kernel where GEMMBackend.kernelTakes(alpha: alpha, beta: beta):
     GEMMBackend.kernelSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
                             ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
     return
@@ -85,7 +85,7 @@ public func sgemmRows(
 ) {
   if m == 0 || n == 0 { return }
   let library = GEMMBackend.route(transA: false, transB: transB, m: m, n: n, k: k, rowBlock: rowBlock)
-  if m >= rowStableMinRows || library == .onednnImage || (library == .kernel && (alpha == 1 || beta == 0)) {
+  if m >= rowStableMinRows || library == .onednnImage || (library == .kernel && GEMMBackend.kernelTakes(alpha: alpha, beta: beta)) {
     sgemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
           rowBlock: rowBlock)
     return

@@ -182,6 +182,10 @@ public enum GEMMBackend {
     precondition(st == dnnl_success, "dnnl_sgemm failed (status \(st.rawValue)) for \(m)x\(n)x\(k)")
   }
 
+  /// Whether cde's kernel takes a call with these `alpha` and `beta` (`cde_sgemm_avx2`'s contract;
+  /// the others go to OpenBLAS).
+  @inline(__always) static func kernelTakes(alpha: Float, beta: Float) -> Bool { alpha == 1 || beta == 0 }
+
   /// One single-threaded call of cde's AVX2 kernel, `cblas_sgemm`'s arguments (row-major) and an
   /// optional bias that starts every chain (then `beta` is 0). Needs `alpha == 1` or `beta == 0`.
   @inline(__always) static func kernelCall(
@@ -377,6 +381,9 @@ public enum GEMMBackend {
     var routes: [(shape: GEMMShape, library: GEMMLibrary)] = []
     var out: [Measurement] = []
     let probeRows = max(batch, 2 * rowStableMinRows + 64)
+    let ev = UnsafeMutableBufferPointer<Float>.allocate(capacity: mode == .auto ? evictionFloats : 0)
+    ev.initialize(repeating: 0)
+    defer { ev.deallocate() }
     for s in shapes where !routes.contains(where: { $0.shape == s }) {
       let stable = rowStable(.onednn, s, batch: probeRows)
       let kernelStable = kernelAvailable && rowStable(.kernel, s, batch: probeRows)
@@ -389,9 +396,6 @@ public enum GEMMBackend {
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         let flop = 2 * Double(m) * Double(n) * Double(k)
         let calls = max(1, Int(2e8 / flop))
-        let ev = UnsafeMutableBufferPointer<Float>.allocate(capacity: evictionFloats)
-        ev.initialize(repeating: 0)
-        defer { ev.deallocate() }
         var tb = Double.infinity, td = Double.infinity, ti = Double.infinity, tk = Double.infinity
         _ = seconds(.onednn, s, batch: batch, a: a, b: b, c: c, calls: 1)  // oneDNN generates its kernel on the first call
         if perImage { _ = seconds(.onednnImage, s, batch: batch, a: a, b: b, c: c, calls: 1, imageRows: imageRows) }
