@@ -39,9 +39,7 @@ public func sgemm(
   }
   let ta = transA ? CblasTrans : CblasNoTrans
   let tb = transB ? CblasTrans : CblasNoTrans
-  // Split only when each chunk keeps a useful amount of work.
-  let flops = 2 * m * n * k
-  if !parallel || Threads.count <= 1 || flops < 4_000_000 || m < 32 {
+  if !splitsRows(parallel: parallel, m: m, n: n, k: k) {
     cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                 beta, c, Int32(ldc))
     return
@@ -52,6 +50,12 @@ public func sgemm(
     cblas_sgemm(CblasRowMajor, ta, tb, Int32(e - s), Int32(n), Int32(k), alpha, a + aOff, Int32(lda), b,
                 Int32(ldb), beta, c + s * ldc, Int32(ldc))
   }
+}
+
+/// Whether an `sgemm` call splits its rows over the workers (every library): only when asked,
+/// with more than one worker, and when each chunk keeps a useful amount of work.
+@inline(__always) func splitsRows(parallel: Bool, m: Int, n: Int, k: Int) -> Bool {
+  parallel && Threads.count > 1 && 2 * m * n * k >= 4_000_000 && m >= 32
 }
 
 /// Output rows that the running OpenBLAS sgemm kernel computes as one group (row-major `C`,

@@ -204,7 +204,7 @@ public enum GEMMBackend {
     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
     parallel: Bool
   ) {
-    if !parallel || Threads.count <= 1 || 2 * m * n * k < 4_000_000 || m < 32 {
+    if !splitsRows(parallel: parallel, m: m, n: n, k: k) {
       kernelCall(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
                  c: c, ldc: ldc, bias: bias)
       return
@@ -220,7 +220,7 @@ public enum GEMMBackend {
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool
   ) {
-    if !parallel || Threads.count <= 1 || 2 * m * n * k < 4_000_000 || m < 32 {
+    if !splitsRows(parallel: parallel, m: m, n: n, k: k) {
       dnnl(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
            c: c, ldc: ldc)
       return
