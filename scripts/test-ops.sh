@@ -18,9 +18,9 @@ trap cleanup EXIT
 seed=${RANDOM_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed
 FAIL_NOTE="RANDOM_SEED=$seed"
-# The runs compared bit for bit below must compute alike, also when a rank is killed before the
-# first checkpoint (the restart then plans its GEMMs afresh): oneDNN wherever its rows are
-# stable, as in test-train.sh, instead of `auto`'s timing, which may choose differently per run.
+# The runs compared bit for bit below are separate run directories, each of which would time its
+# own plan under `auto` (a restart reuses its run's RUN/gemm.txt, but another run does not), so
+# they must compute alike by mode: oneDNN wherever its rows are stable, as in test-train.sh.
 export CDE_GEMM=onednn
 
 "$BIN" shards synth --out "$T/data" --records 48 --shard-size 16 --seed 5 >/dev/null

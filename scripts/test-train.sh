@@ -102,6 +102,16 @@ CDE_GEMM=auto "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.steps=1
   --set checkpoint.every_steps=100 >"$T/Aauto.log" 2>&1 || { cat "$T/Aauto.log"; fail "resume under CDE_GEMM=auto failed"; }
 grep -q "from its checkpoint" "$T/Aauto.log" || { cat "$T/Aauto.log"; fail "resume under auto did not reuse the checkpoint's GEMM plan"; }
 ok "GEMM plan stored in the checkpoint and reused by a resume under auto"
+# ... and in RUN/gemm.txt at start-up, which a restart before the first checkpoint reuses.
+[ -s "$T/A/gemm.txt" ] && python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["gemm"] != open(sys.argv[2]).read().strip())' \
+  "$(ckpt "$T/A" 10)/trainer.json" "$T/A/gemm.txt" \
+  || fail "run A's gemm.txt is missing or differs from its checkpoint's plan"
+mkdir -p "$T/Arestart" && cp "$T/A/gemm.txt" "$T/Arestart/"
+CDE_GEMM=auto "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --set train.steps=1 --out "$T/Arestart" --resume auto \
+  >"$T/Arestart.log" 2>&1 || { cat "$T/Arestart.log"; fail "a start under auto with RUN/gemm.txt and no checkpoint failed"; }
+grep -q "from RUN/gemm.txt" "$T/Arestart.log" && cmp -s "$T/A/gemm.txt" "$T/Arestart/gemm.txt" \
+  || { cat "$T/Arestart.log"; fail "a restart before the first checkpoint did not reuse RUN/gemm.txt"; }
+ok "GEMM plan in RUN/gemm.txt reused by a restart before the first checkpoint"
 
 # C: the step-10 checkpoint resumed with 1 rank and with 4 ranks reads the same global record order.
 for np in 1 4; do

@@ -12,19 +12,37 @@ public enum GEMMSelection {
   /// rows; oneDNN per image in calls of the model's token count, 197 for ViT-Tiny).
   public static let timingRows = 1576
 
+  /// The run directory's copy of the plan the run started with, written by rank 0 at every
+  /// start: a restart before the first checkpoint (`--resume auto`, no checkpoint yet) reads it
+  /// and computes as the first start did.
+  public static let runFileName = "gemm.txt"
+
+  /// The plan in `RUN/gemm.txt`, or nil when the file is missing or does not parse.
+  public static func readRunFile(_ run: URL) -> String? {
+    guard let data = FileManager.default.contents(atPath: run.appendingPathComponent(runFileName).path) else { return nil }
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return GEMMPlan(encoded: text) == nil ? nil : text
+  }
+
+  /// Writes the installed plan to `RUN/gemm.txt` (atomically).
+  public static func writeRunFile(_ run: URL) throws {
+    try Data((GEMMBackend.plan.encoded + "\n").utf8).write(to: run.appendingPathComponent(runFileName), options: .atomic)
+  }
+
   /// Decides (rank 0) and installs (every rank) the plan for `model` under `mode`, and returns
-  /// one log line. `stored` is the plan a resumed run started with (checkpoint): under `auto`
-  /// it is reused, so a resumed run computes as the uninterrupted run did; a forced mode that
-  /// differs from it is used and said.
+  /// one log line. `stored` is the plan the run started with (from its checkpoint, or from
+  /// `RUN/gemm.txt` on a restart before the first checkpoint, as `storedFrom` says): under
+  /// `auto` it is reused, so a restarted run computes as the uninterrupted run did; a forced
+  /// mode that differs from it is used and said.
   @discardableResult
   public static func setUp(model: ViTConfig, mode: GEMMMode, communicator comm: Communicator,
-                           stored: String? = nil) -> String {
+                           stored: String? = nil, storedFrom: String = "its checkpoint") -> String {
     var line = ""
     var encoded = ""
     if comm.rank == 0 {
       if mode == .auto, let stored, let p = GEMMPlan(encoded: stored) {
         encoded = p.encoded
-        line = "gemm: \(p) (the plan this run started with, from its checkpoint)"
+        line = "gemm: \(p) (the plan this run started with, from \(storedFrom))"
       } else {
         let t0 = MonotonicClock.seconds()
         let t = model.grid * model.grid + 1  // tokens of one image at the training resolution
@@ -39,7 +57,7 @@ public enum GEMMSelection {
             + " OpenBLAS/oneDNN/oneDNN per image/cde_avx2)"
         }
         if let stored, stored != encoded {
-          line += "; differs from the plan in the checkpoint (\(GEMMPlan(encoded: stored)?.description ?? stored)): "
+          line += "; differs from the plan in \(storedFrom) (\(GEMMPlan(encoded: stored)?.description ?? stored)): "
             + "the resumed run is not bit-identical to an uninterrupted one"
         }
       }

@@ -188,9 +188,23 @@ public final class Trainer {
     // Parameters and moments: rank 0 loads or initialises, then broadcasts.
     try Self.loadOrInitialise(vit, step.optimizer, restored: restored, state: state, config: config, communicator: comm, log: log)
     globalStep = startStep
+    // The GEMM plan: the checkpoint's; on a restart before the first checkpoint, the one the
+    // first start wrote to RUN/gemm.txt; else timed afresh (rank 0, broadcast).
+    var storedPlan = state?.gemm
+    var storedFrom = "its checkpoint"
+    if storedPlan == nil, resume == "auto", comm.rank == 0, let p = GEMMSelection.readRunFile(run) {
+      storedPlan = p
+      storedFrom = "RUN/\(GEMMSelection.runFileName), written when it first started"
+    }
     let gemmLine = GEMMSelection.setUp(model: config.model.vit, mode: GEMMBackend.requestedMode, communicator: comm,
-                                       stored: state?.gemm)
-    if comm.rank == 0 { log(gemmLine) }
+                                       stored: storedPlan, storedFrom: storedFrom)
+    if comm.rank == 0 {
+      log(gemmLine)
+      do { try GEMMSelection.writeRunFile(run) } catch {
+        log("warning: \(run.appendingPathComponent(GEMMSelection.runFileName).path): cannot write the GEMM plan "
+          + "(\(RunDirectory.reason(error))); a restart before the first checkpoint would time its GEMMs afresh")
+      }
+    }
 
     // Data stream at the restored cursor.
     loader = try D3Loader(config: Self.loaderConfig(config, communicator: comm, log: log), cursor: state?.dataCursor ?? DataCursor())
