@@ -58,10 +58,30 @@ torch_rate() { grep -o '[0-9.]* pairs/s' | tail -1 | cut -d' ' -f1; }
 # anchor COMMAND...: the best records/s of ANCHOR_ROUNDS runs of a PyTorch anchor (nothing when
 # no run printed a rate). The anchors vary more from run to run than cde does; their best
 # keeps the ratios conservative.
+# When no run printed a rate, the last line of the last run's stderr goes to
+# $BENCH_TMP/failed-<label>, and `shown` prints it in place of the rate.
 ANCHOR_ROUNDS=${ANCHOR_ROUNDS:-1}
-anchor() {
-  local r
-  for ((r = 0; r < ANCHOR_ROUNDS; r++)); do "$@" 2>/dev/null | torch_rate || true; done | grep . | sort -g | tail -1 || true
+BENCH_TMP=$(mktemp -d)
+trap 'rm -rf "$BENCH_TMP"' EXIT
+# torch.compile's inductor caches the C++ it generates under /tmp/torchinductor_<user> by
+# default, keyed without the CPU: a cache written on another CPU generation (a VM that moved host)
+# aborted the compiled anchor inside that code. Each run gets an empty cache of its own.
+export TORCHINDUCTOR_CACHE_DIR="$BENCH_TMP/inductor"
+anchor() {  # anchor LABEL COMMAND...
+  local label=$1 r out
+  shift
+  rm -f "$BENCH_TMP/failed-$label"
+  out=$(for ((r = 0; r < ANCHOR_ROUNDS; r++)); do "$@" 2>"$BENCH_TMP/stderr" | torch_rate || true; done | grep . | sort -g | tail -1 || true)
+  if [ -z "$out" ]; then
+    { grep . "$BENCH_TMP/stderr" || echo "no rate printed"; } | tail -1 | cut -c1-120 >"$BENCH_TMP/failed-$label"
+  fi
+  echo "$out"
+}
+# shown LABEL VALUE: VALUE, or "failed (<last stderr line>)" when anchor LABEL failed, or n/a.
+shown() {
+  if [ -n "$2" ]; then echo "$2"
+  elif [ -s "$BENCH_TMP/failed-$1" ]; then echo "failed ($(cat "$BENCH_TMP/failed-$1"))"
+  else echo "n/a"; fi
 }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
 
@@ -174,32 +194,33 @@ for L in $SIZES; do
   [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
   best=""
   if [ "$TORCH_PYTHON" != none ] && [ -f "$ANCHORS/pytorch_code_step.py" ]; then
-    T2=$(anchor "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 2 --steps "$STEPS")
+    T2=$(anchor t2 "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 2 --steps "$STEPS")
     TORCHRUN=$(dirname "$TORCH_PYTHON")/torchrun
     TD=""
     if [ -x "$TORCHRUN" ]; then
-      TD=$(anchor env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
+      TD=$(anchor ddp env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
         --local-size "$L" --steps "$STEPS")
     fi
     # torch.compile (inductor) compiles during the anchor's warm-up steps, outside its timing.
     TC=""
-    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$(anchor "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
+    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$(anchor compile "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
       --threads 2 --steps "$STEPS" --compile)
-    T1=$(anchor "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS")
+    T1=$(anchor t1 "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS")
     tp() { [ -n "$1" ] && pct "$(echo "$1 * $GPR" | bc)" "$2" || echo "n/a"; }
     printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   compiled, 2 threads: %s (%s)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
-      "$T2" "$(tp "$T2" 2)" "${TC:-n/a}" "$(tp "$TC" 2)" "${TD:-n/a}" "$(tp "$TD" 2)" "$T1" "$(tp "$T1" 1)"
+      "$(shown t2 "$T2")" "$(tp "$T2" 2)" "$(shown compile "$TC")" "$(tp "$TC" 2)" "$(shown ddp "$TD")" "$(tp "$TD" 2)" \
+      "$(shown t1 "$T1")" "$(tp "$T1" 1)"
     best=$(printf "%s\n%s\n%s\n" "$T2" "$TC" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
     if [ -n "$RB" ]; then  # PyTorch's own mixed precision: the anchors under CPU autocast to bf16
-      TB2=$(anchor "$TORCH_PYTHON" "$HERE/scripts/torch_autocast_bf16.py" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
+      TB2=$(anchor bf16 "$TORCH_PYTHON" "$HERE/scripts/torch_autocast_bf16.py" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
         --threads 2 --steps "$STEPS")
       TBD=""
-      [ -x "$TORCHRUN" ] && TBD=$(anchor env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$HERE/scripts/torch_autocast_bf16.py" \
+      [ -x "$TORCHRUN" ] && TBD=$(anchor bf16ddp env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$HERE/scripts/torch_autocast_bf16.py" \
         "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" --local-size "$L" --steps "$STEPS")
       bestb=$(printf "%s\n%s\n" "$TB2" "$TBD" | grep . | sort -g | tail -1)
-      echo "   torch autocast bf16, 2 threads: ${TB2:-n/a} records/s   DDP 2x1: ${TBD:-n/a}; ratio cde 2x1 bf16 / torch best bf16: $(ratio "$RB" "$bestb"), / torch best fp32: $(ratio "$RB" "$best")"
+      echo "   torch autocast bf16, 2 threads: $(shown bf16 "$TB2") records/s   DDP 2x1: $(shown bf16ddp "$TBD"); ratio cde 2x1 bf16 / torch best bf16: $(ratio "$RB" "$bestb"), / torch best fp32: $(ratio "$RB" "$best")"
     fi
   else
     echo "   (PyTorch anchors skipped: set TORCH_PYTHON to a python with torch and timm)"
