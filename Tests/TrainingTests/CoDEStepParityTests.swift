@@ -47,9 +47,24 @@ class CoDEStepParityTests: XCTestCase {
       let rg = try ref.floats("grad.\(e.name)")
       XCTAssertLessThan(relFrobenius(g, rg), 1e-4, "grad.\(e.name)")
       let p = Array(UnsafeBufferPointer(start: model.params + e.offset, count: e.count))
-      // 2% of lr: elements whose gradient is pure rounding noise (the key bias
-      // of attention has zero true gradient) move by up to lr * |g| / (|g| + eps).
-      assertClose(p, try ref.floats("param.\(e.name)"), atol: 2e-5, "param.\(e.name)")
+      let rp = try ref.floats("param.\(e.name)")
+      if e.name.hasSuffix(".attn.qkv.bias") {
+        // The key bias (elements d..<2d) has zero true gradient: q . (k + c) adds q . c to
+        // every logit in a query's row, which the softmax cancels. Its gradient, here and in
+        // PyTorch, is rounding noise, and AdamW's first step moves each element by
+        // lr * g / (|g| + eps), up to lr, however small the noise: so these elements are held
+        // to that closed form from the two gradients, and the gradient to the noise level.
+        let queryScale = g[0..<d].map { abs($0) }.max() ?? 0
+        let update = { (x: Float) -> Double in Double(x) / (abs(Double(x)) + 1e-8) }
+        for i in d..<(2 * d) {
+          XCTAssertLessThanOrEqual(abs(g[i]), 1e-5 * queryScale, "grad.\(e.name)[\(i)]: the key bias has zero true gradient")
+          XCTAssertEqual(Double(p[i]), Double(rp[i]) - 1e-3 * (update(g[i]) - update(rg[i])), accuracy: 1e-6,
+                         "param.\(e.name)[\(i)]: AdamW's first step from the two noise gradients")
+        }
+        assertClose(Array(p[0..<d] + p[(2 * d)...]), Array(rp[0..<d] + rp[(2 * d)...]), atol: 2e-5, "param.\(e.name) (query, value)")
+      } else {
+        assertClose(p, rp, atol: 2e-5, "param.\(e.name)")
+      }
     }
   }
 
