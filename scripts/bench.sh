@@ -21,7 +21,8 @@
 #
 # GEMMS (default "openblas auto"): the --gemm modes compared side by side; the 2-rank step runs
 # once per mode, alternating, AB_ROUNDS times (default 3), and the median of each is reported.
-# The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
+# Each FMA-peak reading also gives the rate of cde's AVX2 GEMM micro-kernel alone, operands in L1:
+# the ceiling of its GEMMs on this core. The FMA peak (`cde bench --fma-peak`: an FMA-throughput loop, per core on CPU time) scales
 # with the cores a layout uses; every figure is also given as % of that peak in model FLOPs,
 # and the bf16 rows as % of the bf16 dot-product loop's peak (AVX512_BF16). The peak is read
 # at the start and again before each view size, and each share uses the highest reading so
@@ -110,8 +111,9 @@ PEAK1="" PEAKB="" READINGS="" READINGSB="" PEAK_ISA=""
 # higher A B: the larger of two numbers (A may be empty).
 higher() { if [ -z "$1" ] || [ "$(echo "$2 > $1" | bc)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 fma_reading() {
-  local j p a b
+  local j p a b m
   j=$("$BIN" bench --fma-peak --json --steps 3)
+  m=$(echo "$j" | json cde_avx2_microkernel_gflop_per_s)
   if [ "${BENCH_ISA:-}" = avx2 ]; then
     PEAK_ISA=avx2; p=$(echo "$j" | json avx2_per_core_gflop_per_s); a=$(echo "$j" | json avx2_all_cores_gflop_per_s)
   else
@@ -127,6 +129,7 @@ fma_reading() {
   fi
   echo "== FMA peak ($PEAK_ISA loop), $1: $(printf %.1f "$p") GFLOP/s per core (CPU time; $(printf %.1f "$a") measured on all \
 $(nproc) cores at once, wall time)${b:+; bf16 dot peak (avx512_bf16 loop): $(printf %.1f "$b")}\
+${m:+; cde_avx2 micro-kernel, operands in L1: $(printf %.1f "$m")}\
 ${2-; shares below use $(printf %.1f "$PEAK1")${PEAKB:+ and $(printf %.1f "$PEAKB")}}"
 }
 fma_reading "at the start"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench` end to end on a tiny model, so that the benchmark script cannot rot unseen: every
-# cde layout (1x2, 2x1, 1x1; bf16 on CPUs with bf16), the GEMM A/B, the FMA peak, the GEMM
+# cde layout (1x2, 2x1, 1x1; bf16 on CPUs with bf16), the GEMM A/B, the FMA peak (and the AVX2 micro-kernel), the GEMM
 # classes and inference print their lines with numbers. The PyTorch anchors are left out
 # (TORCH_PYTHON=none; CI has no torch); the figures are not checked, only that they are there.
 #
@@ -27,6 +27,9 @@ r2=$(sed -nE 's/^== FMA peak \([a-z0-9]+ loop\), before local 16 px: ([0-9.]+) .
 used=$(sed -nE 's/^== FMA peak .*before local 16 px: .*shares below use ([0-9.]+).*/\1/p' "$T/out")
 want=$(printf "%s\n%s\n" "$r1" "$r2" | sort -g | tail -1)
 [ -n "$used" ] && [ "$used" = "$want" ] || { cat "$T/out"; fail "the shares use $used, not the highest reading so far ($r1, $r2)"; }
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  expect "micro-kernel reading" "^== FMA peak \([a-z0-9]+ loop\), at the start: .*; cde_avx2 micro-kernel, operands in L1: $NUM"
+fi
 expect "GEMM class" "^   .*(openblas|onednn)"
 for l in 1x2 2x1 1x1; do
   expect "cde $l" "^   cde   $l \(ranks x threads\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of FMA peak"

@@ -24,6 +24,7 @@ int cde_sgemm_avx2(int transA, int transB, int64_t m, int64_t n, int64_t k, floa
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias) {
   return -1;  // x86 only: never chosen elsewhere (GEMMBackend.kernelAvailable)
 }
+double cde_sgemm_avx2_microkernel_loop(int64_t calls, float *sink) { return -1; }
 #else
 #include <immintrin.h>
 #include <stdlib.h>
@@ -279,6 +280,26 @@ int cde_sgemm_avx2(int transA, int transB, int64_t m, int64_t n, int64_t k, floa
     }
   }
   return 0;
+}
+
+// The micro-kernel alone (cgemm.h): A's 6 rows in place (row stride 256) and one packed
+// 16-column panel of B, 22 KiB together, stay in L1; C's chains carry on from call to call.
+// A and B hold 2^-10 and 2^-8: every product is 2^-18 and a call adds at most 2^-10 to an element
+// of C, so no overflow or subnormals however long it runs. Not inlined, so that every call loads
+// and stores its tile.
+enum { LOOP_K = 256 };
+__attribute__((noinline)) static void microkernel_call(const float *a, const float *bp, float *c) {
+  kernel_rows(LOOP_K, a, LOOP_K, bp, c, NR, INIT_C, NULL, 0, 1);
+}
+
+double cde_sgemm_avx2_microkernel_loop(int64_t calls, float *sink) {
+  _Alignas(64) float a[MR * LOOP_K], bp[LOOP_K * NR];
+  _Alignas(64) float c[MR * NR] = {0};
+  for (int i = 0; i < MR * LOOP_K; i++) a[i] = 0x1p-10f;
+  for (int i = 0; i < LOOP_K * NR; i++) bp[i] = 0x1p-8f;
+  for (int64_t i = 0; i < calls; i++) microkernel_call(a, bp, c);
+  *sink = c[0];
+  return 2.0 * MR * NR * LOOP_K * (double)calls;
 }
 
 #pragma clang attribute pop

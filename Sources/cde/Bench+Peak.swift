@@ -9,13 +9,17 @@ import ViT
 extension Bench {
   /// `--fma-peak`: the FMA peak of this CPU (`FMAPeak`), per core and for all cores, for every
   /// instruction set the CPU has; `best` is the fastest fp32 loop (the bf16 dot loop, where the
-  /// CPU has AVX512_BF16, is reported beside it). Rank 0 only (a machine property).
+  /// CPU has AVX512_BF16, is reported beside it), and the rate of cde's AVX2 GEMM micro-kernel
+  /// alone with its operands in L1 (`FMAPeak.microKernel`), the kernel's ceiling against the
+  /// AVX2 loop. Rank 0 only (a machine property).
   func runFMAPeak(_ comm: Communicator) throws {
     guard comm.rank == 0 else { return }
     let results = FMAPeak.ISA.allCases.compactMap { FMAPeak.measure($0, repetitions: max(steps, 1)) }
     guard let best = results.filter({ !$0.isa.isBF16 }).max(by: { $0.perCore < $1.perCore }) else {
       throw CLIError(.unsupportedCPU, "--fma-peak: this CPU has neither AVX2 + FMA nor AVX-512")
     }
+    // The AVX2 GEMM kernel's ceiling, beside the AVX2 loop it is compared with.
+    let micro = FMAPeak.microKernel(repetitions: max(steps, 1))
     if json {
       var r: [String: Any] = ["per_core_gflop_per_s": best.perCore, "all_cores_gflop_per_s": best.allCores,
                               "cores": best.cores, "isa": best.isa.name]
@@ -23,6 +27,7 @@ extension Bench {
         r["\(x.isa.name)_per_core_gflop_per_s"] = x.perCore
         r["\(x.isa.name)_all_cores_gflop_per_s"] = x.allCores
       }
+      if let micro { r["cde_avx2_microkernel_gflop_per_s"] = micro }
       print(try JSONOutput.string(r))
       return
     }
@@ -30,6 +35,10 @@ extension Bench {
       print(String(format: "%@ %@: %.1f GFLOP/s per core (CPU time), %.1f on %d cores at once (wall time)",
                    (x.isa.isBF16 ? "bf16 dot peak" : "FMA peak") as NSString, x.isa.name as NSString, x.perCore,
                    x.allCores, x.cores))
+    }
+    if let micro, let avx2 = results.first(where: { $0.isa == .avx2 }) {
+      print(String(format: "GEMM micro-kernel cde_avx2 (6 x 16 tile, k 256, operands in L1): %.1f GFLOP/s per core (CPU time), %.0f%% of the avx2 loop",
+                   micro, 100 * micro / avx2.perCore))
     }
   }
 

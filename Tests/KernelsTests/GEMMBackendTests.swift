@@ -1,4 +1,5 @@
 import Foundation
+import CGEMM
 import CSupport
 import XCTest
 @testable import Kernels
@@ -215,6 +216,20 @@ final class GEMMBackendTests: XCTestCase {
     XCTAssertEqual(Double(sink), want, accuracy: 1e-5 * want)  // the final float sum rounds
     // One product per lane instead of two would leave it 16 x 24 x gain / 2 short.
     XCTAssertGreaterThan(Double(sink), want - 0.5 * 16 * 24 * gain / 2)
+  }
+
+  /// The micro-kernel loop does the operations it counts: each call runs 256 products of
+  /// 2^-10 x 2^-8 into every element of the 6 x 16 tile, exact in fp32 while the sum stays
+  /// below 64, so the sink is calls x 256 x 2^-18 exactly; a call skipped, or a chain cut short,
+  /// leaves it below.
+  func testMicroKernelLoopComputesItsTile() throws {
+    guard GEMMBackend.kernelAvailable else { throw XCTSkip("cde's AVX2 kernel is not available on this CPU") }
+    let calls: Int64 = 10_000
+    var sink: Float = 0
+    let flops = cde_sgemm_avx2_microkernel_loop(calls, &sink)
+    XCTAssertEqual(flops, Double(calls) * 2 * 6 * 16 * 256)
+    XCTAssertEqual(sink, Float(Double(calls) * 256 * 0x1p-18))
+    XCTAssertGreaterThan(FMAPeak.microKernel(calls: 1_000, repetitions: 1) ?? 0, 0)
   }
 }
 

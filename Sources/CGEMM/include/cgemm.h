@@ -21,4 +21,11 @@
 int cde_sgemm_avx2(int transA, int transB, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, const float *bias);
 
+/// The micro-kernel of `cde_sgemm_avx2` alone, for `cde bench --fma-peak`: `calls` runs of its
+/// 6 x 16 tile of C over k = 256 on operands that stay in L1. Returns the FLOPs done (2 per
+/// multiply-add; -1 off x86), and the first element of C in `*sink`. Its rate against the FMA loop
+/// (`cde_fma_loop`) is the kernel's ceiling on a core: what a GEMM loses below it is in the
+/// caches and memory. Call only on a CPU with AVX2 and FMA.
+double cde_sgemm_avx2_microkernel_loop(int64_t calls, float *sink);
+
 #endif
