@@ -63,3 +63,5 @@ else:
 # bf16_cpu: succeeds when this machine's CPU has bf16 instructions (avx512_bf16 or amx_bf16),
 # which optim.precision bf16 / --precision bf16 need.
 bf16_cpu() { grep -m1 '^flags' /proc/cpuinfo | grep -qwE 'avx512_bf16|amx_bf16'; }
+# avx2_fma_cpu: succeeds when this machine's CPU has AVX2 and FMA (what cde's AVX2 GEMM kernel needs).
+avx2_fma_cpu() { local f; f=$(grep -m1 '^flags' /proc/cpuinfo); grep -qw avx2 <<<"$f" && grep -qw fma <<<"$f"; }

@@ -27,7 +27,7 @@ r2=$(sed -nE 's/^== FMA peak \([a-z0-9]+ loop\), before local 16 px: ([0-9.]+) .
 used=$(sed -nE 's/^== FMA peak .*before local 16 px: .*shares below use ([0-9.]+).*/\1/p' "$T/out")
 want=$(printf "%s\n%s\n" "$r1" "$r2" | sort -g | tail -1)
 [ -n "$used" ] && [ "$used" = "$want" ] || { cat "$T/out"; fail "the shares use $used, not the highest reading so far ($r1, $r2)"; }
-if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+if avx2_fma_cpu; then
   expect "micro-kernel reading" "^== FMA peak \([a-z0-9]+ loop\), at the start: .*; cde_avx2 micro-kernel, operands in L1: $NUM"
 fi
 expect "GEMM class" "^   .*(openblas|onednn)"

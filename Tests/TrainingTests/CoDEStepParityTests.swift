@@ -12,6 +12,8 @@ import XCTest
 /// against PyTorch + timm (scripts/fixtures/engine_fixtures.py).
 class CoDEStepParityTests: XCTestCase {
   static let smallConfig = ViTConfig(width: 32, depth: 2, heads: 2, mlpRatio: 4, patch: 16, imageSize: 48)
+  /// The step's learning rate (scripts/fixtures/engine_fixtures.py uses the same).
+  static let lr: Float = 1e-3
 
   func runStep(threads: Int) throws -> (CoDEStep, CoDEStep.Result) {
     Threads.configure(threads)
@@ -22,7 +24,7 @@ class CoDEStepParityTests: XCTestCase {
     let b = 3
     let step = CoDEStep(model: model)
     let r = try step.run(global: views.global, local: views.local, records: b, imageSize: 48, localSize: 32, perm: views.perm,
-                         lr: 1e-3, weightDecay: 0.05)
+                         lr: Self.lr, weightDecay: 0.05)
     return (step, r)
   }
 
@@ -55,10 +57,11 @@ class CoDEStepParityTests: XCTestCase {
         // lr * g / (|g| + eps), up to lr, however small the noise: so these elements are held
         // to that closed form from the two gradients, and the gradient to the noise level.
         let queryScale = g[0..<d].map { abs($0) }.max() ?? 0
-        let update = { (x: Float) -> Double in Double(x) / (abs(Double(x)) + 1e-8) }
+        let eps = Double(step.optimizer.eps)
+        let update = { (x: Float) -> Double in Double(x) / (abs(Double(x)) + eps) }
         for i in d..<(2 * d) {
           XCTAssertLessThanOrEqual(abs(g[i]), 1e-5 * queryScale, "grad.\(e.name)[\(i)]: the key bias has zero true gradient")
-          XCTAssertEqual(Double(p[i]), Double(rp[i]) - 1e-3 * (update(g[i]) - update(rg[i])), accuracy: 1e-6,
+          XCTAssertEqual(Double(p[i]), Double(rp[i]) - Double(Self.lr) * (update(g[i]) - update(rg[i])), accuracy: 1e-6,
                          "param.\(e.name)[\(i)]: AdamW's first step from the two noise gradients")
         }
         assertClose(Array(p[0..<d] + p[(2 * d)...]), Array(rp[0..<d] + rp[(2 * d)...]), atol: 2e-5, "param.\(e.name) (query, value)")
