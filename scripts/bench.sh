@@ -13,7 +13,9 @@
 # "none" to skip the anchors), ANCHORS (folder of pytorch_code_step.py and
 # pytorch_code_ddp.py, default ../shared/anchors), TORCH_COMPILE (1: also the torch.compile
 # anchor, the default; 0 skips it), ANCHOR_ROUNDS (runs of each PyTorch anchor, the best counts;
-# default 1), PROFILE=1 (kernel breakdown
+# default 1), PAIRED_ROUNDS (default 3, 0 skips them: rounds of the best cde two-core layout and
+# the best two-core anchor run one after the other, the order swapped every round; the median of
+# the rounds' ratios and their range), PROFILE=1 (kernel breakdown
 # of the 2-rank run), IMAGES (images per inference pass, default 32; the inference
 # comparison with transformers' ViTModel needs transformers in TORCH_PYTHON). On a CPU with
 # avx512_bf16 or amx_bf16, each size adds cde --precision bf16 (2x1) and the anchors under
@@ -85,6 +87,31 @@ shown() {
   else echo "n/a"; fi
 }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo "n/a"; fi; }
+# median: the median of the numbers on stdin (space or newline separated; the lower middle of an even count).
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# paired CDE_LAYOUT ANCHOR_LABEL: PAIRED_ROUNDS rounds of cde's layout (the command in array
+# C_<layout>, JSON out) and the anchor (array A_<label>), one after the other, the anchor first in
+# odd rounds; prints each round's ratio, then their median and range. On a shared host a slow
+# phase then falls on both sides of a round, where separate best-of runs can each catch a
+# different phase.
+PAIRED_ROUNDS=${PAIRED_ROUNDS:-3}
+paired() {
+  local -n cmd_c=C_$1 cmd_a=A_$2
+  local round rc ra ratios=""
+  for ((round = 0; round < PAIRED_ROUNDS; round++)); do
+    if ((round % 2 == 0)); then
+      rc=$("${cmd_c[@]}" | json records_per_s); ra=$("${cmd_a[@]}" 2>"$BENCH_TMP/stderr" | torch_rate || true)
+    else
+      ra=$("${cmd_a[@]}" 2>"$BENCH_TMP/stderr" | torch_rate || true); rc=$("${cmd_c[@]}" | json records_per_s)
+    fi
+    [ -n "$ra" ] && ratios+="$(ratio "$rc" "$ra") "
+  done
+  if [ -z "$ratios" ]; then echo "no anchor round printed a rate"; return; fi
+  local lo hi
+  lo=$(echo $ratios | tr ' ' '\n' | sort -g | head -1); hi=$(echo $ratios | tr ' ' '\n' | sort -g | tail -1)
+  ratios=${ratios% }
+  echo "ratios $ratios; median $(echo $ratios | median) (range $lo-$hi)"
+}
 
 GEMMS=${GEMMS:-openblas auto}
 # bf16 rows (cde --precision bf16, the anchors under CPU autocast) where the CPU has bf16 instructions.
@@ -144,12 +171,15 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
 for L in $SIZES; do
   fma_reading "before local $L px"
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
+  # The two-core layouts' commands (also run by the paired rounds below).
+  C_1x2=("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
+  C_2x1=("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
-  J12=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
+  J12=$("${C_1x2[@]}")
   PROF=""
   [ "${PROFILE:-0}" = 1 ] && PROF="--profile"
   S21=$("${MPIRUN[@]}" "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J21=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json $PROF ${CONFIG:+--config "$CONFIG"})
+  J21=$("${C_2x1[@]}" $PROF)
   S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   show() {  # show LABEL JSON SGEMM_RATE CORES: prints one line, sets R<LABEL>
@@ -185,7 +215,6 @@ for L in $SIZES; do
       ABC[$g]+="$(echo "scale=4; $RECORDS / $(echo "$j" | json cpu_s_per_step_rank0)" | bc) "
     done
   done
-  median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   line="   A/B 2x1, $AB_ROUNDS alternating rounds, medians:"
   first="" firstc=""
   for g in $GEMMS; do
@@ -197,18 +226,20 @@ for L in $SIZES; do
   [ -n "$PROF" ] && echo "$J21" | python3 -c 'import json,sys; [print("     %-26s %7.3f s  %5.1f%%" % (p["kernel"], p["s_per_step"], 100*p["share"])) for p in json.load(sys.stdin).get("profile", [])]' 2>/dev/null || true
   best=""
   if [ "$TORCH_PYTHON" != none ] && [ -f "$ANCHORS/pytorch_code_step.py" ]; then
-    T2=$(anchor t2 "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 2 --steps "$STEPS")
-    TORCHRUN=$(dirname "$TORCH_PYTHON")/torchrun
-    TD=""
-    if [ -x "$TORCHRUN" ]; then
-      TD=$(anchor ddp env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" \
-        --local-size "$L" --steps "$STEPS")
-    fi
+    # The anchors' commands (A_<label>; the paired rounds below rerun the best two-core one).
+    A_t2=("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 2 --steps "$STEPS")
+    A_t1=("$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS")
     # torch.compile (inductor) compiles during the anchor's warm-up steps, outside its timing.
+    A_compile=("${A_t2[@]}" --compile)
+    TORCHRUN=$(dirname "$TORCH_PYTHON")/torchrun
+    A_ddp=(env OMP_NUM_THREADS=1 "$TORCHRUN" --nproc_per_node=2 "$ANCHORS/pytorch_code_ddp.py" --pairs "$RECORDS" --local-size "$L"
+           --steps "$STEPS")
+    T2=$(anchor t2 "${A_t2[@]}")
+    TD=""
+    [ -x "$TORCHRUN" ] && TD=$(anchor ddp "${A_ddp[@]}")
     TC=""
-    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$(anchor compile "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
-      --threads 2 --steps "$STEPS" --compile)
-    T1=$(anchor t1 "$TORCH_PYTHON" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" --threads 1 --steps "$STEPS")
+    [ "${TORCH_COMPILE:-1}" = 1 ] && TC=$(anchor compile "${A_compile[@]}")
+    T1=$(anchor t1 "${A_t1[@]}")
     tp() { [ -n "$1" ] && pct "$(echo "$1 * $GPR" | bc)" "$2" || echo "n/a"; }
     printf "   torch 1 process x 2 threads: %s records/s (%s of FMA peak)   compiled, 2 threads: %s (%s)   DDP 2 ranks x 1 thread: %s records/s (%s)   1 x 1: %s records/s (%s)\n" \
       "$(shown t2 "$T2")" "$(tp "$T2" 2)" "$(shown compile "$TC")" "$(tp "$TC" 2)" "$(shown ddp "$TD")" "$(tp "$TD" 2)" \
@@ -216,6 +247,15 @@ for L in $SIZES; do
     best=$(printf "%s\n%s\n%s\n" "$T2" "$TC" "$TD" | grep . | sort -g | tail -1)
     ourbest=$(printf "%s\n%s\n" "$R1x2" "$R2x1" | sort -g | tail -1)
     echo "   ratio cde best two-core / torch best two-core: $(ratio "$ourbest" "$best")  (2x1: $(ratio "$R2x1" "$best"), 1x2: $(ratio "$R1x2" "$best")); one core: $(ratio "$R1x1" "$T1")"
+    if [ "$PAIRED_ROUNDS" -gt 0 ] && [ -n "$best" ]; then
+      ours=2x1
+      [ "$(echo "$R1x2 > $R2x1" | bc)" = 1 ] && ours=1x2
+      # The best anchor's label (ties: DDP, then compile, then 2 threads).
+      theirs=t2 name="torch 2 threads"
+      [ "$TC" = "$best" ] && theirs=compile name="torch.compile, 2 threads"
+      [ "$TD" = "$best" ] && theirs=ddp name="torch DDP 2x1"
+      echo "   paired, cde $ours against $name (the best two-core layouts above), $PAIRED_ROUNDS rounds, order swapped each round: $(paired "$ours" "$theirs")"
+    fi
     if [ -n "$RB" ]; then  # PyTorch's own mixed precision: the anchors under CPU autocast to bf16
       TB2=$(anchor bf16 "$TORCH_PYTHON" "$HERE/scripts/torch_autocast_bf16.py" "$ANCHORS/pytorch_code_step.py" --pairs "$RECORDS" --local "$L" \
         --threads 2 --steps "$STEPS")
