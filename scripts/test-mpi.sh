@@ -48,5 +48,18 @@ else
   fail "mpirun -np 2: GEMM plans differ across ranks or from rank 0's own choice"; echo "$out"; echo "alone: $alone0"
 fi
 
+# Blocked in MPI per rank: rank 0's figure lies between the least and the most over the ranks, the
+# gradient wait (after the forward pass) is part of it, and no rank waits longer than the slowest step.
+out=$(timeout 300 "${MPIRUN[@]}" -np 2 "$BIN" bench --config "$cfg" --records 2 --local-size 16 --steps 2 --warmup 0 --json 2>&1)
+if echo "$out" | grep '^{' | tail -1 | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+lo, r0, hi, g, step = (j[k] for k in ("comm_blocked_s_min_rank", "comm_blocked_s", "comm_blocked_s_max_rank", "gradient_wait_s", "step_s_median_slowest_rank"))
+sys.exit(0 if 0 <= lo <= r0 <= hi <= step and 0 <= g <= r0 else 1)'; then
+  ok "mpirun -np 2: bench reports blocked-in-MPI per rank ($(printf %.4f "$(echo "$out" | json_get comm_blocked_s_min_rank)")-$(printf %.4f "$(echo "$out" | json_get comm_blocked_s_max_rank)") s) around rank 0's, its gradient wait within it"
+else
+  fail "mpirun -np 2: blocked-in-MPI figures out of order (min <= rank 0 <= max <= slowest step, gradient wait <= rank 0)"; echo "$out"
+fi
+
 echo "mpi: $pass passed, $failed failed"
 [ "$failed" = 0 ]

@@ -111,7 +111,8 @@ struct Bench: ParsableCommand {
   /// seconds per timed step.
   struct Timing {
     var times: [Double] = []
-    var phases = [Double](repeating: 0, count: 4)  // forward+loss, backward, optimizer, blocked in MPI
+    // forward+loss, backward, optimizer, blocked in MPI, of which after the forward pass (the gradient all-reduce)
+    var phases = [Double](repeating: 0, count: 5)
     var cpuPerStep = 0.0
     var median: Double { times[times.count / 2] }
   }
@@ -138,6 +139,7 @@ struct Bench: ParsableCommand {
         t.phases[1] += r.backwardSeconds
         t.phases[2] += r.optimizerSeconds
         t.phases[3] += r.commSeconds
+        t.phases[4] += r.gradientWaitSeconds
       }
     }
     KernelProfiler.enabled = false
@@ -159,6 +161,12 @@ struct Bench: ParsableCommand {
     comm.allReduce(&sums, op: .sum)
     var slowest = [median]
     comm.allReduce(&slowest, op: .max)
+    // Seconds per step each rank was blocked in MPI, least and most over the ranks: when one rank
+    // waits far longer than another, the ranks are out of balance (a slower core or host), not
+    // held up by the communication itself.
+    var blockedMax = [phases[3] / Double(steps)], blockedMin = blockedMax
+    comm.allReduce(&blockedMax, op: .max)
+    comm.allReduce(&blockedMin, op: .min)
     let gemmAgree = GEMMSelection.ranksAgree(comm)
     guard comm.rank == 0 else { return }
     let k = Double(steps)
@@ -167,7 +175,8 @@ struct Bench: ParsableCommand {
       "step_s_min": times.first!, "step_s_max": times.last!, "peak_rss_mib": peakRSSMiB(), "peak_rss_mib_all_ranks": sums[2],
       "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
-      "comm_blocked_s": phases[3] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
+      "comm_blocked_s": phases[3] / k, "comm_blocked_s_min_rank": blockedMin[0], "comm_blocked_s_max_rank": blockedMax[0],
+      "gradient_wait_s": phases[4] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
       "build_cpu": BLASRuntime.buildTarget, "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
       "cpu_s_per_step_rank0": t.cpuPerStep,
@@ -187,18 +196,19 @@ struct Bench: ParsableCommand {
       print(try JSONOutput.string(result))
       return
     }
-    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks)
+    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks, blocked: (blockedMin[0], blockedMax[0]))
   }
 
   /// The text report of rank 0 (without `--json`).
-  func printText(_ t: Timing, sums: [Double], gemmLine: String, ranks: Int) {
+  func printText(_ t: Timing, sums: [Double], gemmLine: String, ranks: Int, blocked: (min: Double, max: Double)) {
     let k = Double(steps), median = t.median, phases = t.phases
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  records, ranks, localSize, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
     print("  OpenBLAS kernel: \(BLASRuntime.kernelDescription); kernels \(KernelISA.active); \(gemmLine)"
           + (precisionOption.precision == .bf16 ? "; Linear GEMMs in bf16 (oneDNN matmul, fp32 sums)" : ""))
-    print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s (means per step, rank 0)",
-                 phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k))
+    print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s, %.3f s of it after the forward pass (means per step, rank 0)",
+                 phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k, phases[4] / k)
+          + (ranks > 1 ? String(format: "; blocked in MPI over the ranks %.3f-%.3f s", blocked.min, blocked.max) : ""))
     if profile {
       print("  kernel                      s/step   share   GFLOP/s")
       var covered = 0.0
