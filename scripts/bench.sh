@@ -100,9 +100,9 @@ paired() {
   local round rc ra ratios=""
   for ((round = 0; round < PAIRED_ROUNDS; round++)); do
     if ((round % 2 == 0)); then
-      rc=$("${cmd_c[@]}" | json records_per_s); ra=$("${cmd_a[@]}" 2>"$BENCH_TMP/stderr" | torch_rate || true)
+      rc=$("${cmd_c[@]}" | json records_per_s); ra=$(ANCHOR_ROUNDS=1 anchor "paired-$2" "${cmd_a[@]}")
     else
-      ra=$("${cmd_a[@]}" 2>"$BENCH_TMP/stderr" | torch_rate || true); rc=$("${cmd_c[@]}" | json records_per_s)
+      ra=$(ANCHOR_ROUNDS=1 anchor "paired-$2" "${cmd_a[@]}"); rc=$("${cmd_c[@]}" | json records_per_s)
     fi
     [ -n "$ra" ] && ratios+="$(ratio "$rc" "$ra") "
   done
@@ -171,7 +171,8 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
 for L in $SIZES; do
   fma_reading "before local $L px"
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
-  # The two-core layouts' commands (also run by the paired rounds below).
+  # The layouts' commands (the two-core ones are also run by the paired rounds below).
+  C_1x1=("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   C_1x2=("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
   C_2x1=("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
@@ -181,7 +182,7 @@ for L in $SIZES; do
   S21=$("${MPIRUN[@]}" "$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
   J21=$("${C_2x1[@]}" $PROF)
   S11=$("$BIN" $SG --threads 1 | json sgemm_gflop_per_s)
-  J11=$("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
+  J11=$("${C_1x1[@]}")
   show() {  # show LABEL JSON SGEMM_RATE CORES: prints one line, sets R<LABEL>
     local r g x m
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
