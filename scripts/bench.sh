@@ -171,10 +171,12 @@ echo "== OpenBLAS kernel: $("$BIN" bench --sgemm --sgemm-size 64 --steps 1 --jso
 for L in $SIZES; do
   fma_reading "before local $L px"
   echo "== CoDE step, $RECORDS records per rank, local views $L px, $STEPS timed steps"
-  # The layouts' commands (the two-core ones are also run by the paired rounds below).
-  C_1x1=("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
-  C_1x2=("$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 2 --json ${CONFIG:+--config "$CONFIG"})
-  C_2x1=("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json ${CONFIG:+--config "$CONFIG"})
+  # The layouts' commands (the two-core ones are also run by the paired rounds below; the bf16
+  # row and the A/B rounds add their option to C_2x1).
+  STEP_ARGS=(bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --json ${CONFIG:+--config "$CONFIG"})
+  C_1x1=("$BIN" "${STEP_ARGS[@]}" --threads 1)
+  C_1x2=("$BIN" "${STEP_ARGS[@]}" --threads 2)
+  C_2x1=("${MPIRUN[@]}" "$BIN" "${STEP_ARGS[@]}" --threads 1)
   S12=$("$BIN" $SG --threads 2 | json sgemm_gflop_per_s)
   J12=$("${C_1x2[@]}")
   PROF=""
@@ -202,8 +204,7 @@ for L in $SIZES; do
   # Mixed precision where the CPU has bf16 instructions: --precision bf16 (optim.precision in training).
   RB=""
   if [ -n "$BF16" ]; then
-    JB=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --precision bf16 \
-      ${CONFIG:+--config "$CONFIG"})
+    JB=$("${C_2x1[@]}" --precision bf16)
     RB=$(echo "$JB" | json records_per_s); GB=$(echo "$JB" | json gflop_per_s)
     if [ -n "$PEAKB" ]; then share="$(pct "$GB" 2 "$PEAKB") of the bf16 dot peak"; else share="$(pct "$GB" 2) of the fp32 FMA peak"; fi
     printf "   cde   2x1 bf16 (--precision bf16): %6.3f records/s  %6.1f model GFLOP/s = %s; %s x the fp32 2x1\n" \
@@ -213,8 +214,7 @@ for L in $SIZES; do
   declare -A AB=() ABC=()
   for ((round = 0; round < AB_ROUNDS; round++)); do
     for g in $GEMMS; do
-      j=$("${MPIRUN[@]}" "$BIN" bench --records "$RECORDS" --local-size "$L" --steps "$STEPS" --threads 1 --json --gemm "$g" \
-        ${CONFIG:+--config "$CONFIG"})
+      j=$("${C_2x1[@]}" --gemm "$g")
       AB[$g]+="$(echo "$j" | json records_per_s) "
       # Records per CPU-second of one rank (one thread): insensitive to other load on a shared machine.
       ABC[$g]+="$(echo "scale=4; $RECORDS / $(echo "$j" | json cpu_s_per_step_rank0)" | bc) "
