@@ -40,6 +40,7 @@ final class LoaderState: @unchecked Sendable {
   }
 
   func startWorkers() {
+    ImageCodec.prepare()  // libvips starts here, not on a worker: see `ImageCodec.prepare`
     running = config.threads
     for t in 0..<config.threads {
       let th = Thread { [self] in self.workerLoop() }

@@ -70,6 +70,13 @@ public enum ImageCodec {
     return true
   }()
 
+  /// Initialises libvips now, on the calling thread, and says whether it started. libvips
+  /// sets environment variables while it starts (`g_setenv`), which races with any other
+  /// thread reading the environment (a crash in `ProcessInfo.environment` at training start):
+  /// call this before starting threads that decode.
+  @discardableResult
+  public static func prepare() -> Bool { initialised }
+
   static func ensureInit(_ name: String) throws {
     if !initialised { throw ImagingError(.libvips, "\(name): cannot initialise libvips") }
   }
