@@ -189,10 +189,14 @@ for L in $SIZES; do
     local r g x m
     r=$(echo "$2" | json records_per_s); g=$(echo "$2" | json gflop_per_s); m=$(echo "$2" | json peak_rss_mib)
     x=$(echo "$2" | json gflop_per_s_executed)
-    # With more than one rank: seconds per step blocked in MPI, least and most over the ranks.
-    local w="" lo hi
+    # With more than one rank: seconds per step blocked in MPI and not blocked (compute), least and
+    # most over the ranks; on every row, the share of the machine's CPU time the host took (steal).
+    local w="" lo hi clo chi st
     lo=$(echo "$2" | json comm_blocked_s_min_rank); hi=$(echo "$2" | json comm_blocked_s_max_rank)
-    [ "$(echo "$2" | json ranks)" -gt 1 ] && [ -n "$lo" ] && w=$(printf "; blocked in MPI %.2f-%.2f s/step over the ranks" "$lo" "$hi")
+    clo=$(echo "$2" | json compute_s_min_rank); chi=$(echo "$2" | json compute_s_max_rank)
+    [ "$(echo "$2" | json ranks)" -gt 1 ] && [ -n "$lo" ] && w=$(printf "; blocked in MPI %.2f-%.2f s/step, compute %.2f-%.2f, over the ranks" "$lo" "$hi" "$clo" "$chi")
+    st=$(echo "$2" | json host_steal_share)
+    [ -n "$st" ] && w+=$(awk -v s="$st" 'BEGIN { printf "; host steal %.1f%%", 100 * s }')
     printf "   cde   %s (ranks x threads): %6.3f records/s  %6.1f model GFLOP/s = %s of FMA peak, %6.1f executed = %s of sgemm %.0f  (peak RSS %.0f MiB/rank; gemm %s%s)\n" \
       "$1" "$r" "$g" "$(pct "$g" "$4")" "$x" "$(ratio "$x" "$3")" "$3" "$m" "$(echo "$2" | json gemm_plan | grep -o 'onednn' | wc -l) classes on oneDNN, $(echo "$2" | json gemm_plan | grep -o 'cde_avx2' | wc -l) on cde_avx2" "$w"
     eval "R$1=$r"

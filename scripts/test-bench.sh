@@ -50,7 +50,11 @@ expect "GEMM class" "^   .*(openblas|onednn)"
 for l in 1x2 2x1 1x1; do
   expect "cde $l" "^   cde   $l \(ranks x threads\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of FMA peak"
 done
-expect "2x1 blocked in MPI" "^   cde   2x1 .*; blocked in MPI $NUM-$NUM s/step over the ranks\)$"
+expect "2x1 blocked in MPI" "^   cde   2x1 .*; blocked in MPI $NUM-$NUM s/step, compute $NUM-$NUM, over the ranks(; host steal $NUM%)?\)$"
+# Where /proc/stat counts steal time, every layout's row gives the host's share.
+if [ -r /proc/stat ] && awk '/^cpu / { exit !(NF >= 9) }' /proc/stat; then
+  for l in 1x2 2x1 1x1; do expect "cde $l host steal" "^   cde   $l \(ranks x threads\): .*; host steal $NUM%\)$"; done
+fi
 if bf16_cpu; then
   expect "cde bf16" "^   cde   2x1 bf16 \(--precision bf16\): +$NUM records/s +$NUM model GFLOP/s = [0-9]+% of the bf16 dot peak"
   expect "bf16 dot peak" "; bf16 dot peak \(avx512_bf16 loop\): $NUM"

@@ -55,10 +55,31 @@ if echo "$out" | grep '^{' | tail -1 | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 lo, r0, hi, g, step = (j[k] for k in ("comm_blocked_s_min_rank", "comm_blocked_s", "comm_blocked_s_max_rank", "gradient_wait_s", "step_s_median_slowest_rank"))
-sys.exit(0 if 0 <= lo <= r0 <= hi <= step and 0 <= g <= r0 else 1)'; then
+clo, c0, chi = (j[k] for k in ("compute_s_min_rank", "compute_s", "compute_s_max_rank"))
+ulo, u0, uhi = (j[k] for k in ("cpu_s_per_step_min_rank", "cpu_s_per_step_rank0", "cpu_s_per_step_max_rank"))
+steal = j.get("host_steal_share", 0)
+sys.exit(0 if 0 <= lo <= r0 <= hi <= step and 0 <= g <= r0 and 0 < clo <= c0 <= chi and 0 < ulo <= u0 <= uhi
+         and 0 <= steal <= 1 else 1)'; then
   ok "mpirun -np 2: bench reports blocked-in-MPI per rank ($(printf %.4f "$(echo "$out" | json_get comm_blocked_s_min_rank)")-$(printf %.4f "$(echo "$out" | json_get comm_blocked_s_max_rank)") s) around rank 0's, its gradient wait within it"
 else
-  fail "mpirun -np 2: blocked-in-MPI figures out of order (min <= rank 0 <= max <= slowest step, gradient wait <= rank 0)"; echo "$out"
+  fail "mpirun -np 2: blocked-in-MPI, compute or CPU figures out of order (min <= rank 0 <= max; blocked <= slowest step, gradient wait <= rank 0), or a steal share outside [0, 1]"; echo "$out"
+fi
+
+# An imbalance the per-rank figures must show: rank 1 sleeps 0.3 s at the start of every step
+# (CDE_BENCH_EXTRA_S), work rank 0 does not have. Rank 1's compute seconds then exceed rank 0's by
+# about that, rank 0 waits about that long blocked in MPI, and the CPU seconds (a sleep uses none)
+# stay close.
+B=(bench --config "$cfg" --records 2 --local-size 16 --steps 2 --warmup 1 --json)
+out=$(timeout 300 "${MPIRUN[@]}" -np 1 "$BIN" "${B[@]}" : -np 1 -x CDE_BENCH_EXTRA_S=0.3 "$BIN" "${B[@]}" 2>&1)
+if echo "$out" | grep '^{' | tail -1 | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+gap = j["compute_s_max_rank"] - j["compute_s_min_rank"]
+sys.exit(0 if 0.25 <= gap <= 0.6 and j["compute_s"] == j["compute_s_min_rank"] and j["comm_blocked_s"] >= 0.25
+         and j["cpu_s_per_step_max_rank"] - j["cpu_s_per_step_min_rank"] < 0.15 else 1)'; then
+  ok "mpirun -np 2, rank 1 given 0.3 s more per step: compute $(printf %.3f "$(echo "$out" | json_get compute_s_min_rank)")-$(printf %.3f "$(echo "$out" | json_get compute_s_max_rank)") s over the ranks, rank 0 blocked $(printf %.3f "$(echo "$out" | json_get comm_blocked_s)") s"
+else
+  fail "mpirun -np 2 with rank 1 sleeping 0.3 s per step: want compute seconds 0.25-0.6 s apart (rank 0 the least), rank 0 blocked >= 0.25 s, CPU seconds within 0.15 s"; echo "$out"
 fi
 
 echo "mpi: $pass passed, $failed failed"

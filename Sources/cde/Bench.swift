@@ -114,22 +114,34 @@ struct Bench: ParsableCommand {
     // forward+loss, backward, optimizer, blocked in MPI, of which after the forward pass (the gradient all-reduce)
     var phases = [Double](repeating: 0, count: 5)
     var cpuPerStep = 0.0
+    /// Share of this machine's CPU time the hypervisor took (steal) from the first timed step
+    /// to the last one's end; nil without the counter (StealClock).
+    var stealShare: Double?
     var median: Double { times[times.count / 2] }
+    /// This rank's seconds per step not blocked in MPI (the mean step minus the mean time blocked):
+    /// its own work. Ranks with equal work and unequal figures ran on unequal cores.
+    var computePerStep: Double { (times.reduce(0, +) - phases[3]) / Double(times.count) }
   }
 
   /// Runs `warmup` untimed and `steps` timed steps (a barrier before each), the kernel
   /// profiler on during the timed ones when `--profile`.
   func timeSteps(_ step: CoDEStep, _ batch: RandomBatch, _ cfg: ViTConfig, perm: [Int], comm: Communicator) throws -> Timing {
     var t = Timing()
-    var cpu0 = 0.0
+    var cpu0 = 0.0, wall0 = 0.0, steal0: Double? = nil
+    // Test hook (scripts/test-mpi.sh): seconds this rank sleeps at the start of each step, work that
+    // the other ranks do not have.
+    let extra = ProcessInfo.processInfo.environment["CDE_BENCH_EXTRA_S"].flatMap(Double.init) ?? 0
     for i in 0..<(warmup + steps) {
       if i == warmup {
         KernelProfiler.reset()
         KernelProfiler.enabled = profile
         cpu0 = CPUClock.processSeconds()
+        wall0 = MonotonicClock.seconds()
+        steal0 = StealClock.seconds()
       }
       comm.barrier()
       let t0 = MonotonicClock.seconds()
+      if extra > 0 { usleep(UInt32(extra * 1e6)) }
       let r = try step.run(global: batch.global, local: batch.local, records: records, imageSize: cfg.imageSize,
                            localSize: localSize, perm: perm, lr: 1e-4, weightDecay: 0, unchangedAugmented: batch.unchanged)
       let dt = MonotonicClock.seconds(since: t0)
@@ -144,6 +156,9 @@ struct Bench: ParsableCommand {
     }
     KernelProfiler.enabled = false
     t.cpuPerStep = (CPUClock.processSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
+    if let s0 = steal0, let s1 = StealClock.seconds() {
+      t.stealShare = (s1 - s0) / (MonotonicClock.seconds(since: wall0) * Double(StealClock.cpus))
+    }
     t.times.sort()
     return t
   }
@@ -161,12 +176,14 @@ struct Bench: ParsableCommand {
     comm.allReduce(&sums, op: .sum)
     var slowest = [median]
     comm.allReduce(&slowest, op: .max)
-    // Seconds per step each rank was blocked in MPI, least and most over the ranks: when one rank
-    // waits far longer than another, the ranks are out of balance (a slower core or host), not
-    // held up by the communication itself.
-    var blockedMax = [phases[3] / Double(steps)], blockedMin = blockedMax
-    comm.allReduce(&blockedMax, op: .max)
-    comm.allReduce(&blockedMin, op: .min)
+    // Least and most over the ranks, in one min and one max: seconds per step blocked in MPI, not
+    // blocked (compute) and on the CPU, and the share of the rank's machine the host took (-1: not
+    // known, never the max unless no rank knows it). With equal work, unequal compute seconds mean
+    // unequal cores (a shared host): the ranks that finish first wait, blocked in MPI, for the last.
+    var highs = [phases[3] / Double(steps), t.computePerStep, t.cpuPerStep, t.stealShare ?? -1], lows = highs
+    comm.allReduce(&highs, op: .max)
+    comm.allReduce(&lows, op: .min)
+    let blockedMax = [highs[0]], blockedMin = [lows[0]]
     let gemmAgree = GEMMSelection.ranksAgree(comm)
     guard comm.rank == 0 else { return }
     let k = Double(steps)
@@ -179,8 +196,10 @@ struct Bench: ParsableCommand {
       "gradient_wait_s": phases[4] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
       "build_cpu": BLASRuntime.buildTarget, "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
-      "cpu_s_per_step_rank0": t.cpuPerStep,
+      "cpu_s_per_step_rank0": t.cpuPerStep, "cpu_s_per_step_min_rank": lows[2], "cpu_s_per_step_max_rank": highs[2],
+      "compute_s": t.computePerStep, "compute_s_min_rank": lows[1], "compute_s_max_rank": highs[1],
     ]
+    if highs[3] >= 0 { result["host_steal_share"] = highs[3] }  // the most over the ranks' machines
     let prof = KernelProfiler.totals
     if profile {
       var rows: [[String: Any]] = []
@@ -196,11 +215,13 @@ struct Bench: ParsableCommand {
       print(try JSONOutput.string(result))
       return
     }
-    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks, blocked: (blockedMin[0], blockedMax[0]))
+    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks, blocked: (blockedMin[0], blockedMax[0]),
+              compute: (lows[1], highs[1]), steal: highs[3] >= 0 ? highs[3] : nil)
   }
 
   /// The text report of rank 0 (without `--json`).
-  func printText(_ t: Timing, sums: [Double], gemmLine: String, ranks: Int, blocked: (min: Double, max: Double)) {
+  func printText(_ t: Timing, sums: [Double], gemmLine: String, ranks: Int, blocked: (min: Double, max: Double),
+                 compute: (min: Double, max: Double), steal: Double?) {
     let k = Double(steps), median = t.median, phases = t.phases
     print(String(format: "records %d x %d rank(s), local %d px, threads %d: median step %.3f s, %.2f records/s, %.1f GFLOP/s, peak RSS %.0f MiB/rank",
                  records, ranks, localSize, Threads.count, median, sums[0], sums[1], peakRSSMiB()))
@@ -209,6 +230,10 @@ struct Bench: ParsableCommand {
     print(String(format: "  forward+loss %.3f s, backward %.3f s, adamw %.3f s, blocked in MPI %.3f s, %.3f s of it after the forward pass (means per step, rank 0)",
                  phases[0] / k, phases[1] / k, phases[2] / k, phases[3] / k, phases[4] / k)
           + (ranks > 1 ? String(format: "; blocked in MPI over the ranks %.3f-%.3f s", blocked.min, blocked.max) : ""))
+    var balance: [String] = []
+    if ranks > 1 { balance.append(String(format: "compute (not blocked in MPI) over the ranks %.3f-%.3f s per step", compute.min, compute.max)) }
+    if let steal { balance.append(String(format: "the host took %.1f%% of the machine's CPU time (steal) during the timed steps", 100 * steal)) }
+    if !balance.isEmpty { print("  " + balance.joined(separator: "; ")) }
     if profile {
       print("  kernel                      s/step   share   GFLOP/s")
       var covered = 0.0
