@@ -27,6 +27,9 @@ import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])][-1]
 assert m["comm_frac_min"] <= m["comm_frac"] + 1e-12 <= m["comm_frac_max"] + 2e-12, m
 assert 0 <= m["allreduce_overlap"] <= 1 and m["allreduce_alone_s"] > 0 and m["allreduce_wait_s"] >= 0, m
+# The host's share of the machine's CPU time, wherever /proc/stat counts steal (Linux).
+steal = open("/proc/stat").readline().split() if __import__("os").path.exists("/proc/stat") else []
+assert len(steal) < 9 or 0 <= m["host_steal_frac"] <= 1, m
 PY
 ok "run of 20 steps under mpirun -np 2 (metrics.jsonl, TensorBoard events, checkpoints)"
 

@@ -1,5 +1,6 @@
-import Training
+import Clock
 import Collectives
+import Training
 
 /// What the trainer accumulates over the steps between two log lines (`train.log_every`),
 /// and the windowed metrics it gives: throughput, data wait, the MPI share and its spread
@@ -17,6 +18,8 @@ struct MetricWindow {
   var stepComm: [Double] = []
   /// Views of this rank skipped as bit-identical to another view.
   var duplicateViews = 0
+  /// When the window began (`MonotonicClock`) and the machine's steal seconds then (`StealClock`).
+  var wallStart = MonotonicClock.seconds(), stealStart = StealClock.seconds()
 
   /// Adds one step of `globalBatch` records.
   mutating func add(globalBatch: Int, seconds dt: Double, dataWait wait: Double, comm: Double, gradientWait: Double,
@@ -33,6 +36,7 @@ struct MetricWindow {
   /// Empties the window (after a log line), keeping the capacity of `stepComm`.
   mutating func reset() {
     records = 0; seconds = 0; dataWait = 0; comm = 0; duplicateViews = 0
+    wallStart = MonotonicClock.seconds(); stealStart = StealClock.seconds()
     stepComm.removeAll(keepingCapacity: true)
   }
 
@@ -41,10 +45,19 @@ struct MetricWindow {
   /// `views_deduplicated_frac` = skipped / (8 B steps), `step_s` = T / steps; with several ranks
   /// (collective: every rank calls it) `comm_frac_min` / `comm_frac_max` (per step, the rank that
   /// waited least arrived last), `allreduce_alone_s` (`allReduceAlone`), `allreduce_wait_s` (mean
-  /// per step of the least wait) and `allreduce_overlap` = clamp(1 - wait / alone, 0, 1).
+  /// per step of the least wait) and `allreduce_overlap` = clamp(1 - wait / alone, 0, 1);
+  /// `host_steal_frac`, the share of its machine's CPU time the hypervisor gave to other guests over
+  /// the window (steal seconds / (wall seconds x CPUs); the most over the ranks' machines; left out
+  /// where no rank's machine counts steal).
   func metrics(globalBatch g: Int, comm: Communicator, allReduceAlone: Double) -> [String: Double] {
     let b = g / comm.size
     var m: [String: Double] = [:]
+    var steal = [-1.0]  // -1: not known here
+    if let s0 = stealStart, let s1 = StealClock.seconds() {
+      steal[0] = max(0, s1 - s0) / (max(MonotonicClock.seconds(since: wallStart), 1e-9) * Double(StealClock.cpus))
+    }
+    if comm.size > 1 { comm.allReduce(&steal, op: .max) }
+    if steal[0] >= 0 { m["host_steal_frac"] = steal[0] }
     m["records_per_s"] = Double(records) / max(seconds, 1e-9)
     m["data_wait_s"] = dataWait
     m["data_wait_frac"] = dataWait / max(seconds, 1e-9)

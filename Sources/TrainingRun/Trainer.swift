@@ -416,11 +416,13 @@ public final class Trainer {
     let elapsed = MonotonicClock.seconds(since: wall0)
     let rps = m["records_per_s"] ?? 0
     let remaining = Double(total - globalStep) * Double(config.train.globalBatch) / max(rps, 1e-9)
-    let commMin = m["comm_frac_min"].map { String(format: " (last rank %.0f%%)", 100 * $0) } ?? ""
+    var commTail = m["comm_frac_min"].map { String(format: " (last rank %.0f%%)", 100 * $0) } ?? ""
+    // The host's share of the cores, when it is more than a trace (on a dedicated machine, 0).
+    if let st = m["host_steal_frac"], st >= 0.01 { commTail += String(format: "  host steal %.0f%%", 100 * st) }
     log(String(format: "step %d/%d  loss %.4f (real %.4f, fake %.4f%@)  lr %.2e  %.1f rec/s  data wait %.0f%%  comm %.0f%%%@  elapsed %@  ETA %@",
                globalStep, total, m["loss"] ?? .nan, m["loss_real"] ?? .nan, m["loss_fake"] ?? .nan,
                healthSummary() as NSString, m["lr"] ?? 0, rps,
-               100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), commMin as NSString, duration(elapsed),
+               100 * (m["data_wait_frac"] ?? 0), 100 * (m["comm_frac"] ?? 0), commTail as NSString, duration(elapsed),
                duration(remaining)))
     metricsLog?.append(step: globalStep, m)
     tensorboard?.add(scalars: m.sorted { $0.key < $1.key }.map { ("train/" + $0.key, $0.value) }, step: globalStep)
