@@ -24,9 +24,25 @@ public enum StealClock {
     return Double(ticks) / Double(hz)
   }
 
-  /// The CPUs the `cpu` line sums over (the online ones): steal seconds over a span of wall
-  /// time, divided by `cpus` times the span, are the share of the machine the host took.
+  /// The CPUs the `cpu` line sums over (the online ones).
   public static var cpus: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+  /// The wall clock (`MonotonicClock`) and the steal counter read together: the start of a span
+  /// whose steal share `share(since:)` gives.
+  public struct Mark: Sendable {
+    public let wall: Double
+    public let steal: Double?
+  }
+
+  /// A mark for now.
+  public static func mark() -> Mark { Mark(wall: MonotonicClock.seconds(), steal: seconds()) }
+
+  /// The share of the machine's CPU time the host took since `mark`: steal seconds over
+  /// (wall seconds x `cpus`), in [0, 1] up to the counters' tick; nil without the counter.
+  public static func share(since mark: Mark) -> Double? {
+    guard let s0 = mark.steal, let s1 = seconds() else { return nil }
+    return max(0, s1 - s0) / (max(MonotonicClock.seconds(since: mark.wall), 1e-9) * Double(cpus))
+  }
 
   /// The steal ticks of one `cpu` line of /proc/stat (`cpu user nice system idle iowait irq
   /// softirq steal ...`): the eighth number after the label; nil for another line or one

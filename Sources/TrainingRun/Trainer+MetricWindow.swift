@@ -18,8 +18,8 @@ struct MetricWindow {
   var stepComm: [Double] = []
   /// Views of this rank skipped as bit-identical to another view.
   var duplicateViews = 0
-  /// When the window began (`MonotonicClock`) and the machine's steal seconds then (`StealClock`).
-  var wallStart = MonotonicClock.seconds(), stealStart = StealClock.seconds()
+  /// When the window began, with the machine's steal counter then.
+  var start = StealClock.mark()
 
   /// Adds one step of `globalBatch` records.
   mutating func add(globalBatch: Int, seconds dt: Double, dataWait wait: Double, comm: Double, gradientWait: Double,
@@ -36,7 +36,7 @@ struct MetricWindow {
   /// Empties the window (after a log line), keeping the capacity of `stepComm`.
   mutating func reset() {
     records = 0; seconds = 0; dataWait = 0; comm = 0; duplicateViews = 0
-    wallStart = MonotonicClock.seconds(); stealStart = StealClock.seconds()
+    start = StealClock.mark()
     stepComm.removeAll(keepingCapacity: true)
   }
 
@@ -52,10 +52,7 @@ struct MetricWindow {
   func metrics(globalBatch g: Int, comm: Communicator, allReduceAlone: Double) -> [String: Double] {
     let b = g / comm.size
     var m: [String: Double] = [:]
-    var steal = [-1.0]  // -1: not known here
-    if let s0 = stealStart, let s1 = StealClock.seconds() {
-      steal[0] = max(0, s1 - s0) / (max(MonotonicClock.seconds(since: wallStart), 1e-9) * Double(StealClock.cpus))
-    }
+    var steal = [StealClock.share(since: start) ?? -1]  // -1: not known here
     if comm.size > 1 { comm.allReduce(&steal, op: .max) }
     if steal[0] >= 0 { m["host_steal_frac"] = steal[0] }
     m["records_per_s"] = Double(records) / max(seconds, 1e-9)

@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
   /// profiler on during the timed ones when `--profile`.
   func timeSteps(_ step: CoDEStep, _ batch: RandomBatch, _ cfg: ViTConfig, perm: [Int], comm: Communicator) throws -> Timing {
     var t = Timing()
-    var cpu0 = 0.0, wall0 = 0.0, steal0: Double? = nil
+    var cpu0 = 0.0, steal0 = StealClock.mark()
     // Test hook (scripts/test-mpi.sh): seconds this rank sleeps at the start of each step, work that
     // the other ranks do not have.
     let extra = ProcessInfo.processInfo.environment["CDE_BENCH_EXTRA_S"].flatMap(Double.init) ?? 0
@@ -136,8 +136,7 @@ struct Bench: ParsableCommand {
         KernelProfiler.reset()
         KernelProfiler.enabled = profile
         cpu0 = CPUClock.processSeconds()
-        wall0 = MonotonicClock.seconds()
-        steal0 = StealClock.seconds()
+        steal0 = StealClock.mark()
       }
       comm.barrier()
       let t0 = MonotonicClock.seconds()
@@ -156,9 +155,7 @@ struct Bench: ParsableCommand {
     }
     KernelProfiler.enabled = false
     t.cpuPerStep = (CPUClock.processSeconds() - cpu0) / Double(steps)  // this rank's CPU time: robust to a shared machine
-    if let s0 = steal0, let s1 = StealClock.seconds() {
-      t.stealShare = (s1 - s0) / (MonotonicClock.seconds(since: wall0) * Double(StealClock.cpus))
-    }
+    t.stealShare = StealClock.share(since: steal0)
     t.times.sort()
     return t
   }

@@ -25,5 +25,20 @@ final class StealClockTests: XCTestCase {
     let b = try XCTUnwrap(StealClock.seconds())
     XCTAssertGreaterThanOrEqual(b, a)
     XCTAssertEqual(a, Double(ticks.reduce(0, +)) / hz, accuracy: Double(4 * perCPU.count) / hz)
+    XCTAssertEqual(StealClock.cpus, perCPU.count)
+  }
+
+  /// Over a span, the share is steal ticks over wall time and CPUs: at most 1 (plus a tick per CPU
+  /// of rounding), and nil exactly where the counter is missing.
+  func testShareOfASpan() throws {
+    let m = StealClock.mark()
+    usleep(200_000)
+    guard let s = StealClock.share(since: m) else {
+      XCTAssertNil(m.steal)
+      throw XCTSkip("no steal counter")
+    }
+    let tick = 1 / Double(sysconf(Int32(_SC_CLK_TCK)))
+    XCTAssertGreaterThanOrEqual(s, 0)
+    XCTAssertLessThanOrEqual(s, 1 + tick / 0.2)
   }
 }
