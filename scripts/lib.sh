@@ -64,4 +64,6 @@ else:
 # which optim.precision bf16 / --precision bf16 need.
 bf16_cpu() { grep -m1 '^flags' /proc/cpuinfo | grep -qwE 'avx512_bf16|amx_bf16'; }
 # avx2_fma_cpu: succeeds when this machine's CPU has AVX2 and FMA (what cde's AVX2 GEMM kernel needs).
+# steal_counted: succeeds where /proc/stat counts steal time (its `cpu` line has the column; Linux).
+steal_counted() { [ -r /proc/stat ] && awk '/^cpu / { exit !(NF >= 9) }' /proc/stat; }
 avx2_fma_cpu() { local f; f=$(grep -m1 '^flags' /proc/cpuinfo); grep -qw avx2 <<<"$f" && grep -qw fma <<<"$f"; }

@@ -180,7 +180,6 @@ struct Bench: ParsableCommand {
     var highs = [phases[3] / Double(steps), t.computePerStep, t.cpuPerStep, t.stealShare ?? -1], lows = highs
     comm.allReduce(&highs, op: .max)
     comm.allReduce(&lows, op: .min)
-    let blockedMax = [highs[0]], blockedMin = [lows[0]]
     let gemmAgree = GEMMSelection.ranksAgree(comm)
     guard comm.rank == 0 else { return }
     let k = Double(steps)
@@ -189,7 +188,7 @@ struct Bench: ParsableCommand {
       "step_s_min": times.first!, "step_s_max": times.last!, "peak_rss_mib": peakRSSMiB(), "peak_rss_mib_all_ranks": sums[2],
       "records": b, "records_per_step_job": b * ranks, "local_size": l, "threads": Threads.count, "steps": steps,
       "ranks": ranks, "forward_s": phases[0] / k, "backward_s": phases[1] / k, "optimizer_s": phases[2] / k,
-      "comm_blocked_s": phases[3] / k, "comm_blocked_s_min_rank": blockedMin[0], "comm_blocked_s_max_rank": blockedMax[0],
+      "comm_blocked_s": phases[3] / k, "comm_blocked_s_min_rank": lows[0], "comm_blocked_s_max_rank": highs[0],
       "gradient_wait_s": phases[4] / k, "blas_core": BLASRuntime.coreName, "kernels": KernelISA.active.rawValue,
       "build_cpu": BLASRuntime.buildTarget, "gflop_per_s_executed": sums[3], "views_deduplicated_per_step_job": Int(sums[4]),
       "gemm_plan": GEMMBackend.plan.encoded, "gemm": gemmLine, "precision": precisionOption.precision.rawValue, "gemm_plan_ranks_identical": gemmAgree,
@@ -212,7 +211,7 @@ struct Bench: ParsableCommand {
       print(try JSONOutput.string(result))
       return
     }
-    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks, blocked: (blockedMin[0], blockedMax[0]),
+    printText(t, sums: sums, gemmLine: gemmLine, ranks: ranks, blocked: (lows[0], highs[0]),
               compute: (lows[1], highs[1]), steal: highs[3] >= 0 ? highs[3] : nil)
   }
 
